@@ -1,0 +1,8 @@
+//! airlock: Ansible-style playbooks for building offline mirrors in air-gapped sites.
+
+pub mod inventory;
+pub mod modules;
+pub mod run;
+pub mod template;
+pub mod vars;
+pub mod yaml;
