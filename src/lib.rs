@@ -2,6 +2,7 @@
 
 pub mod inventory;
 pub mod modules;
+pub mod playbook;
 pub mod run;
 pub mod template;
 pub mod vars;
