@@ -1,5 +1,7 @@
 //! airlock: Ansible-style playbooks for building offline mirrors in air-gapped sites.
 
+pub mod cli;
+pub mod config;
 pub mod inventory;
 pub mod modules;
 pub mod playbook;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-pub use load::{load_playbook, load_role, load_task_file, LoadOptions, RoleRequest};
+pub use load::{find_role, is_known_action, load_playbook, load_role, load_task_file, read_vars_file, role_request_from_args, short_action, LoadOptions, RoleRequest};
 
 /// Where something was written.
 #[derive(Clone, Debug)]
@@ -239,4 +239,10 @@ pub fn shipped_roles_dirs() -> Vec<PathBuf> {
     }
     out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"));
     out
+}
+
+/// Parses `k=v k2="v 2"` text (as `-e` and free-form module arguments take it); words that are
+/// not `k=v` end up in `_raw_params`.
+pub fn parse_kv(text: &str) -> serde_json::Map<String, Json> {
+    load::parse_free_form(text, "set_fact")
 }

@@ -1,6 +1,13 @@
 //! Output: Ansible-shaped terminal lines, the JSON-lines event stream, and progress bars.
 
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+
+use console::Style;
+use indexmap::IndexMap;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value as Json, json};
 
 /// Hands out progress bars to long-running modules; hidden ones when the terminal is not
 /// interactive, so logs stay clean.
@@ -24,5 +31,339 @@ impl ProgressFactory {
         pb.set_style(ProgressStyle::with_template(tpl).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
         pb.set_message(msg.to_string());
         pb
+    }
+}
+
+/// Per-host counts for `PLAY RECAP`.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub ok: u64,
+    pub changed: u64,
+    pub unreachable: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub rescued: u64,
+    pub ignored: u64,
+}
+
+/// How a task ended on a host (or for one loop item).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Changed,
+    Skipped,
+    Failed,
+    Unreachable,
+}
+
+/// Python's `json.dumps(v, sort_keys=True, indent=indent)` with its default separators, as
+/// Ansible's callbacks print results.
+pub fn py_json(v: &Json, indent: Option<usize>) -> String {
+    let mut out = String::new();
+    write_py_json(&mut out, v, indent, 0);
+    out
+}
+
+fn write_py_json(out: &mut String, v: &Json, indent: Option<usize>, level: usize) {
+    match v {
+        Json::Array(a) if !a.is_empty() => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                    if indent.is_none() {
+                        out.push(' ');
+                    }
+                }
+                newline(out, indent, level + 1);
+                write_py_json(out, x, indent, level + 1);
+            }
+            newline(out, indent, level);
+            out.push(']');
+        }
+        Json::Object(m) if !m.is_empty() => {
+            out.push('{');
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                    if indent.is_none() {
+                        out.push(' ');
+                    }
+                }
+                newline(out, indent, level + 1);
+                out.push_str(&py_json_str(k));
+                out.push_str(": ");
+                write_py_json(out, &m[*k], indent, level + 1);
+            }
+            newline(out, indent, level);
+            out.push('}');
+        }
+        Json::String(s) => out.push_str(&py_json_str(s)),
+        Json::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(0.0);
+            if f.fract() == 0.0 && f.abs() < 1e16 { out.push_str(&format!("{f:.1}")) } else { out.push_str(&n.to_string()) }
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn newline(out: &mut String, indent: Option<usize>, level: usize) {
+    if let Some(n) = indent {
+        out.push('\n');
+        out.push_str(&" ".repeat(n * level));
+    }
+}
+
+/// A JSON string as Python writes it with `ensure_ascii=False`.
+fn py_json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// Where results go: the terminal, in Ansible's words, and optionally a JSON-lines file.
+pub struct Output {
+    out: BufWriter<std::io::Stdout>,
+    json: Option<BufWriter<File>>,
+    pub verbosity: u8,
+    pub diff: bool,
+    color: bool,
+    width: usize,
+    pub progress: ProgressFactory,
+}
+
+impl Output {
+    /// Terminal output plus the event stream at `json_events` when given.
+    pub fn new(verbosity: u8, diff: bool, json_events: Option<&Path>) -> std::io::Result<Output> {
+        let tty = std::io::stdout().is_terminal();
+        let json = match json_events {
+            Some(p) => Some(BufWriter::new(File::create(p)?)),
+            None => None,
+        };
+        let color = tty && std::env::var_os("NO_COLOR").is_none() && std::env::var("ANSIBLE_NOCOLOR").map(|v| v.is_empty() || v == "0").unwrap_or(true);
+        let width = if tty { console::Term::stdout().size_checked().map(|(_, w)| w as usize).unwrap_or(80).max(40) } else { 80 };
+        Ok(Output { out: BufWriter::new(std::io::stdout()), json, verbosity, diff, color, width, progress: ProgressFactory { visible: tty } })
+    }
+
+    fn style(&self, s: &str, style: Style) -> String {
+        if self.color { style.apply_to(s).to_string() } else { s.to_string() }
+    }
+
+    fn banner(&mut self, msg: &str) {
+        let stars = self.width.saturating_sub(msg.chars().count()).max(3);
+        let _ = writeln!(self.out, "\n{} {}", msg, "*".repeat(stars));
+    }
+
+    /// Writes one event to the JSON-lines stream.
+    pub fn event(&mut self, event: &str, mut data: Map<String, Json>) {
+        if let Some(j) = &mut self.json {
+            data.insert("event".into(), Json::String(event.to_string()));
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            data.insert("time".into(), json!(now));
+            let _ = serde_json::to_writer(&mut *j, &Json::Object(data));
+            let _ = j.write_all(b"\n");
+        }
+    }
+
+    pub fn playbook_start(&mut self, path: &Path) {
+        self.event("playbook_start", obj(&[("playbook", json!(path.display().to_string()))]));
+    }
+
+    pub fn play_start(&mut self, name: &str) {
+        let msg = if name.is_empty() { "PLAY".to_string() } else { format!("PLAY [{name}]") };
+        self.banner(&msg);
+        self.event("play_start", obj(&[("play", json!(name))]));
+    }
+
+    pub fn task_start(&mut self, name: &str, handler: bool, path: &str) {
+        let kind = if handler { "RUNNING HANDLER" } else { "TASK" };
+        self.banner(&format!("{kind} [{name}]"));
+        if self.verbosity >= 2 {
+            let _ = writeln!(self.out, "task path: {path}");
+        }
+        self.event(if handler { "handler_task_start" } else { "task_start" }, obj(&[("task", json!(name)), ("path", json!(path))]));
+    }
+
+    /// A host's (or a loop item's) result line.
+    pub fn result(&mut self, host: &str, task: &str, outcome: Outcome, result: &Json, item_label: Option<&str>, verbose_always: bool, ignored: bool) {
+        let shown = clean_result(result);
+        if self.diff {
+            self.show_diff(result);
+        }
+        let item = item_label.map(|l| format!(" (item={l})")).unwrap_or_default();
+        let line = match outcome {
+            Outcome::Ok | Outcome::Changed => {
+                let word = if outcome == Outcome::Changed { "changed" } else { "ok" };
+                let mut s = format!("{word}: [{host}]");
+                if item_label.is_some() {
+                    s.push_str(&format!(" =>{item}"));
+                }
+                if verbose_always || self.verbosity > 0 {
+                    let indent = if verbose_always || self.verbosity > 2 { Some(4) } else { None };
+                    s.push_str(&format!(" => {}", py_json(&shown, indent)));
+                }
+                self.style(&s, if outcome == Outcome::Changed { Style::new().yellow() } else { Style::new().green() })
+            }
+            Outcome::Skipped => {
+                let mut s = format!("skipping: [{host}]");
+                if item_label.is_some() {
+                    s.push_str(&format!(" =>{item}"));
+                }
+                if self.verbosity > 0 {
+                    s.push_str(&format!(" => {}", py_json(&shown, None)));
+                }
+                self.style(&s, Style::new().cyan())
+            }
+            Outcome::Failed => {
+                let indent = if self.verbosity > 2 { Some(4) } else { None };
+                let s = if item_label.is_some() {
+                    format!("failed: [{host}]{item} => {}", py_json(&shown, indent))
+                } else {
+                    format!("fatal: [{host}]: FAILED! => {}", py_json(&shown, indent))
+                };
+                self.style(&s, Style::new().red())
+            }
+            Outcome::Unreachable => self.style(&format!("fatal: [{host}]: UNREACHABLE! => {}", py_json(&shown, None)), Style::new().red()),
+        };
+        let _ = writeln!(self.out, "{line}");
+        if ignored {
+            let _ = writeln!(self.out, "{}", self.style("...ignoring", Style::new().cyan()));
+        }
+        let ev = match (outcome, item_label.is_some()) {
+            (Outcome::Ok | Outcome::Changed, false) => "runner_on_ok",
+            (Outcome::Ok | Outcome::Changed, true) => "runner_item_on_ok",
+            (Outcome::Skipped, false) => "runner_on_skipped",
+            (Outcome::Skipped, true) => "runner_item_on_skipped",
+            (Outcome::Failed, false) => "runner_on_failed",
+            (Outcome::Failed, true) => "runner_item_on_failed",
+            (Outcome::Unreachable, _) => "runner_on_unreachable",
+        };
+        let mut data = obj(&[("host", json!(host)), ("task", json!(task)), ("result", result.clone())]);
+        if let Some(l) = item_label {
+            data.insert("item".into(), json!(l));
+        }
+        if ignored {
+            data.insert("ignore_errors".into(), json!(true));
+        }
+        self.event(ev, data);
+    }
+
+    /// Prints `--diff` output of a result, as Ansible's callback does.
+    fn show_diff(&mut self, result: &Json) {
+        let Some(diffs) = result.get("diff") else { return };
+        let list: Vec<&Json> = match diffs {
+            Json::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        for d in list {
+            let get = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            let (before, after) = (get("before"), get("after"));
+            if before == after && d.get("before").is_some() {
+                continue;
+            }
+            let bh = d.get("before_header").and_then(|v| v.as_str()).unwrap_or("");
+            let ah = d.get("after_header").and_then(|v| v.as_str()).unwrap_or("");
+            let text = similar::TextDiff::from_lines(before, after);
+            let udiff = text.unified_diff().context_radius(3).header(&format!("before: {bh}"), &format!("after: {ah}")).to_string();
+            for line in udiff.lines() {
+                let styled = if line.starts_with('+') && !line.starts_with("+++") {
+                    self.style(line, Style::new().green())
+                } else if line.starts_with('-') && !line.starts_with("---") {
+                    self.style(line, Style::new().red())
+                } else if line.starts_with("@@") {
+                    self.style(line, Style::new().cyan())
+                } else {
+                    line.to_string()
+                };
+                let _ = writeln!(self.out, "{styled}");
+            }
+            if !udiff.is_empty() {
+                let _ = writeln!(self.out);
+            }
+        }
+    }
+
+    pub fn warning(&mut self, msg: &str) {
+        let s = self.style(&format!("[WARNING]: {msg}"), Style::new().magenta());
+        let _ = self.out.flush();
+        eprintln!("{s}");
+        self.event("warning", obj(&[("msg", json!(msg))]));
+    }
+
+    pub fn line(&mut self, msg: &str) {
+        let _ = writeln!(self.out, "{msg}");
+    }
+
+    /// `PLAY RECAP` with Ansible's column layout.
+    pub fn recap(&mut self, stats: &IndexMap<String, Stats>) {
+        self.banner("PLAY RECAP");
+        let mut ev = Map::new();
+        for (host, s) in stats {
+            let col = |lead: &str, n: u64, style: Style, me: &Self| {
+                let text = format!("{lead}={n:<4}");
+                if n > 0 { me.style(&text, style) } else { text }
+            };
+            let host_style = if s.failed > 0 || s.unreachable > 0 {
+                Style::new().red()
+            } else if s.changed > 0 {
+                Style::new().yellow()
+            } else {
+                Style::new().green()
+            };
+            let h = self.style(&format!("{host:<26}"), host_style);
+            let line = format!(
+                "{h} : {} {} {} {} {} {} {}",
+                col("ok", s.ok, Style::new().green(), self),
+                col("changed", s.changed, Style::new().yellow(), self),
+                col("unreachable", s.unreachable, Style::new().red(), self),
+                col("failed", s.failed, Style::new().red(), self),
+                col("skipped", s.skipped, Style::new().cyan(), self),
+                col("rescued", s.rescued, Style::new().magenta(), self),
+                col("ignored", s.ignored, Style::new().magenta(), self),
+            );
+            let _ = writeln!(self.out, "{line}");
+            ev.insert(
+                host.clone(),
+                json!({"ok": s.ok, "changed": s.changed, "unreachable": s.unreachable, "failed": s.failed, "skipped": s.skipped, "rescued": s.rescued, "ignored": s.ignored}),
+            );
+        }
+        let _ = writeln!(self.out);
+        self.event("stats", obj(&[("stats", Json::Object(ev))]));
+    }
+
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+        if let Some(j) = &mut self.json {
+            let _ = j.flush();
+        }
+    }
+}
+
+fn obj(pairs: &[(&str, Json)]) -> Map<String, Json> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+/// The result as the callback prints it: internal keys and the diff removed.
+fn clean_result(result: &Json) -> Json {
+    match result {
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with("_ansible") && *k != "diff" && *k != "invocation")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_json_layout() {
+        let v = json!({"b": [1, "x"], "a": {"k": true}, "f": 1.0, "e": []});
+        assert_eq!(py_json(&v, None), r#"{"a": {"k": true}, "b": [1, "x"], "e": [], "f": 1.0}"#);
+        assert_eq!(py_json(&json!({"msg": "hi"}), Some(4)), "{\n    \"msg\": \"hi\"\n}");
     }
 }
