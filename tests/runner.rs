@@ -1,0 +1,443 @@
+//! The playbook runner end to end: the real binary on real playbooks.
+
+mod common;
+use common::Project;
+
+#[test]
+fn output_is_shaped_like_ansible() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- name: First play
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Say hello
+      debug:
+        msg: "hello {{ inventory_hostname }}"
+    - command: "true"
+"#,
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.success()
+        .has("PLAY [First play] ****")
+        .has("TASK [Say hello] ****")
+        .has("ok: [localhost] => {\n    \"msg\": \"hello localhost\"\n}")
+        .has("TASK [command] ****")
+        .has("changed: [localhost]")
+        .has("PLAY RECAP ****");
+    let banner = r.stdout.lines().find(|l| l.starts_with("TASK [Say hello]")).unwrap();
+    assert_eq!(banner.len(), 81, "banners fill to 80 columns as Ansible's: {banner:?}");
+    assert!(r.stdout.contains("localhost                  : ok=2    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0"), "{}", r.stdout);
+}
+
+#[test]
+fn yaml_11_booleans_and_python_printing() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: no
+  vars:
+    a: no
+    b: Yes
+    c: "no"
+    d: 0644
+    e: ~
+    f: y
+  tasks:
+    - debug:
+        msg: "{{ a }} {{ b }} {{ c }} {{ d }} {{ e }} {{ f }} {{ [1, 'x', true] }} {{ {'k': none} }}"
+    - debug:
+        msg: "not a"
+      when: not a
+"#,
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.success();
+    assert_eq!(r.msgs(), vec![r#""False True no 420 None y [1, 'x', True] {'k': None}""#, r#""not a""#]);
+}
+
+#[test]
+fn lone_expressions_keep_native_types() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    nums: [3, 1, 2]
+    count: "{{ nums | length }}"
+    doubled: "{{ nums | map('int') | list }}"
+  tasks:
+    - set_fact:
+        total: "{{ count | int + 1 }}"
+        as_list: "{{ nums }}"
+    - assert:
+        that:
+          - total == 4
+          - as_list is sequence
+          - as_list[0] == 3
+          - count is integer
+"#,
+    );
+    p.playbook("site.yml", &[]).success();
+}
+
+#[test]
+fn extra_vars_in_every_form_and_precedence() {
+    let p = Project::new();
+    p.file("vars.yml", "from_file: file\nshared: file\n");
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    shared: play
+    kv: play
+  tasks:
+    - debug:
+        msg: "{{ kv }} {{ from_file }} {{ json_var }} {{ shared }}"
+"#,
+    );
+    let r = p.playbook("site.yml", &["-e", "kv=cli", "-e", "@vars.yml", "-e", r#"{"json_var": [1, 2]}"#]);
+    r.success();
+    assert_eq!(r.msgs(), vec![r#""cli file [1, 2] file""#]);
+}
+
+#[test]
+fn loops_register_and_results_shape() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - command: "echo {{ item }}"
+      loop: [a, b]
+      register: out
+    - command: "echo {{ thing.name }}-{{ idx }}"
+      loop: [{name: x}, {name: y}]
+      loop_control:
+        loop_var: thing
+        index_var: idx
+        label: "{{ thing.name }}"
+      register: labelled
+    - debug:
+        msg: "{{ item }}"
+      with_items:
+        - [1, 2]
+        - 3
+    - debug:
+        msg: "{{ item.key }}={{ item.value }}"
+      with_dict: {k1: v1}
+    - assert:
+        that:
+          - out.results | length == 2
+          - out.results[1].stdout == 'b'
+          - out.results[0].item == 'a'
+          - out.changed
+          - out.msg == 'All items completed'
+          - labelled.results | map(attribute='stdout') | list == ['x-0', 'y-1']
+"#,
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.success().has("changed: [localhost] => (item=a)").has("changed: [localhost] => (item=x)").has("ok: [localhost] => (item=3)").has("\"msg\": \"k1=v1\"");
+}
+
+#[test]
+fn when_changed_when_failed_when_ignore_errors_until() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    flag: true
+  tasks:
+    - name: skipped by a list of conditions
+      debug: msg=never
+      when:
+        - flag
+        - 1 > 2
+    - name: changed_when false
+      command: "true"
+      changed_when: false
+    - name: failed_when on rc
+      shell: "exit 3"
+      register: r
+      failed_when: r.rc != 3
+    - name: ignored failure
+      command: "false"
+      ignore_errors: true
+    - name: retry until
+      shell: "echo $(( $(cat count 2>/dev/null || echo 0) + 1 )) > count; cat count"
+      register: tries
+      until: tries.stdout | int >= 3
+      retries: 5
+      delay: 0
+    - assert:
+        that: tries.attempts == 3
+"#,
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.success().has("skipping: [localhost]").has("...ignoring").has("FAILED - RETRYING");
+    let rc = r.recap("localhost");
+    assert_eq!((rc.skipped, rc.ignored, rc.failed), (1, 1, 0), "{}", r.stdout);
+}
+
+#[test]
+fn block_rescue_always() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - block:
+        - command: /bin/false
+          name: breaks
+        - debug: msg=not-reached
+      rescue:
+        - debug:
+            msg: "rescued {{ ansible_failed_task.name }} rc={{ ansible_failed_result.rc }}"
+      always:
+        - debug: msg=always-ran
+    - debug: msg=after
+"#,
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.success().lacks("not-reached");
+    assert_eq!(r.msgs(), vec!["\"rescued breaks rc=1\"", "\"always-ran\"", "\"after\""]);
+    let rc = r.recap("localhost");
+    assert_eq!((rc.failed, rc.rescued), (0, 1), "{}", r.stdout);
+}
+
+#[test]
+fn failure_stops_the_host_with_exit_2() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - fail:
+        msg: boom
+    - debug: msg=unreached
+"#,
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.code(2).has("fatal: [localhost]: FAILED! => {\"changed\": false, \"msg\": \"boom\"}").lacks("unreached");
+    assert_eq!(r.recap("localhost").failed, 1);
+}
+
+#[test]
+fn handlers_run_once_in_definition_order_and_listen() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - command: "true"
+      notify: [second, first]
+    - command: "true"
+      notify: first
+    - meta: flush_handlers
+    - debug: msg=between
+    - command: "true"
+      notify: topic
+  handlers:
+    - name: first
+      debug: msg=h-first
+    - name: second
+      debug: msg=h-second
+    - name: listener
+      debug: msg=h-listen
+      listen: topic
+"#,
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.success().has("RUNNING HANDLER [first]");
+    assert_eq!(r.msgs(), vec!["\"h-first\"", "\"h-second\"", "\"between\"", "\"h-listen\""]);
+}
+
+#[test]
+fn tags_always_never_and_listing() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - debug: msg=one
+      tags: [one]
+    - debug: msg=two
+      tags: two
+    - debug: msg=always
+      tags: always
+    - debug: msg=never
+      tags: [never, debugonly]
+    - debug: msg=untagged
+"#,
+    );
+    let r = p.playbook("site.yml", &["--tags", "one"]);
+    r.success();
+    assert_eq!(r.msgs(), vec!["\"one\"", "\"always\""]);
+    let r = p.playbook("site.yml", &["--skip-tags", "one,always"]);
+    assert_eq!(r.msgs(), vec!["\"two\"", "\"untagged\""]);
+    let r = p.playbook("site.yml", &["-t", "debugonly"]);
+    assert_eq!(r.msgs(), vec!["\"always\"", "\"never\""]);
+    let r = p.playbook("site.yml", &["--list-tags"]);
+    r.success().has("TASK TAGS: [always, debugonly, never, one, two]");
+    let r = p.playbook("site.yml", &["--list-tasks"]);
+    r.success().has("debug\tTAGS: [one]").lacks("msg=");
+}
+
+#[test]
+fn check_mode_and_diff_change_nothing() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - copy:
+        dest: "{{ playbook_dir }}/out.txt"
+        content: "new line\n"
+    - debug:
+        msg: "check={{ ansible_check_mode }}"
+"#,
+    );
+    p.file("out.txt", "old line\n");
+    let r = p.playbook("site.yml", &["--check", "--diff"]);
+    r.success().has("changed: [localhost]").has("-old line").has("+new line").has("check=True");
+    assert_eq!(p.read("out.txt"), "old line\n");
+    p.playbook("site.yml", &[]).success();
+    assert_eq!(p.read("out.txt"), "new line\n");
+}
+
+#[test]
+fn second_run_of_an_idempotent_playbook_changes_nothing() {
+    let p = Project::new();
+    p.file("templates/conf.j2", "name={{ name }}\n{% for x in items %}\nitem {{ x }}\n{% endfor %}\n");
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    name: demo
+    items: [a, b]
+    out: "{{ playbook_dir }}/out"
+  tasks:
+    - file: { path: "{{ out }}", state: directory, mode: "0750" }
+    - copy: { dest: "{{ out }}/c.txt", content: "x\n", mode: "0600" }
+    - template: { src: conf.j2, dest: "{{ out }}/conf" }
+    - lineinfile: { path: "{{ out }}/c.txt", line: "added" }
+    - file: { path: "{{ out }}/link", src: "{{ out }}/conf", state: link }
+"#,
+    );
+    let first = p.playbook("site.yml", &[]);
+    first.success();
+    assert_eq!(first.recap("localhost").changed, 5, "{}", first.stdout);
+    assert_eq!(p.read("out/conf"), "name=demo\nitem a\nitem b\n");
+    let second = p.playbook("site.yml", &[]);
+    second.success();
+    assert_eq!(second.recap("localhost").changed, 0, "{}", second.stdout);
+}
+
+#[test]
+fn load_errors_name_file_line_and_column_and_run_nothing() {
+    let p = Project::new();
+    p.file(
+        "bad_key.yml",
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: first\n      command: touch ran\n    - name: typo\n      debug: msg=x\n      whne: true\n",
+    );
+    let r = p.playbook("bad_key.yml", &[]);
+    assert_ne!(r.code, 0);
+    r.err_has("bad_key.yml': line 8, column 7").err_has("whne");
+    assert!(!p.path("ran").exists(), "nothing may run when the playbook does not load");
+
+    p.file("bad_module.yml", "- hosts: localhost\n  tasks:\n    - copyy:\n        dest: /tmp/x\n");
+    p.playbook("bad_module.yml", &[]).err_has("couldn't resolve module/action 'copyy'").err_has("line 3, column 7");
+
+    p.file("bad_yaml.yml", "- hosts: localhost\n  tasks:\n    - debug: msg=x\n   bad: [\n");
+    let r = p.playbook("bad_yaml.yml", &[]);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    r.err_has("bad_yaml.yml': line");
+}
+
+#[test]
+fn undefined_variable_names_variable_task_and_file() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: uses an undefined variable
+      debug:
+        msg: "value is {{ no_such_var }}"
+"#,
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.code(2).has("no_such_var").has("uses an undefined variable").has("site.yml");
+}
+
+#[test]
+fn facts_are_gathered_when_asked() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  tasks:
+    - assert:
+        that:
+          - ansible_hostname | length > 0
+          - ansible_facts.hostname == ansible_hostname
+          - ansible_os_family is string
+          - ansible_distribution_major_version is defined
+          - ansible_architecture is defined
+"#,
+    );
+    p.playbook("site.yml", &[]).success().has("TASK [Gathering Facts]");
+}
+
+#[test]
+fn json_events_stream() {
+    let p = Project::new();
+    p.file("site.yml", "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n");
+    p.playbook("site.yml", &["--json-events", "events.jsonl"]).success();
+    let text = p.read("events.jsonl");
+    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["playbook_start", "play_start", "task_start", "runner_on_ok", "stats"]);
+    assert_eq!(events[3]["result"]["msg"], "hi");
+    assert_eq!(events[4]["stats"]["localhost"]["ok"], 1);
+}
+
+#[test]
+fn no_log_hides_results() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug: msg=s3cr3t-value\n      no_log: true\n    - fail: msg=s3cr3t-fail\n      no_log: true\n",
+    );
+    let r = p.playbook("site.yml", &["-v", "--json-events", "ev.jsonl"]);
+    r.code(2).lacks("s3cr3t").has("censored");
+    assert!(!p.read("ev.jsonl").contains("s3cr3t"));
+}
