@@ -18,6 +18,9 @@ pub struct Cli {
 pub enum Command {
     /// Run playbooks, as ansible-playbook does (local connection).
     Playbook(PlaybookArgs),
+    /// Internal: runs one module from a JSON request on stdin (used by `become`).
+    #[command(name = "__module", hide = true)]
+    InternalModule,
 }
 
 /// ansible-playbook's everyday flags, with the same meaning.
@@ -81,6 +84,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Playbook(a) => playbook(a),
+        Command::InternalModule => run::escalate::child_main(),
     }
 }
 
@@ -125,6 +129,7 @@ fn playbook(a: PlaybookArgs) -> i32 {
         verbosity: a.verbose,
         json_events: a.json_events,
         roles_path: config.roles_path,
+        become_: a.become_,
     };
     run::run(&a.playbooks, opts)
 }

@@ -4,6 +4,7 @@
 //! starts. Hosts are local for now (connection `local`).
 
 mod actions;
+pub mod escalate;
 mod listing;
 pub mod output;
 
@@ -46,6 +47,8 @@ pub struct RunOptions {
     pub verbosity: u8,
     pub json_events: Option<PathBuf>,
     pub roles_path: Vec<PathBuf>,
+    /// `-b`: become for every play.
+    pub become_: bool,
 }
 
 /// Per-host state that lives across plays.
@@ -275,7 +278,7 @@ impl Runner {
             tags: play.tags.clone(),
             check_mode: play.check_mode.clone(),
             diff: play.diff.clone(),
-            become_: play.become_.clone(),
+            become_: play.become_.clone().or_else(|| self.opts.become_.then_some(Json::Bool(true))),
             become_user: play.become_user.clone(),
             environment: play.environment.iter().cloned().collect(),
             ignore_errors: play.ignore_errors.clone(),
@@ -1003,6 +1006,33 @@ impl Runner {
             let text = std::fs::read_to_string(p).map_err(|e| format!("could not read template {}: {e}", p.display()))?;
             templar.render_str(&text, &render_vars.ctx()).map_err(|e| format!("{} (in template {})", e.msg, p.display()))
         };
+        // become: a child process under sudo when the target user is not who we are.
+        if self.eval_bool_opt(task.become_.as_ref().or(inh.become_.as_ref()), &ctx).unwrap_or(false) {
+            let user = match task.become_user.as_ref().or(inh.become_user.as_ref()) {
+                Some(u) => match self.templar.template_json(u, &ctx) {
+                    Ok(Json::String(s)) => s,
+                    Ok(other) => other.to_string(),
+                    Err(e) => return json!({"changed": false, "failed": true, "msg": e.msg}),
+                },
+                None => "root".to_string(),
+            };
+            if escalate::needs_switch(&user) {
+                let mut rendered = std::collections::HashMap::new();
+                if action == "template" {
+                    let probe = crate::modules::ModuleContext { check_mode: check, diff_mode: diff, search_paths: search.clone(), render_file: &render, progress: &self.out.progress };
+                    if let Some(src) = targs.get("src").and_then(Json::as_str).and_then(|s| probe.find_file("templates", s)) {
+                        match render(&src) {
+                            Ok(text) => {
+                                rendered.insert(src, text);
+                            }
+                            Err(e) => return json!({"changed": false, "failed": true, "msg": e}),
+                        }
+                    }
+                }
+                let req = escalate::ModuleRequest { module: action.to_string(), args: targs, check_mode: check, diff_mode: diff, search_paths: search, rendered };
+                return escalate::run_as(&user, &req);
+            }
+        }
         let mctx = crate::modules::ModuleContext { check_mode: check, diff_mode: diff, search_paths: search, render_file: &render, progress: &self.out.progress };
         let res = module(&targs, &mctx);
         module_result_json(res)
@@ -1338,7 +1368,7 @@ fn json_label(v: &Json) -> String {
 }
 
 /// A module's outcome in Ansible's result shape.
-fn module_result_json(res: crate::modules::ModuleOutcome) -> Json {
+pub(crate) fn module_result_json(res: crate::modules::ModuleOutcome) -> Json {
     match res {
         Ok(r) => {
             let mut m = r.data;
