@@ -1023,13 +1023,14 @@ pub fn load_role(req: &RoleRequest, playbook_dir: &Path, opts: &LoadOptions) -> 
 }
 
 /// Loads a task file at run time (`include_tasks`), found as `import_tasks` finds files.
-pub fn load_task_file(name: &str, including_file: &Path, role: Option<&Arc<Role>>, playbook_dir: &Path, opts: &LoadOptions) -> Result<Vec<Task>, LoadError> {
+/// Gives the file's path with its tasks.
+pub fn load_task_file(name: &str, including_file: &Path, role: Option<&Arc<Role>>, playbook_dir: &Path, opts: &LoadOptions) -> Result<(PathBuf, Vec<Task>), LoadError> {
     let mut ctx = Ctx { opts, playbook_dir: playbook_dir.to_path_buf(), static_vars: opts.extra_vars.clone(), handlers: vec![], roles: vec![], placed: vec![], depth: 0 };
     let Some(path) = find_task_file(&ctx, including_file, role, name) else {
         return Err(LoadError::new(format!("Could not find or access '{name}' (looked next to {}, in the role's tasks/ and in the playbook directory)", including_file.display()), None));
     };
     let (file, node) = read_yaml(&path)?;
-    load_task_list(&mut ctx, &file, &node, role)
+    Ok((path.clone(), load_task_list(&mut ctx, &file, &node, role)?))
 }
 
 #[cfg(test)]

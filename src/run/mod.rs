@@ -563,13 +563,10 @@ impl Runner {
         if !handler && self.before_start(task) {
             return Ok(());
         }
-        let action = task.action().unwrap_or_default().to_string();
         let run_once = self.opt_bool(task.run_once.as_ref().or(inh.run_once.as_ref())).unwrap_or(false);
         let hosts: Vec<String> = if run_once { hosts.iter().take(1).cloned().collect() } else { hosts.to_vec() };
-        // Includes are not shown as tasks of their own unless they are skipped or fail.
-        let is_include = matches!(action.as_str(), "include_tasks" | "include_role");
         let name = task.display_name();
-        if !is_include {
+        {
             // Templated names are rendered with the first host's vars (as Ansible does).
             let shown = if template::is_template(&name) {
                 let vars = self.vars_for(pc, &hosts[0], task, inh, None);
@@ -784,10 +781,6 @@ impl Runner {
             r["false_condition"] = c.clone();
         }
         self.stats.get_mut(host).unwrap().skipped += 1;
-        let action = task.action().unwrap_or_default();
-        if matches!(action, "include_tasks" | "include_role") {
-            self.out.task_start(name, false, &task.pos.to_string());
-        }
         let shown = if no_log { censored(false) } else { r.clone() };
         self.out.result(host, name, Outcome::Skipped, &shown, None, false, false);
         if let Some(reg) = &task.register {
@@ -1109,9 +1102,12 @@ impl Runner {
             }
         }
         let stats = self.stats.get_mut(host).unwrap();
-        let outcome = if failed {
+        let outcome = if task.action() == Some("meta") && !failed {
+            Outcome::Ok
+        } else if failed {
             if ignore {
                 stats.ignored += 1;
+                stats.ok += 1;
             } else {
                 stats.failed += 1;
             }
@@ -1127,20 +1123,14 @@ impl Runner {
             stats.ok += 1;
             Outcome::Ok
         };
-        if !looped || failed {
+        // A loop showed its items already; the task's own line follows only when it failed
+        // or every item was skipped (as Ansible's default callback does).
+        let is_meta = task.action() == Some("meta");
+        if !is_meta && (!looped || outcome == Outcome::Failed || outcome == Outcome::Skipped) {
             let shown = if no_log { censored(changed) } else { result.clone() };
-            if !(looped && outcome != Outcome::Failed) {
-                let verbose_always = task.action() == Some("debug");
-                let display = if looped { strip_results(&shown) } else { shown };
-                if !looped || outcome == Outcome::Failed {
-                    if looped {
-                        // The items were shown already; the summary line only on failure.
-                        self.out.result(host, name, outcome, &display, None, false, ignore);
-                    } else {
-                        self.out.result(host, name, outcome, &display, None, verbose_always, ignore);
-                    }
-                }
-            }
+            let display = if looped { strip_results(&shown) } else { shown };
+            let verbose_always = !looped && task.action() == Some("debug");
+            self.out.result(host, name, outcome, &display, None, verbose_always, ignore);
         }
         if changed && !failed && !task.notify.is_empty() {
             let hs = self.hosts.get_mut(host).unwrap();
@@ -1231,7 +1221,6 @@ impl Runner {
             Ok(_) => unreachable!(),
             Err(e) => {
                 let r = json!({"changed": false, "failed": true, "msg": e.msg});
-                self.out.task_start(&task.display_name(), false, &task.pos.to_string());
                 return self.finish((), task, inh, host, r, &task.display_name(), false, false, false);
             }
         };
@@ -1239,6 +1228,17 @@ impl Runner {
         // (plus the loop variable) as include params; not its own tags or when.
         let mut child = inh.clone();
         let mut params = (*task.vars).clone();
+        let item_suffix = top
+            .as_ref()
+            .and_then(|t| {
+                let var = t.get("ansible_loop_var")?.as_str()?;
+                let label = match &task.loop_control.label {
+                    Some(l) => self.templar.template_json(l, &ctx).ok()?,
+                    None => t.get(var)?.clone(),
+                };
+                Some(format!(" => (item={})", json_label(&label)))
+            })
+            .unwrap_or_default();
         if let Some(top) = top {
             params.extend(top);
         }
@@ -1270,7 +1270,6 @@ impl Runner {
         }
         let fail = |me: &mut Runner, msg: String| -> Result<HostRun, Fatal> {
             let r = json!({"changed": false, "failed": true, "msg": msg});
-            me.out.task_start(&task.display_name(), false, &task.pos.to_string());
             me.finish((), task, inh, host, r, &task.display_name(), false, false, false)
         };
         if action == "include_tasks" {
@@ -1278,8 +1277,9 @@ impl Runner {
                 return fail(self, "include_tasks needs a file name".into());
             };
             match playbook::load_task_file(file, &task.pos.file, task.role.as_ref(), &pc.play.dir, &self.load_opts) {
-                Ok(tasks) => {
-                    self.out.line(&format!("included: {} for {host}", file));
+                Ok((path, tasks)) => {
+                    self.out.line(&format!("included: {} for {host}{item_suffix}", path.display()));
+                    self.stats.get_mut(host).unwrap().ok += 1;
                     Ok(HostRun::Include(tasks, child, None))
                 }
                 Err(e) => fail(self, format!("{e}")),
@@ -1295,6 +1295,7 @@ impl Runner {
                     for h in handlers {
                         pc.handlers.push(h);
                     }
+                    self.stats.get_mut(host).unwrap().ok += 1;
                     let public = targs.get("public").and_then(template::to_bool_strict).unwrap_or(false);
                     Ok(HostRun::Include(tasks, child, if public { Some(role) } else { None }))
                 }

@@ -207,7 +207,8 @@ impl Output {
             Outcome::Skipped => {
                 let mut s = format!("skipping: [{host}]");
                 if item_label.is_some() {
-                    s.push_str(&format!(" =>{item}"));
+                    // Ansible's callback leaves a space after the item here.
+                    s.push_str(&format!(" =>{item} "));
                 }
                 if self.verbosity > 0 {
                     s.push_str(&format!(" => {}", py_json(&shown, None)));

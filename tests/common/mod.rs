@@ -147,7 +147,8 @@ impl Project {
         let exe = ansible_playbook_exe();
         let mut all = vec!["-i", "localhost,", "-c", "local", pb];
         all.extend_from_slice(args);
-        self.command(&exe, &all, &[("ANSIBLE_LOCALHOST_WARNING", "False"), ("ANSIBLE_DEPRECATION_WARNINGS", "False"), ("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")])
+        let python = exe.with_file_name("python");
+        self.command(&exe, &all, &[("ANSIBLE_LOCALHOST_WARNING", "False"), ("ANSIBLE_DEPRECATION_WARNINGS", "False"), ("ANSIBLE_PYTHON_INTERPRETER", python.to_str().unwrap())])
     }
 }
 
