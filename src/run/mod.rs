@@ -262,6 +262,25 @@ impl Runner {
             self.hosts.entry(h.clone()).or_default();
             self.stats.entry(h.clone()).or_default();
         }
+        // Only the local connection exists so far: other hosts are unreachable, never run
+        // locally by mistake.
+        let mut hosts = hosts;
+        let mut reachable = Vec::new();
+        for h in hosts.drain(..) {
+            let conn = self.connection_of(play, &h);
+            if conn == "local" {
+                reachable.push(h);
+            } else {
+                let msg = format!("connection '{conn}' is not supported yet by airlock (only 'local'); set ansible_connection=local for hosts to run on this machine");
+                self.stats.get_mut(&h).unwrap().unreachable += 1;
+                self.hosts.get_mut(&h).unwrap().failed = true;
+                self.out.result(&h, "connect", Outcome::Unreachable, &json!({"changed": false, "msg": msg, "unreachable": true}), None, false, false);
+            }
+        }
+        let hosts = reachable;
+        if hosts.is_empty() {
+            return Ok(());
+        }
         let groups = Arc::new(self.inventory.groups_var());
         let mut pc = PlayCtx {
             play,
@@ -308,6 +327,19 @@ impl Runner {
         self.run_list(&mut pc, &play.post_tasks, &base, false)?;
         self.flush_handlers(&mut pc)?;
         Ok(())
+    }
+
+    /// The connection a host uses: the play's, else the host's `ansible_connection`, else
+    /// `local` for localhost and `ssh` for anything else (as Ansible decides).
+    fn connection_of(&mut self, play: &Play, host: &str) -> String {
+        if let Some(c) = &play.connection {
+            return c.clone();
+        }
+        let layers = self.inventory_layers(host, &play.dir);
+        if let Some(c) = layers.iter().rev().find_map(|(_, _, m)| m.get("ansible_connection")).and_then(Json::as_str) {
+            return c.to_string();
+        }
+        if matches!(host, "localhost" | "127.0.0.1" | "::1") { "local".into() } else { "ssh".into() }
     }
 
     fn gather_facts(&mut self, host: &str) {
@@ -636,7 +668,7 @@ impl Runner {
         match self.eval_when(&inh.when, &ctx) {
             Ok(true) => {}
             Ok(false) => return self.skip(task, host, &name, &inh.when, no_log),
-            Err(e) => return fail(self, format!("The conditional check failed: {e}")),
+            Err(e) => return fail(self, format!("The conditional check failed: {e} (task '{}' at {})", task.display_name(), task.pos)),
         }
         let items = match &task.loop_ {
             None => None,
@@ -649,7 +681,7 @@ impl Runner {
             match self.eval_when(&task.when, &ctx) {
                 Ok(true) => {}
                 Ok(false) => return self.skip(task, host, &name, &task.when, no_log),
-                Err(e) => return fail(self, format!("The conditional check failed: {e}")),
+                Err(e) => return fail(self, format!("The conditional check failed: {e} (task '{}' at {})", task.display_name(), task.pos)),
             }
             if matches!(action, "include_tasks" | "include_role") {
                 return self.include(pc, task, inh, host, args, &vars, None);
@@ -667,7 +699,7 @@ impl Runner {
                 match self.eval_when(&task.when, &ivars.ctx()) {
                     Ok(true) => {}
                     Ok(false) => continue,
-                    Err(e) => return fail(self, format!("The conditional check failed: {e}")),
+                    Err(e) => return fail(self, format!("The conditional check failed: {e} (task '{}' at {})", task.display_name(), task.pos)),
                 }
                 if let HostRun::Include(tasks, child, role) = self.include(pc, task, inh, host, args, &ivars, Some(top))? {
                     out.push((tasks, child, role));
@@ -713,7 +745,7 @@ impl Runner {
                 }
                 Err(e) => {
                     all_skipped = false;
-                    json!({"changed": false, "failed": true, "msg": format!("The conditional check failed: {e}")})
+                    json!({"changed": false, "failed": true, "msg": format!("The conditional check failed: {e} (task '{}' at {})", task.display_name(), task.pos)})
                 }
             };
             r[&loop_var] = item.clone();
