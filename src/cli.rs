@@ -130,6 +130,7 @@ fn playbook(a: PlaybookArgs) -> i32 {
         json_events: a.json_events,
         roles_path: config.roles_path,
         become_: a.become_,
+        connection: a.connection.clone(),
     };
     run::run(&a.playbooks, opts)
 }

@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub verbosity: u8,
     pub json_events: Option<PathBuf>,
     pub roles_path: Vec<PathBuf>,
+    /// `-c`: the connection when neither the host nor the play names one.
+    pub connection: Option<String>,
     /// `-b`: become for every play.
     pub become_: bool,
 }
@@ -329,15 +331,16 @@ impl Runner {
         Ok(())
     }
 
-    /// The connection a host uses: the play's, else the host's `ansible_connection`, else
-    /// `local` for localhost and `ssh` for anything else (as Ansible decides).
+    /// The connection a host uses: its `ansible_connection` variable, else the play's
+    /// `connection`, else `-c`, else `local` for localhost and `ssh` for anything else (the
+    /// order Ansible applies).
     fn connection_of(&mut self, play: &Play, host: &str) -> String {
-        if let Some(c) = &play.connection {
-            return c.clone();
-        }
         let layers = self.inventory_layers(host, &play.dir);
-        if let Some(c) = layers.iter().rev().find_map(|(_, _, m)| m.get("ansible_connection")).and_then(Json::as_str) {
+        if let Some(c) = self.extra_vars.get("ansible_connection").or_else(|| layers.iter().rev().find_map(|(_, _, m)| m.get("ansible_connection"))).and_then(Json::as_str) {
             return c.to_string();
+        }
+        if let Some(c) = play.connection.as_ref().or(self.opts.connection.as_ref()) {
+            return c.clone();
         }
         if matches!(host, "localhost" | "127.0.0.1" | "::1") { "local".into() } else { "ssh".into() }
     }
