@@ -150,7 +150,8 @@ impl Output {
     }
 
     fn banner(&mut self, msg: &str) {
-        let stars = self.width.saturating_sub(msg.chars().count()).max(3);
+        // Ansible fills the line to the terminal width (80 when piped).
+        let stars = self.width.saturating_sub(msg.chars().count() + 1).max(3);
         let _ = writeln!(self.out, "\n{} {}", msg, "*".repeat(stars));
     }
 
@@ -349,7 +350,7 @@ fn clean_result(result: &Json) -> Json {
     match result {
         Json::Object(m) => Json::Object(
             m.iter()
-                .filter(|(k, _)| !k.starts_with("_ansible") && *k != "diff" && *k != "invocation")
+                .filter(|(k, _)| !k.starts_with("_ansible") && !matches!(k.as_str(), "diff" | "invocation" | "failed"))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         ),
