@@ -44,13 +44,15 @@ fn walk(tasks: &[Task], inherited: &[String], opts: &RunOptions, lines: &mut Vec
                 }
             }
             Body::Action { action, .. } => {
-                if action == "meta" || !tags_selected(&opts.tags, &opts.skip_tags, &tags) {
+                if action == "meta" {
                     continue;
                 }
-                let mut own: Vec<String> = t.tags.clone();
-                own.extend(inherited.iter().cloned());
-                let set: BTreeSet<String> = own.into_iter().collect();
+                let set: BTreeSet<String> = tags.iter().cloned().collect();
+                // --list-tags shows every tag; --list-tasks only the tasks that would run.
                 all_tags.extend(set.iter().cloned());
+                if !tags_selected(&opts.tags, &opts.skip_tags, &tags) {
+                    continue;
+                }
                 lines.push(format!("{}\tTAGS: [{}]", t.display_name(), set.into_iter().collect::<Vec<_>>().join(", ")));
             }
         }

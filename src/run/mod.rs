@@ -1003,7 +1003,12 @@ impl Runner {
             }
         };
         let _ = no_log;
-        if let Some(r) = actions::run_executor_action(self, pc, task, host, action, &targs, vars, check) {
+        if let Some(mut r) = actions::run_executor_action(self, pc, task, host, action, &targs, vars, check) {
+            // Template errors inside an action name the task and where it is written.
+            if let Some(msg) = r.get("msg").and_then(Json::as_str).filter(|m| m.contains("is undefined") || m.starts_with("template error")) {
+                let msg = format!("{msg} (task '{}' at {})", task.display_name(), task.pos);
+                r["msg"] = json!(msg);
+            }
             return r;
         }
         let Some(module) = crate::modules::lookup(action) else {
