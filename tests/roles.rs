@@ -112,7 +112,7 @@ fn import_tasks_is_static_and_include_tasks_is_dynamic() {
 "#,
     );
     let r = p.playbook("site.yml", &[]);
-    r.success().has("included: tasks/dyn.yml for localhost");
+    r.success().has("tasks/dyn.yml for localhost => (item=1)");
     assert_eq!(r.msgs(), vec!["\"static imported\"", "\"dynamic included 1\"", "\"dynamic included 2\""]);
     // Tags on an import reach the imported tasks; the listing sees them before any run.
     p.playbook("site.yml", &["--list-tasks"]).success().has("debug\tTAGS: [imp]");

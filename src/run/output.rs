@@ -186,8 +186,22 @@ impl Output {
     }
 
     /// A host's (or a loop item's) result line.
+    ///
+    /// `verbose_always` is set for `debug`, whose results always print and print only what
+    /// the task asked to show (as Ansible's callback cleans them).
     pub fn result(&mut self, host: &str, task: &str, outcome: Outcome, result: &Json, item_label: Option<&str>, verbose_always: bool, ignored: bool) {
-        let shown = clean_result(result);
+        let mut shown = clean_result(result);
+        if verbose_always {
+            if let Json::Object(m) = &mut shown {
+                if m.contains_key("msg") {
+                    m.retain(|k, _| matches!(k.as_str(), "msg" | "exception" | "warnings" | "deprecations"));
+                } else {
+                    for k in ["changed", "failed", "skipped", "invocation", "skip_reason"] {
+                        m.remove(k);
+                    }
+                }
+            }
+        }
         if self.diff {
             self.show_diff(result);
         }
