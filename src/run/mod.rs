@@ -1146,8 +1146,12 @@ impl Runner {
             Outcome::Ok
         } else if failed {
             if ignore {
+                // Ansible counts an ignored failure as ok (and changed when it changed).
                 stats.ignored += 1;
                 stats.ok += 1;
+                if changed {
+                    stats.changed += 1;
+                }
             } else {
                 stats.failed += 1;
             }
