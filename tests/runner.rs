@@ -441,3 +441,40 @@ fn no_log_hides_results() {
     r.code(2).lacks("s3cr3t").has("censored");
     assert!(!p.read("ev.jsonl").contains("s3cr3t"));
 }
+
+#[test]
+fn start_at_task_limit_syntax_check_and_bad_options() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: first\n      debug: msg=1\n    - name: second\n      debug: msg=2\n    - name: third\n      debug: msg=3\n",
+    );
+    let r = p.playbook("site.yml", &["--start-at-task", "second"]);
+    r.success();
+    assert_eq!(r.msgs(), vec!["\"2\"", "\"3\""]);
+    let r = p.playbook("site.yml", &["--start-at-task", "th*"]);
+    assert_eq!(r.msgs(), vec!["\"3\""]);
+    let r = p.playbook("site.yml", &["--limit", "nohost"]);
+    r.success().lacks("TASK [first]");
+    p.playbook("site.yml", &["--syntax-check"]).success().has("playbook: site.yml").lacks("TASK");
+    p.playbook("site.yml", &["-e", "{not: [valid"]).code(5).err_has("extra vars");
+    p.playbook("missing.yml", &[]).code(1).err_has("could not be found");
+}
+
+#[test]
+fn verbose_shows_results_and_task_paths() {
+    let p = Project::new();
+    p.file("site.yml", "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - set_fact:\n        answer: 42\n");
+    let r = p.playbook("site.yml", &["-vv"]);
+    r.success().has("ok: [localhost] => {\"ansible_facts\": {\"answer\": 42}, \"changed\": false}").has("task path: ");
+}
+
+#[test]
+fn remote_hosts_are_unreachable_not_run_here() {
+    let p = Project::new();
+    p.file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=ran\n");
+    let r = p.airlock(&["playbook", "-i", "node1,localhost", "site.yml"]);
+    r.code(4).has("fatal: [node1]: UNREACHABLE!");
+    assert_eq!(r.recap("node1").unreachable, 1);
+    assert_eq!(r.recap("localhost").ok, 1);
+}
