@@ -150,13 +150,15 @@ impl Templar {
         if !is_template(src) {
             return Ok(src.to_string());
         }
-        let tmpl = self.env.template_from_str(src).map_err(|e| describe(e, src, ctx))?;
+        let fixed = keep_digit_escapes(src, false);
+        let tmpl = self.env.template_from_str(&fixed).map_err(|e| describe(e, src, ctx))?;
         tmpl.render(ctx).map_err(|e| describe(e, src, ctx))
     }
 
     /// Evaluates a bare expression (as in `when:`), giving the template value.
     pub fn eval_expr(&self, expr: &str, ctx: &Value) -> Result<Value, TemplateError> {
-        let compiled = self.env.compile_expression(expr).map_err(|e| describe(e, expr, ctx))?;
+        let fixed = keep_digit_escapes(expr, true);
+        let compiled = self.env.compile_expression(&fixed).map_err(|e| describe(e, expr, ctx))?;
         compiled.eval(ctx).map_err(|e| describe(e, expr, ctx))
     }
 
@@ -236,8 +238,64 @@ impl Templar {
     }
 }
 
+/// Ansible keeps `\1`, `\2`, ... as written inside Jinja string literals (regex back-references
+/// such as `regex_replace('(a)', '\\1')`), where minijinja would read an octal escape. This
+/// doubles such backslashes inside string literals of expressions and statements.
+fn keep_digit_escapes(src: &str, whole_is_expr: bool) -> std::borrow::Cow<'_, str> {
+    if !src.contains('\\') {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len() + 4);
+    let mut in_code = whole_is_expr;
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !in_code {
+            if c == b'{' && matches!(b.get(i + 1), Some(b'{') | Some(b'%')) {
+                in_code = true;
+                out.push_str(&src[i..i + 2]);
+                i += 2;
+                continue;
+            }
+        } else if let Some(q) = quote {
+            if c == b'\\' {
+                match b.get(i + 1) {
+                    Some(d) if d.is_ascii_digit() => {
+                        out.push_str("\\\\");
+                        i += 1;
+                        continue;
+                    }
+                    Some(_) => {
+                        // Copy the escape and the escaped character together.
+                        let next = src[i + 1..].chars().next().map(char::len_utf8).unwrap_or(0);
+                        out.push_str(&src[i..i + 1 + next]);
+                        i += 1 + next;
+                        continue;
+                    }
+                    None => {}
+                }
+            } else if c == q {
+                quote = None;
+            }
+        } else if c == b'\'' || c == b'"' {
+            quote = Some(c);
+        } else if !whole_is_expr && (c == b'}' || c == b'%') && b.get(i + 1) == Some(&b'}') {
+            in_code = false;
+            out.push_str(&src[i..i + 2]);
+            i += 2;
+            continue;
+        }
+        let len = src[i..].chars().next().map(char::len_utf8).unwrap_or(1);
+        out.push_str(&src[i..i + len]);
+        i += len;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Python's name for a value's type, for messages.
-fn py_type(v: &Value) -> &'static str {
+pub(crate) fn py_type(v: &Value) -> &'static str {
     use minijinja::value::ValueKind as K;
     match v.kind() {
         K::Undefined => "AnsibleUndefined",
@@ -554,5 +612,8 @@ mod unit {
         let v = vars(&t, json!({"s": "a,b", "d": {"k": 1}}));
         assert_eq!(t.render_str("{{ s.split(',') | length }} {{ s.startswith('a') }} {{ d.get('k') }} {{ d.get('z', 5) }}", &v.ctx()).unwrap(), "2 True 1 5");
         assert_eq!(t.render_str("{{ lookup('env', 'AIRLOCK_TEST_ENV') }}", &v.ctx()).unwrap(), "val");
+        // Back-references stay as written inside string literals, as in Ansible.
+        assert_eq!(t.render_str(r"{{ 'ab' | regex_replace('(a)(b)', '\2\1') }} \1", &v.ctx()).unwrap(), r"ba \1");
+        assert_eq!(to_json(&t.template_str(r"{{ '\2' | length }}", &v.ctx()).unwrap()), serde_json::json!(2));
     }
 }
