@@ -478,3 +478,41 @@ fn remote_hosts_are_unreachable_not_run_here() {
     assert_eq!(r.recap("node1").unreachable, 1);
     assert_eq!(r.recap("localhost").ok, 1);
 }
+
+/// `become` from an unprivileged user through sudo (the user and sudo come from
+/// `.ci/setup-become`).
+#[test]
+fn become_runs_modules_as_root_through_sudo() {
+    let user = "airlock-test";
+    let has_user = std::process::Command::new("id").arg(user).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(has_user, "user {user} missing: run `bash .ci/setup-become` (as root) once");
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - command: id -u
+      register: plain
+    - command: id -u
+      become: true
+      register: elevated
+    - copy:
+        dest: /root/airlock-become-test.txt
+        content: "written as root\n"
+      become: yes
+    - assert:
+        that:
+          - plain.stdout != '0'
+          - elevated.stdout == '0'
+"#,
+    );
+    let _ = std::fs::remove_file("/root/airlock-become-test.txt");
+    std::process::Command::new("chmod").args(["-R", "a+rwX", p.dir.path().to_str().unwrap()]).status().unwrap();
+    let exe = env!("CARGO_BIN_EXE_airlock");
+    let r = p.command(std::path::Path::new("runuser"), &["-u", user, "--", exe, "playbook", "-i", "localhost,", "site.yml"], &[]);
+    r.success();
+    assert_eq!(std::fs::read_to_string("/root/airlock-become-test.txt").unwrap(), "written as root\n");
+    let _ = std::fs::remove_file("/root/airlock-become-test.txt");
+}
