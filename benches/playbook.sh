@@ -44,21 +44,23 @@ gen "$AIRLOCK_TASKS" "$work/airlock.yml" "$work/a"
 gen "$ANSIBLE_TASKS" "$work/ansible.yml" "$work/b"
 
 best() { # best wall time in seconds of RUNS runs of "$@" (first run creates, later are idempotent)
-  local best=""
-  for ((r = 0; r < RUNS; r++)); do
-    local s e t
-    s=$(date +%s.%N)
-    "$@" > /dev/null
-    e=$(date +%s.%N)
-    t=$(echo "$e - $s" | bc -l)
-    if [ -z "$best" ] || (( $(echo "$t < $best" | bc -l) )); then best=$t; fi
-  done
-  echo "$best"
+  python3 - "$RUNS" "$@" <<'PY'
+import subprocess, sys, time
+runs, cmd = int(sys.argv[1]), sys.argv[2:]
+best = None
+for _ in range(runs):
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+    t = time.perf_counter() - t
+    best = t if best is None or t < best else best
+print(best)
+PY
 }
 a=$(best "$AIRLOCK" playbook -i localhost, "$work/airlock.yml")
-b=$(best env ANSIBLE_NOCOLOR=1 "$ANSIBLE_PLAYBOOK" -i localhost, -c local "$work/ansible.yml")
-a_ms=$(echo "$a * 1000 / $AIRLOCK_TASKS" | bc -l)
-b_ms=$(echo "$b * 1000 / $ANSIBLE_TASKS" | bc -l)
-ratio=$(echo "$b_ms / $a_ms" | bc -l)
-printf '| %s | %d tasks in %.3f s | %.4f ms | %d tasks in %.2f s | %.2f ms | %.0fx |\n' \
-  "$(date -u +%Y-%m-%d)" "$AIRLOCK_TASKS" "$a" "$a_ms" "$ANSIBLE_TASKS" "$b" "$b_ms" "$ratio"
+b=$(best env ANSIBLE_NOCOLOR=1 ANSIBLE_PYTHON_INTERPRETER="$(dirname "$ANSIBLE_PLAYBOOK")/python" "$ANSIBLE_PLAYBOOK" -i localhost, -c local "$work/ansible.yml")
+python3 - "$a" "$b" "$AIRLOCK_TASKS" "$ANSIBLE_TASKS" <<'PY'
+import sys, datetime
+a, b, na, nb = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+pa, pb = a * 1000 / na, b * 1000 / nb
+print(f"| {datetime.date.today()} | {na} tasks in {a:.3f} s | {pa:.4f} ms | {nb} tasks in {b:.2f} s | {pb:.2f} ms | {pb / pa:.0f}x |")
+PY

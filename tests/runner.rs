@@ -516,3 +516,62 @@ fn become_runs_modules_as_root_through_sudo() {
     assert_eq!(std::fs::read_to_string("/root/airlock-become-test.txt").unwrap(), "written as root\n");
     let _ = std::fs::remove_file("/root/airlock-become-test.txt");
 }
+
+#[test]
+fn fileglob_sequence_extended_loops_and_per_task_check_mode() {
+    let p = Project::new();
+    p.file("files/a.conf", "a");
+    p.file("files/b.conf", "b");
+    p.file("files/c.txt", "c");
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - debug:
+        msg: "{{ item | basename }}"
+      with_fileglob: "*.conf"
+    - debug:
+        msg: "{{ item }}"
+      with_sequence: start=1 end=3 format=n%02d
+    - debug:
+        msg: "{{ ansible_loop.index }}/{{ ansible_loop.length }} first={{ ansible_loop.first }}"
+      loop: [x, y]
+      loop_control:
+        extended: true
+    - name: runs even in check mode
+      command: "touch {{ playbook_dir }}/made-in-check"
+      check_mode: false
+    - name: does not run in check mode
+      command: "touch {{ playbook_dir }}/never"
+"#,
+    );
+    let r = p.playbook("site.yml", &["--check"]);
+    r.success();
+    let msgs = r.msgs();
+    assert_eq!(msgs, vec!["\"a.conf\"", "\"b.conf\"", "\"n01\"", "\"n02\"", "\"n03\"", "\"1/2 first=True\"", "\"2/2 first=False\""]);
+    assert!(p.path("made-in-check").exists());
+    assert!(!p.path("never").exists());
+}
+
+#[test]
+fn lookups_env_and_file_and_hostvars() {
+    let p = Project::new();
+    p.file("files/motd.txt", "welcome\n");
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    mine: 5
+  tasks:
+    - debug:
+        msg: "{{ lookup('file', 'motd.txt') }} {{ lookup('env', 'AIRLOCK_LOOKUP_TEST') }} {{ hostvars['localhost']['mine'] }} {{ hostvars[inventory_hostname].mine + 1 }}"
+"#,
+    );
+    let r = p.command(std::path::Path::new(env!("CARGO_BIN_EXE_airlock")), &["playbook", "-i", "localhost,", "site.yml"], &[("AIRLOCK_LOOKUP_TEST", "from-env")]);
+    r.success();
+    assert_eq!(r.msgs(), vec!["\"welcome from-env 5 6\""]);
+}
