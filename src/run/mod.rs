@@ -664,7 +664,7 @@ impl Runner {
         let no_log = self.eval_bool_opt(task.no_log.as_ref().or(inh.no_log.as_ref()), &ctx).unwrap_or(false);
         let fail = |me: &mut Runner, msg: String| -> Result<HostRun, Fatal> {
             let result = json!({"changed": false, "failed": true, "msg": msg});
-            me.finish(pc_hosts_unused(), task, inh, host, result, &name, false, no_log, handler)
+            me.finish(task, inh, host, result, &name, false, no_log)
         };
         // Parent conditions (blocks, roles, imports) and then the task's own; with a loop,
         // the task's own `when` is evaluated per item.
@@ -690,7 +690,7 @@ impl Runner {
                 return self.include(pc, task, inh, host, args, &vars, None);
             }
             let result = self.run_with_retries(pc, task, inh, host, action, args, &vars, no_log);
-            return self.finish(pc_hosts_unused(), task, inh, host, result, &name, false, no_log, handler);
+            return self.finish(task, inh, host, result, &name, false, no_log);
         };
         if matches!(action, "include_tasks" | "include_role") {
             // A looped include runs the included tasks once per item, with the loop var set.
@@ -790,7 +790,7 @@ impl Runner {
         if all_skipped {
             result["skipped"] = json!(true);
         }
-        self.finish(pc_hosts_unused(), task, inh, host, result, &name, true, no_log, handler)
+        self.finish(task, inh, host, result, &name, true, no_log)
     }
 
     fn loop_top(&self, task: &Task, item: &Json, i: usize, len: usize, loop_var: &str) -> Map<String, Json> {
@@ -1073,8 +1073,7 @@ impl Runner {
 
     /// Applies changed_when/failed_when/ignore_errors, registers, notifies, prints, counts.
     #[allow(clippy::too_many_arguments)]
-    fn finish(&mut self, _unused: (), task: &Task, inh: &Inherit, host: &str, mut result: Json, name: &str, looped: bool, no_log: bool, handler: bool) -> Result<HostRun, Fatal> {
-        let _ = handler;
+    fn finish(&mut self, task: &Task, inh: &Inherit, host: &str, mut result: Json, name: &str, looped: bool, no_log: bool) -> Result<HostRun, Fatal> {
         if result.get("failed").is_none() {
             result["failed"] = json!(false);
         }
@@ -1084,8 +1083,6 @@ impl Runner {
             if let Some(reg) = &task.register {
                 top.insert(reg.clone(), result.clone());
             }
-            let pc_like = ();
-            let _ = pc_like;
             let ctx = self.result_ctx(task, host, &result, top);
             if let Some(cw) = &task.changed_when {
                 match self.eval_conds_json(cw, &ctx) {
@@ -1265,7 +1262,7 @@ impl Runner {
             Ok(_) => unreachable!(),
             Err(e) => {
                 let r = json!({"changed": false, "failed": true, "msg": e.msg});
-                return self.finish((), task, inh, host, r, &task.display_name(), false, false, false);
+                return self.finish(task, inh, host, r, &task.display_name(), false, false);
             }
         };
         // The included tasks inherit the include's surroundings, its `apply`, and its vars
@@ -1314,7 +1311,7 @@ impl Runner {
         }
         let fail = |me: &mut Runner, msg: String| -> Result<HostRun, Fatal> {
             let r = json!({"changed": false, "failed": true, "msg": msg});
-            me.finish((), task, inh, host, r, &task.display_name(), false, false, false)
+            me.finish(task, inh, host, r, &task.display_name(), false, false)
         };
         if action == "include_tasks" {
             let Some(file) = targs.get("_raw_params").or_else(|| targs.get("file")).and_then(Json::as_str) else {
@@ -1378,8 +1375,6 @@ enum HostRun {
     Done { failed: bool },
     Include(Vec<Task>, Inherit, Option<Arc<Role>>),
 }
-
-fn pc_hosts_unused() {}
 
 fn handler_matches(handler: &Task, notified: &str) -> bool {
     handler.name.as_deref() == Some(notified) || handler.listen.iter().any(|l| l == notified) || (handler.role.is_some() && handler.display_name() == notified)
