@@ -17,6 +17,9 @@ pub mod uri;
 pub mod unarchive;
 pub mod archive;
 pub mod wait_for;
+pub mod fsutil;
+pub mod fileattrs;
+pub mod http;
 pub mod pause;
 
 use std::path::{Path, PathBuf};

@@ -107,7 +107,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("checksum", |v: Value| hash(&py_str(&v), "sha1"));
     env.add_filter("sha1", |v: Value| hash(&py_str(&v), "sha1"));
     env.add_filter("md5", |v: Value| hash(&py_str(&v), "md5"));
-    env.add_filter("quote", |v: Value| shell_quote(&py_str(&v)));
+    env.add_filter("quote", |v: Value| crate::modules::command::shlex_quote(&py_str(&v)));
     env.add_filter("urlsplit", urlsplit);
     env.add_filter("type_debug", |v: Value| super::py_type(&v).to_string());
     env.add_filter("split", |s: String, sep: Option<String>, maxsplit: Option<i64>| -> Value { Value::from(py_split(&s, sep.as_deref(), maxsplit.unwrap_or(-1))) });
@@ -620,17 +620,6 @@ fn hash(s: &str, kind: &str) -> Result<String, Error> {
     })
 }
 
-/// Python's `shlex.quote`.
-pub fn shell_quote(s: &str) -> String {
-    if s.is_empty() {
-        return "''".into();
-    }
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c)) {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', "'\"'\"'"))
-}
-
 /// Python's `urllib.parse.urlsplit`, whole or one part.
 fn urlsplit(url: String, part: Option<String>) -> Result<Value, Error> {
     let (scheme, rest) = match url.split_once("://") {
@@ -784,8 +773,6 @@ mod tests {
     #[test]
     fn replacements_and_quoting() {
         assert_eq!(python_replacement(r"\2.\1 \g<name> $x"), "${2}.${1} ${name} $$x");
-        assert_eq!(shell_quote("it's"), "'it'\"'\"'s'");
-        assert_eq!(shell_quote("plain"), "plain");
         assert_eq!(dirname("/a/b/c".into()), "/a/b");
         assert_eq!(dirname("/a".into()), "/");
     }
