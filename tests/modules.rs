@@ -17,7 +17,7 @@ fn file_copy_lineinfile_stat_find() {
   tasks:
     - file: {path: "{{ d }}/sub", state: directory, mode: "0750"}
     - copy: {src: static.txt, dest: "{{ d }}/sub/"}
-    - copy: {content: "a=1\nb=2\n", dest: "{{ d }}/conf", mode: "0640"}
+    - copy: {content: "a=1\nb=2\n", dest: "{{ d }}/conf", mode: "0640", force: false}
     - lineinfile: {path: "{{ d }}/conf", regexp: "^b=", line: "b=3"}
     - lineinfile: {path: "{{ d }}/conf", line: "c=4", insertafter: "^a="}
     - file: {path: "{{ d }}/touched", state: touch}

@@ -345,7 +345,7 @@ fn second_run_of_an_idempotent_playbook_changes_nothing() {
     - file: { path: "{{ out }}", state: directory, mode: "0750" }
     - copy: { dest: "{{ out }}/c.txt", content: "x\n", mode: "0600" }
     - template: { src: conf.j2, dest: "{{ out }}/conf" }
-    - lineinfile: { path: "{{ out }}/c.txt", line: "added" }
+    - lineinfile: { path: "{{ out }}/lines.txt", line: "added", create: true }
     - file: { path: "{{ out }}/link", src: "{{ out }}/conf", state: link }
 "#,
     );
