@@ -103,12 +103,11 @@ fn playbook(a: PlaybookArgs) -> i32 {
             }
         }
     }
-    if let Some(c) = &a.connection {
-        if c != "local" {
+    if let Some(c) = &a.connection
+        && c != "local" {
             eprintln!("ERROR! connection '{c}' is not supported yet; airlock runs plays with the local connection");
             return run::exit::BAD_OPTIONS;
         }
-    }
     let config = crate::config::Config::load();
     let mut inventory = a.inventory.clone();
     if inventory.is_empty() {

@@ -82,11 +82,10 @@ fn split_path(v: &str, base: &Path) -> Vec<PathBuf> {
 
 /// `~` expanded; relative paths are taken from the config file's directory.
 fn expand(s: &str, base: &Path) -> PathBuf {
-    if let Some(rest) = s.strip_prefix("~/") {
-        if let Some(h) = std::env::var_os("HOME") {
+    if let Some(rest) = s.strip_prefix("~/")
+        && let Some(h) = std::env::var_os("HOME") {
             return Path::new(&h).join(rest);
         }
-    }
     let p = PathBuf::from(s);
     if p.is_absolute() { p } else { base.join(p) }
 }

@@ -141,11 +141,10 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
                         continue;
                     }
                 }
-                if let Some(re) = &contains {
-                    if !md.is_file() || !fs::read(&p).map(|d| re.is_match(&String::from_utf8_lossy(&d))).unwrap_or(false) {
+                if let Some(re) = &contains
+                    && (!md.is_file() || !fs::read(&p).map(|d| re.is_match(&String::from_utf8_lossy(&d))).unwrap_or(false)) {
                         continue;
                     }
-                }
                 let mut st = stat::stat_path(&p, follow, get_checksum.then_some("sha1"))?;
                 st.remove("exists");
                 files.push(Value::Object(st));

@@ -74,8 +74,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                     break;
                 }
             }
-            if let Some(r) = &ins_re {
-                if r.is_match(&cur_s) {
+            if let Some(r) = &ins_re
+                && r.is_match(&cur_s) {
                     if insertafter.is_some() {
                         ins_idx = Some(i + 1);
                     } else {
@@ -85,7 +85,6 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                         break;
                     }
                 }
-            }
         }
         if let Some((i, expanded)) = found {
             let new_line = if backrefs { expanded.unwrap_or_else(|| line.clone()) } else { line.clone() };
@@ -107,11 +106,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             if insertbefore.as_deref() == Some("BOF") || insertafter.as_deref() == Some("BOF") {
                 lines.insert(0, newline);
             } else if insertafter.as_deref() == Some("EOF") || ins_idx.is_none() {
-                if let Some(last) = lines.last_mut() {
-                    if !last.ends_with('\n') {
+                if let Some(last) = lines.last_mut()
+                    && !last.ends_with('\n') {
                         last.push('\n');
                     }
-                }
                 lines.push(newline);
             } else {
                 lines.insert(ins_idx.unwrap(), newline);

@@ -251,11 +251,10 @@ pub mod args {
     /// An optional choice among `choices`.
     pub fn opt_choice(args: &Args, key: &str, choices: &[&str]) -> Result<Option<String>, ModuleFail> {
         let v = opt_str(args, key)?;
-        if let Some(s) = &v {
-            if !choices.contains(&s.as_str()) {
+        if let Some(s) = &v
+            && !choices.contains(&s.as_str()) {
                 return Err(ModuleFail::new(format!("value of {key} must be one of: {}, got: {s}", choices.join(", "))));
             }
-        }
         Ok(v)
     }
 

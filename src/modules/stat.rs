@@ -68,19 +68,16 @@ pub fn stat_path(p: &Path, follow: bool, checksum: Option<&str>) -> Result<Map<S
     m.insert("readable".into(), json!(access(libc::R_OK)));
     m.insert("writeable".into(), json!(access(libc::W_OK)));
     m.insert("executable".into(), json!(access(libc::X_OK)));
-    if islnk {
-        if let Ok(t) = fs::read_link(p) {
+    if islnk
+        && let Ok(t) = fs::read_link(p) {
             m.insert("lnk_target".into(), json!(t.display().to_string()));
             let src = fs::canonicalize(p).map(|c| c.display().to_string()).unwrap_or_else(|_| t.display().to_string());
             m.insert("lnk_source".into(), json!(src));
         }
-    }
-    if let Some(algo) = checksum {
-        if ft.is_file() && md.permissions().mode() & 0o444 != 0 {
-            if let Ok(sum) = fileattrs::file_digest(p, algo) {
+    if let Some(algo) = checksum
+        && ft.is_file() && md.permissions().mode() & 0o444 != 0
+            && let Ok(sum) = fileattrs::file_digest(p, algo) {
                 m.insert("checksum".into(), json!(sum));
             }
-        }
-    }
     Ok(m)
 }

@@ -232,11 +232,10 @@ pub fn shipped_roles_dirs() -> Vec<PathBuf> {
     if let Ok(p) = std::env::var("AIRLOCK_SHIPPED_ROLES") {
         out.push(PathBuf::from(p));
     }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(prefix) = exe.parent().and_then(Path::parent) {
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(prefix) = exe.parent().and_then(Path::parent) {
             out.push(prefix.join("share/airlock/roles"));
         }
-    }
     out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"));
     out
 }

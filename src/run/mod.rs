@@ -621,11 +621,10 @@ impl Runner {
                     }
                 }
                 Ok(HostRun::Include(tasks, child, role)) => {
-                    if let Some(role) = role {
-                        if !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role)) {
+                    if let Some(role) = role
+                        && !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role)) {
                             pc.roles.push(role);
                         }
-                    }
                     self.run_list_on(pc, &tasks, &child, handler, std::slice::from_ref(host))?;
                 }
                 Err(f) => return Err(f),
@@ -633,14 +632,13 @@ impl Runner {
         }
         if run_once {
             // run_once results apply to every host: copy the registered value.
-            if let (Some(reg), Some(first)) = (&task.register, hosts.first()) {
-                if let Some(v) = self.hosts[first].set_facts.get(reg).cloned() {
+            if let (Some(reg), Some(first)) = (&task.register, hosts.first())
+                && let Some(v) = self.hosts[first].set_facts.get(reg).cloned() {
                     for h in pc.hosts.clone() {
                         let hs = self.hosts.get_mut(&h).unwrap();
                         Arc::make_mut(&mut hs.set_facts).insert(reg.clone(), v.clone());
                     }
                 }
-            }
         }
         if any_fatal {
             for h in pc.hosts.clone() {
@@ -709,11 +707,10 @@ impl Runner {
                 }
             }
             for (tasks, child, role) in out {
-                if let Some(role) = role {
-                    if !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role)) {
+                if let Some(role) = role
+                    && !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role)) {
                         pc.roles.push(role);
                     }
-                }
                 self.run_list_on(pc, &tasks, &child, handler, &[host.to_string()])?;
             }
             return Ok(HostRun::Done { failed: false });
@@ -776,11 +773,10 @@ impl Runner {
             };
             let shown = if no_log { censored(changed) } else { r.clone() };
             self.out.result(host, &name, outcome, &shown, Some(&label), action == "debug", false);
-            if let Some(p) = &task.loop_control.pause {
-                if let Some(secs) = p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())) {
+            if let Some(p) = &task.loop_control.pause
+                && let Some(secs) = p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())) {
                     std::thread::sleep(std::time::Duration::from_secs_f64(secs));
                 }
-            }
             results.push(r);
         }
         let mut result = json!({"changed": any_changed, "results": results, "msg": if any_failed { "One or more items failed" } else { "All items completed" }});
@@ -1122,8 +1118,8 @@ impl Runner {
             Arc::make_mut(&mut hs.set_facts).insert(reg.clone(), stored);
         }
         // Facts a module or set_fact returned.
-        if !failed {
-            if let Some(Json::Object(f)) = result.get("ansible_facts") {
+        if !failed
+            && let Some(Json::Object(f)) = result.get("ansible_facts") {
                 let action = task.action().unwrap_or_default();
                 let hs = self.hosts.get_mut(host).unwrap();
                 if action == "set_fact" {
@@ -1137,7 +1133,6 @@ impl Runner {
                     }
                 }
             }
-        }
         let stats = self.stats.get_mut(host).unwrap();
         let outcome = if task.action() == Some("meta") && !failed {
             Outcome::Ok

@@ -191,8 +191,8 @@ impl Output {
     /// the task asked to show (as Ansible's callback cleans them).
     pub fn result(&mut self, host: &str, task: &str, outcome: Outcome, result: &Json, item_label: Option<&str>, verbose_always: bool, ignored: bool) {
         let mut shown = clean_result(result);
-        if verbose_always {
-            if let Json::Object(m) = &mut shown {
+        if verbose_always
+            && let Json::Object(m) = &mut shown {
                 if m.contains_key("msg") {
                     m.retain(|k, _| matches!(k.as_str(), "msg" | "exception" | "warnings" | "deprecations"));
                 } else {
@@ -201,7 +201,6 @@ impl Output {
                     }
                 }
             }
-        }
         if self.diff {
             self.show_diff(result);
         }

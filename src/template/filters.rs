@@ -322,11 +322,10 @@ fn dirname(s: String) -> String {
 }
 
 fn expanduser(s: String) -> String {
-    if s == "~" || s.starts_with("~/") {
-        if let Ok(h) = std::env::var("HOME") {
+    if (s == "~" || s.starts_with("~/"))
+        && let Ok(h) = std::env::var("HOME") {
             return format!("{h}{}", &s[1..]);
         }
-    }
     s
 }
 

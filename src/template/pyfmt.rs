@@ -26,12 +26,11 @@ fn write_repr(out: &mut String, v: &Value) {
         ValueKind::Undefined | ValueKind::None => out.push_str("None"),
         ValueKind::Bool => out.push_str(if v.is_true() { "True" } else { "False" }),
         ValueKind::Number => {
-            if let Some(i) = v.as_i64() {
-                if v.is_integer() {
+            if let Some(i) = v.as_i64()
+                && v.is_integer() {
                     out.push_str(&i.to_string());
                     return;
                 }
-            }
             match f64::try_from(v.clone()) {
                 Ok(f) if !v.is_integer() => out.push_str(&float_repr(f)),
                 _ => out.push_str(&v.to_string()),
