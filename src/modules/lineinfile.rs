@@ -6,7 +6,7 @@ use std::path::Path;
 use super::fileattrs::{self, FileAttrs};
 use super::fsutil;
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
-use crate::template::filters::compile_regex;
+use crate::template::filters::{compile_regex, python_replacement};
 
 const ALLOWED: &[&str] = &["path", "dest", "destfile", "name", "regexp", "regex", "search_string", "line", "value", "state", "insertafter", "insertbefore", "create", "backrefs", "backup", "firstmatch", "mode", "owner", "group", "validate", "unsafe_writes", "others", "seuser", "serole", "setype", "selevel", "attributes"];
 
@@ -59,7 +59,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             let hit = match (&re, &search) {
                 (Some(r), _) => r.captures(&cur_s).map(|c| {
                     let mut out = String::new();
-                    c.expand(&python_backrefs(&line), &mut out);
+                    c.expand(&python_replacement(&line), &mut out);
                     Some(out)
                 }),
                 (None, Some(s)) => cur_s.contains(s.as_str()).then_some(None),
@@ -166,32 +166,4 @@ fn finish(ctx: &ModuleContext, path: &Path, before: &[u8], lines: &[String], cha
         r.changed |= attrs.apply(path, ctx.check_mode)?;
     }
     Ok(r)
-}
-
-/// Python's `\1` / `\g<name>` in the line, as the regex crate's `${1}` / `${name}`.
-fn python_backrefs(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '$' => out.push_str("$$"),
-            '\\' => match chars.peek().copied() {
-                Some(d) if d.is_ascii_digit() => {
-                    chars.next();
-                    out.push_str(&format!("${{{d}}}"));
-                }
-                Some('g') => {
-                    chars.next();
-                    if chars.peek() == Some(&'<') {
-                        chars.next();
-                        let name: String = chars.by_ref().take_while(|c| *c != '>').collect();
-                        out.push_str(&format!("${{{name}}}"));
-                    }
-                }
-                _ => out.push('\\'),
-            },
-            c => out.push(c),
-        }
-    }
-    out
 }

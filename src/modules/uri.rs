@@ -47,61 +47,7 @@ const JSON_CANDIDATES: &[&str] = &["json", "javascript"];
 
 /// Python's `json.dumps` with its default separators (`", "`, `": "`) and `ensure_ascii`.
 pub fn py_json_dumps(v: &Value) -> String {
-    let mut out = String::new();
-    write_py_json(v, &mut out);
-    out
-}
-
-fn write_py_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    '\x08' => out.push_str("\\b"),
-                    '\x0c' => out.push_str("\\f"),
-                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                        let mut buf = [0u16; 2];
-                        for u in c.encode_utf16(&mut buf) {
-                            out.push_str(&format!("\\u{u:04x}"));
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_py_json(x, out);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_py_json(&Value::String(k.clone()), out);
-                out.push_str(": ");
-                write_py_json(x, out);
-            }
-            out.push('}');
-        }
-    }
+    crate::template::filters::py_json_dumps(v, None, false, true, false)
 }
 
 /// Python's `urllib.parse.quote_plus`.

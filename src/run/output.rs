@@ -56,69 +56,10 @@ pub enum Outcome {
     Unreachable,
 }
 
-/// Python's `json.dumps(v, sort_keys=True, indent=indent)` with its default separators, as
-/// Ansible's callbacks print results.
+/// Python's `json.dumps(v, sort_keys=True, indent=indent, ensure_ascii=False)`, as Ansible's
+/// callbacks print results.
 pub fn py_json(v: &Json, indent: Option<usize>) -> String {
-    let mut out = String::new();
-    write_py_json(&mut out, v, indent, 0);
-    out
-}
-
-fn write_py_json(out: &mut String, v: &Json, indent: Option<usize>, level: usize) {
-    match v {
-        Json::Array(a) if !a.is_empty() => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                    if indent.is_none() {
-                        out.push(' ');
-                    }
-                }
-                newline(out, indent, level + 1);
-                write_py_json(out, x, indent, level + 1);
-            }
-            newline(out, indent, level);
-            out.push(']');
-        }
-        Json::Object(m) if !m.is_empty() => {
-            out.push('{');
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                    if indent.is_none() {
-                        out.push(' ');
-                    }
-                }
-                newline(out, indent, level + 1);
-                out.push_str(&py_json_str(k));
-                out.push_str(": ");
-                write_py_json(out, &m[*k], indent, level + 1);
-            }
-            newline(out, indent, level);
-            out.push('}');
-        }
-        Json::String(s) => out.push_str(&py_json_str(s)),
-        Json::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or(0.0);
-            if f.fract() == 0.0 && f.abs() < 1e16 { out.push_str(&format!("{f:.1}")) } else { out.push_str(&n.to_string()) }
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn newline(out: &mut String, indent: Option<usize>, level: usize) {
-    if let Some(n) = indent {
-        out.push('\n');
-        out.push_str(&" ".repeat(n * level));
-    }
-}
-
-/// A JSON string as Python writes it with `ensure_ascii=False`.
-fn py_json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
+    crate::template::filters::py_json_dumps(v, indent, true, false, indent.is_some())
 }
 
 /// Where results go: the terminal, in Ansible's words, and optionally a JSON-lines file.

@@ -209,7 +209,7 @@ pub fn compile_regex(pattern: &str, ignorecase: bool, multiline: bool) -> Result
 }
 
 /// Python's `\1`, `\g<1>`, `\g<name>` in a replacement, as the regex crate writes them.
-fn python_replacement(r: &str) -> String {
+pub fn python_replacement(r: &str) -> String {
     let mut out = String::with_capacity(r.len());
     let mut chars = r.chars().peekable();
     while let Some(c) = chars.next() {
