@@ -156,6 +156,15 @@ pub fn run(playbooks: &[PathBuf], opts: RunOptions) -> i32 {
             return exit::ERROR;
         }
     };
+    for b in &books {
+        if let Some(dir) = b.path.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            if let Err(e) = inventory.check_playbook_vars(dir) {
+                eprintln!("ERROR! {e}");
+                return exit::ERROR;
+            }
+        }
+    }
     if opts.syntax_check {
         for b in &books {
             println!("\nplaybook: {}", b.path.display());
@@ -175,6 +184,10 @@ pub fn run(playbooks: &[PathBuf], opts: RunOptions) -> i32 {
             return exit::ERROR;
         }
     };
+    let mut out = out;
+    for w in &inventory.warnings {
+        out.warning(w);
+    }
     let mut runner = Runner {
         templar,
         start_at: opts.start_at_task.clone(),
