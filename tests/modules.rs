@@ -194,3 +194,39 @@ fn wait_for_pause_and_include_vars() {
     p.playbook("site.yml", &[]).success();
     drop(listener);
 }
+
+#[test]
+fn check_mode_changes_nothing_and_diff_shows_each_file_change() {
+    let p = Project::new();
+    p.file("templates/t.j2", "value={{ v }}\n");
+    p.file("existing.conf", "keep=1\n");
+    p.file(
+        "site.yml",
+        r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    v: 42
+    d: "{{ playbook_dir }}/made"
+  tasks:
+    - file: {path: "{{ d }}", state: directory}
+    - copy: {content: "x\n", dest: "{{ playbook_dir }}/copied"}
+    - template: {src: t.j2, dest: "{{ playbook_dir }}/templated"}
+    - lineinfile: {path: "{{ playbook_dir }}/existing.conf", line: "added=2"}
+    - file: {path: "{{ playbook_dir }}/existing.conf", mode: "0600"}
+    - get_url: {url: "http://127.0.0.1:9/never", dest: "{{ playbook_dir }}/never"}
+      ignore_errors: true
+    - archive: {path: "{{ playbook_dir }}/existing.conf", dest: "{{ playbook_dir }}/a.tar.gz"}
+    - command: "touch {{ playbook_dir }}/cmd"
+    - shell: "touch {{ playbook_dir }}/sh"
+"#,
+    );
+    let before: Vec<_> = std::fs::read_dir(p.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let r = p.playbook("site.yml", &["--check", "--diff"]);
+    r.success().has("+value=42").has("+added=2").has("+x");
+    let after: Vec<_> = std::fs::read_dir(p.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before.len(), after.len(), "check mode created files: {after:?}");
+    assert_eq!(p.read("existing.conf"), "keep=1\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_ne!(std::fs::metadata(p.path("existing.conf")).unwrap().permissions().mode() & 0o777, 0o600);
+}

@@ -203,3 +203,43 @@ fn roles_path_from_config_and_environment() {
     std::fs::remove_file(p.path("ansible.cfg")).unwrap();
     p.playbook("site.yml", &[]).code(4).err_has("the role 'shared_role' was not found");
 }
+
+#[test]
+fn inventory_group_and_host_vars_take_their_places() {
+    let p = Project::new();
+    p.file("inventory/hosts.ini", "[mirrors]\nlocalhost ansible_connection=local from_host_inline=inline v_host=inline\n\n[mirrors:vars]\nv_group=ini-group\nv_all=ini-group\n");
+    p.file("inventory/group_vars/all.yml", "v_all: inv-all\nv_group: inv-all\nv_play: inv-all\n");
+    p.file("inventory/group_vars/mirrors.yml", "v_group: inv-mirrors\n");
+    p.file("inventory/host_vars/localhost.yml", "v_host: host-file\n");
+    p.file(
+        "site.yml",
+        r#"
+- hosts: mirrors
+  gather_facts: false
+  vars:
+    v_play: play
+  tasks:
+    - debug:
+        msg: "{{ v_all }} {{ v_group }} {{ v_host }} {{ v_play }} {{ from_host_inline }} {{ group_names }}"
+  post_tasks:
+    - debug:
+        msg: post
+"#,
+    );
+    let r = p.airlock(&["playbook", "-i", "inventory/hosts.ini", "site.yml"]);
+    r.success();
+    assert_eq!(r.msgs(), vec!["\"inv-all inv-mirrors host-file play inline ['mirrors']\"", "\"post\""]);
+    let r = p.airlock(&["playbook", "-i", "inventory/hosts.ini", "site.yml", "-e", "v_play=extra"]);
+    assert!(r.msgs()[0].contains(" extra "), "{:?}", r.msgs());
+}
+
+#[test]
+fn role_files_are_found_role_relative_first() {
+    let p = Project::new();
+    role(&p, "shipper", &[("tasks/main.yml", "- copy:\n    src: payload.txt\n    dest: \"{{ playbook_dir }}/out.txt\"\n"), ("files/payload.txt", "from the role\n")]);
+    p.file("files/payload.txt", "from the playbook\n");
+    p.file("site.yml", "- hosts: localhost\n  gather_facts: false\n  roles: [shipper]\n  tasks:\n    - copy:\n        src: payload.txt\n        dest: \"{{ playbook_dir }}/out2.txt\"\n");
+    p.playbook("site.yml", &[]).success();
+    assert_eq!(p.read("out.txt"), "from the role\n");
+    assert_eq!(p.read("out2.txt"), "from the playbook\n");
+}
