@@ -126,7 +126,10 @@ struct PlayCtx<'p> {
     handlers: Vec<Task>,
     /// Roles whose defaults and vars are visible play-wide, in load order.
     roles: Vec<Arc<Role>>,
-    groups: VarMap,
+    /// `groups` as a template value, made once per play.
+    groups_value: minijinja::Value,
+    /// Every inventory host and play host, for `hostvars`.
+    all_hosts: Vec<String>,
     end_play: bool,
 }
 
@@ -198,7 +201,8 @@ pub fn run(playbooks: &[PathBuf], opts: RunOptions) -> i32 {
         out,
         hosts: IndexMap::new(),
         stats: IndexMap::new(),
-        inv_layers: IndexMap::new(),
+        inv_layers: std::collections::HashMap::new(),
+        hostvars_cache: None,
     };
     let code = runner.run_books(&books);
     runner.out.flush();
@@ -215,9 +219,14 @@ struct Runner {
     stats: IndexMap<String, Stats>,
     extra_vars: VarMap,
     start_at: Option<String>,
+    /// The last `hostvars` value and the key it was built for.
+    hostvars_cache: Option<(Vec<usize>, minijinja::Value)>,
     /// Inventory variable layers per host, read once per playbook directory.
-    inv_layers: IndexMap<(String, PathBuf), Vec<(Level, String, VarMap)>>,
+    inv_layers: std::collections::HashMap<PathBuf, std::collections::HashMap<String, InvLayers>>,
 }
+
+/// A host's inventory variable layers, lowest precedence first, with their sources.
+type InvLayers = Arc<Vec<(Level, Arc<str>, VarMap)>>;
 
 /// A fatal error that stops the run (not a task failure).
 struct Fatal(String);
@@ -296,7 +305,13 @@ impl Runner {
         if hosts.is_empty() {
             return Ok(());
         }
-        let groups = Arc::new(self.inventory.groups_var());
+        let groups = template::to_value(&Json::Object(self.inventory.groups_var()));
+        let mut all_hosts: Vec<String> = self.inventory.hosts.keys().cloned().collect();
+        for h in &hosts {
+            if !all_hosts.contains(h) {
+                all_hosts.push(h.clone());
+            }
+        }
         let mut pc = PlayCtx {
             play,
             hosts: hosts.clone(),
@@ -304,7 +319,8 @@ impl Runner {
             vars_files: Arc::new(Map::new()),
             handlers: play.handlers.clone(),
             roles: play.roles.clone(),
-            groups,
+            groups_value: groups,
+            all_hosts,
             end_play: false,
         };
         pc.vars_files = Arc::new(self.load_vars_files(&pc, &hosts[0])?);
@@ -404,14 +420,13 @@ impl Runner {
     }
 
     /// Inventory layers for a host, cached per playbook directory.
-    fn inventory_layers(&mut self, host: &str, playbook_dir: &Path) -> Vec<(Level, String, VarMap)> {
-        let key = (host.to_string(), playbook_dir.to_path_buf());
-        if let Some(l) = self.inv_layers.get(&key) {
+    fn inventory_layers(&mut self, host: &str, playbook_dir: &Path) -> InvLayers {
+        if let Some(l) = self.inv_layers.get(playbook_dir).and_then(|m| m.get(host)) {
             return l.clone();
         }
         let sources = self.inventory.host_var_sources(host, Some(playbook_dir));
-        let l: Vec<(Level, String, VarMap)> = sources.into_iter().map(|s| (Level::InventoryGroupVars, s.label, Arc::new(s.vars))).collect();
-        self.inv_layers.insert(key, l.clone());
+        let l: InvLayers = Arc::new(sources.into_iter().map(|s| (Level::InventoryGroupVars, Arc::<str>::from(s.label), Arc::new(s.vars))).collect());
+        self.inv_layers.entry(playbook_dir.to_path_buf()).or_default().insert(host.to_string(), l.clone());
         l
     }
 
@@ -435,8 +450,8 @@ impl Runner {
             l.push(Level::RoleDefaults, format!("role {} defaults", r.name), r.defaults.clone());
             l.push(Level::RoleVars, format!("role {} vars", r.name), r.vars.clone());
         }
-        for (level, label, vars) in self.inventory_layers(host, &pc.play.dir) {
-            l.push(level, label, vars);
+        for (level, label, vars) in self.inventory_layers(host, &pc.play.dir).iter() {
+            l.push(*level, label.clone(), vars.clone());
         }
         let hs = &self.hosts[host];
         l.push(Level::Facts, "facts", hs.facts.clone());
@@ -494,29 +509,42 @@ impl Runner {
             maps.push(Arc::new(top));
         }
         maps.push(Arc::new(magic));
-        maps.push(pc.groups.clone());
         maps.extend(layers.maps());
         let vars = Vars::new(self.templar.clone(), maps);
-        vars.set_value("groups", template::to_value(&Json::Object((*pc.groups).clone())));
+        vars.set_value("groups", pc.groups_value.clone());
         vars.set_value("hostvars", self.hostvars(pc));
         vars
     }
 
-    /// `hostvars`: every play host's variables (without task-level ones).
+    /// `hostvars`: every host's variables (without task-level ones). Rebuilt only when a
+    /// host's facts or registered variables, or the play's roles, changed: the snapshot holds
+    /// the host maps, so any change to one makes a new map (copy on write) and a new key.
     fn hostvars(&mut self, pc: &PlayCtx) -> minijinja::Value {
-        let mut hv = IndexMap::new();
-        let all: Vec<String> = self.inventory.hosts.keys().cloned().chain(pc.hosts.iter().cloned()).collect();
-        for h in all {
-            if hv.contains_key(&h) {
-                continue;
+        let mut key = Vec::with_capacity(pc.all_hosts.len() * 3 + 2);
+        key.push(pc.play as *const Play as usize);
+        key.push(pc.roles.len());
+        for h in &pc.all_hosts {
+            match self.hosts.get(h) {
+                Some(hs) => key.extend([Arc::as_ptr(&hs.facts) as usize, Arc::as_ptr(&hs.set_facts) as usize, Arc::as_ptr(&hs.include_vars) as usize]),
+                None => key.extend([0, 0, 0]),
             }
+        }
+        if let Some((k, v)) = &self.hostvars_cache {
+            if *k == key {
+                return v.clone();
+            }
+        }
+        let mut hv = IndexMap::new();
+        for h in pc.all_hosts.clone() {
             self.hosts.entry(h.clone()).or_default();
             let layers = self.layers(pc, &h, None, &Inherit::default(), None);
             let mut maps = vec![Arc::new(Map::from_iter([("inventory_hostname".to_string(), json!(h))]))];
             maps.extend(layers.maps());
             hv.insert(h, maps);
         }
-        minijinja::Value::from_object(HostVars { templar: self.templar.clone(), hosts: hv })
+        let v = minijinja::Value::from_object(HostVars { templar: self.templar.clone(), hosts: hv });
+        self.hostvars_cache = Some((key, v.clone()));
+        v
     }
 
     fn check_mode(&self, inh: &Inherit, task: &Task, _host: &str, _pc: &PlayCtx) -> bool {

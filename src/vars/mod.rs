@@ -70,7 +70,7 @@ impl Level {
 #[derive(Clone, Debug)]
 pub struct Layer {
     pub level: Level,
-    pub source: String,
+    pub source: Arc<str>,
     pub vars: VarMap,
 }
 
@@ -87,7 +87,7 @@ impl Layers {
     }
 
     /// Adds a layer; within one level, a layer added later wins over earlier ones.
-    pub fn push(&mut self, level: Level, source: impl Into<String>, vars: VarMap) {
+    pub fn push(&mut self, level: Level, source: impl Into<Arc<str>>, vars: VarMap) {
         if !vars.is_empty() {
             self.items.push(Layer { level, source: source.into(), vars });
         }
