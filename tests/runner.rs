@@ -57,7 +57,8 @@ fn yaml_11_booleans_and_python_printing() {
     );
     let r = p.playbook("site.yml", &[]);
     r.success();
-    assert_eq!(r.msgs(), vec![r#""False True no 420 None y [1, 'x', True] {'k': None}""#, r#""not a""#]);
+    // Inside a larger string, Ansible 2.19 prints None as nothing.
+    assert_eq!(r.msgs(), vec![r#""False True no 420  y [1, 'x', True] {'k': None}""#, r#""not a""#]);
 }
 
 #[test]

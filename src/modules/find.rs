@@ -7,19 +7,19 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, fileattrs, stat};
-use crate::template::filters::compile_regex;
+use crate::template::filters::{PyRegex, RE_ANCHORED, RE_M, compile_py_regex};
 
 const ALLOWED: &[&str] = &["paths", "path", "name", "patterns", "pattern", "excludes", "exclude", "contains", "file_type", "recurse", "hidden", "age", "age_stamp", "size", "depth", "follow", "get_checksum", "checksum_algorithm", "use_regex", "read_whole_file", "mode", "exact_mode", "encoding", "limit"];
 
 enum Matcher {
     Glob(Vec<glob::Pattern>),
-    Regex(Vec<regex::Regex>),
+    Regex(Vec<std::sync::Arc<PyRegex>>),
 }
 
 impl Matcher {
     fn new(pats: &[String], use_regex: bool) -> Result<Matcher, ModuleFail> {
         Ok(if use_regex {
-            Matcher::Regex(pats.iter().map(|p| compile_regex(&format!("^(?:{p})$"), false, false).map_err(|e| ModuleFail::new(e.to_string()))).collect::<Result<_, _>>()?)
+            Matcher::Regex(pats.iter().map(|p| compile_py_regex(p, RE_ANCHORED).map_err(ModuleFail::new)).collect::<Result<_, _>>()?)
         } else {
             Matcher::Glob(pats.iter().map(|p| glob::Pattern::new(p).map_err(|e| ModuleFail::new(format!("bad pattern {p}: {e}")))).collect::<Result<_, _>>()?)
         })
@@ -77,7 +77,7 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
     let use_regex = args::bool_or(a, "use_regex", false)?;
     let patterns = Matcher::new(&args::opt_list(a, "patterns")?.or(args::opt_list(a, "pattern")?).unwrap_or_default(), use_regex)?;
     let excludes = Matcher::new(&args::opt_list(a, "excludes")?.or(args::opt_list(a, "exclude")?).unwrap_or_default(), use_regex)?;
-    let contains = args::opt_str(a, "contains")?.map(|c| compile_regex(&c, false, true).map_err(|e| ModuleFail::new(e.to_string()))).transpose()?;
+    let contains = args::opt_str(a, "contains")?.map(|c| compile_py_regex(&c, RE_M).map_err(ModuleFail::new)).transpose()?;
     let file_type = args::opt_choice(a, "file_type", &["file", "directory", "link", "any"])?.unwrap_or_else(|| "file".into());
     let recurse = args::bool_or(a, "recurse", false)?;
     let hidden = args::bool_or(a, "hidden", false)?;

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::fileattrs::{self, FileAttrs};
 use super::fsutil;
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
-use crate::template::filters::{compile_regex, python_replacement};
+use crate::template::filters::{compile_py_regex, py_expand};
 
 const ALLOWED: &[&str] = &["path", "dest", "destfile", "name", "regexp", "regex", "search_string", "line", "value", "state", "insertafter", "insertbefore", "create", "backrefs", "backup", "firstmatch", "mode", "owner", "group", "validate", "unsafe_writes", "others", "seuser", "serole", "setype", "selevel", "attributes"];
 
@@ -38,7 +38,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let before = if exists { fs::read(path).map_err(|e| ModuleFail::new(format!("{path_s}: {e}")))? } else { Vec::new() };
     let text = String::from_utf8_lossy(&before).into_owned();
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-    let re = regexp.as_deref().map(|r| compile_regex(r, false, false).map_err(|e| ModuleFail::new(e.to_string()))).transpose()?;
+    let re = regexp.as_deref().map(|r| compile_py_regex(r, 0).map_err(ModuleFail::new)).transpose()?;
     let strip = |l: &str| l.trim_end_matches(['\r', '\n']).to_string();
     let (msg, changed);
     if state == "present" {
@@ -47,8 +47,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             return Err(ModuleFail::new("regexp is required with backrefs=true"));
         }
         let ins_re = match (&insertafter, &insertbefore) {
-            (Some(x), _) if x != "EOF" && x != "BOF" => Some(compile_regex(x, false, false).map_err(|e| ModuleFail::new(e.to_string()))?),
-            (None, Some(x)) if x != "BOF" => Some(compile_regex(x, false, false).map_err(|e| ModuleFail::new(e.to_string()))?),
+            (Some(x), _) if x != "EOF" && x != "BOF" => Some(compile_py_regex(x, 0).map_err(ModuleFail::new)?),
+            (None, Some(x)) if x != "BOF" => Some(compile_py_regex(x, 0).map_err(ModuleFail::new)?),
             _ => None,
         };
         let mut found: Option<(usize, Option<String>)> = None;
@@ -57,11 +57,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         for (i, cur) in lines.iter().enumerate() {
             let cur_s = strip(cur);
             let hit = match (&re, &search) {
-                (Some(r), _) => r.captures(&cur_s).map(|c| {
-                    let mut out = String::new();
-                    c.expand(&python_replacement(&line), &mut out);
-                    Some(out)
-                }),
+                (Some(r), _) => match r.search(&cur_s) {
+                    Some(m) => Some(Some(py_expand(r, &m, &cur_s, &line).map_err(ModuleFail::new)?)),
+                    None => None,
+                },
                 (None, Some(s)) => cur_s.contains(s.as_str()).then_some(None),
                 (None, None) => (cur_s == line).then_some(None),
             };

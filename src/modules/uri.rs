@@ -47,7 +47,7 @@ const JSON_CANDIDATES: &[&str] = &["json", "javascript"];
 
 /// Python's `json.dumps` with its default separators (`", "`, `": "`) and `ensure_ascii`.
 pub fn py_json_dumps(v: &Value) -> String {
-    crate::template::filters::py_json_dumps(v, None, false, true, false)
+    crate::template::pyfmt::json_dumps(v, None, false, true)
 }
 
 /// Python's `urllib.parse.quote_plus`.

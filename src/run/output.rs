@@ -59,7 +59,7 @@ pub enum Outcome {
 /// Python's `json.dumps(v, sort_keys=True, indent=indent, ensure_ascii=False)`, as Ansible's
 /// callbacks print results.
 pub fn py_json(v: &Json, indent: Option<usize>) -> String {
-    crate::template::filters::py_json_dumps(v, indent, true, false, indent.is_some())
+    crate::template::pyfmt::json_dumps(v, indent, true, false)
 }
 
 /// Where results go: the terminal, in Ansible's words, and optionally a JSON-lines file.

@@ -134,7 +134,7 @@ impl Templar {
             if let Some(s) = value.as_str() {
                 out.write_str(s).map_err(Error::from)
             } else {
-                out.write_str(&pyfmt::py_str(value)).map_err(Error::from)
+                out.write_str(&pyfmt::render_str(value)).map_err(Error::from)
             }
         });
         filters::register(&mut env);
@@ -150,16 +150,19 @@ impl Templar {
         if !is_template(src) {
             return Ok(src.to_string());
         }
-        let fixed = keep_digit_escapes(src, false);
+        let fixed = literal_backslashes(src, false);
         let tmpl = self.env.template_from_str(&fixed).map_err(|e| describe(e, src, ctx))?;
         tmpl.render(ctx).map_err(|e| describe(e, src, ctx))
     }
 
-    /// Evaluates a bare expression (as in `when:`), giving the template value.
+    /// Evaluates a bare expression as `{{ expr }}` would, giving the template value.
     pub fn eval_expr(&self, expr: &str, ctx: &Value) -> Result<Value, TemplateError> {
-        let fixed = keep_digit_escapes(expr, true);
-        let compiled = self.env.compile_expression(&fixed).map_err(|e| describe(e, expr, ctx))?;
-        compiled.eval(ctx).map_err(|e| describe(e, expr, ctx))
+        self.eval(&literal_backslashes(expr, true), expr, ctx)
+    }
+
+    fn eval(&self, code: &str, shown: &str, ctx: &Value) -> Result<Value, TemplateError> {
+        let compiled = self.env.compile_expression(code).map_err(|e| describe(e, shown, ctx))?;
+        compiled.eval(ctx).map_err(|e| describe(e, shown, ctx))
     }
 
     /// Templates one string: a lone `{{ expr }}` keeps its native type, anything else renders
@@ -216,7 +219,9 @@ impl Templar {
             Json::Null => Err(TemplateError::new("Conditional is empty (null); conditionals must give a boolean")),
             Json::String(s) => {
                 let expr = lone_expression(s.trim()).unwrap_or(s.trim());
-                let v = self.eval_expr(expr, ctx)?;
+                // Conditionals read escapes in string literals as Python does (there 'a\nb'
+                // has 3 characters), unlike `{{ }}` elsewhere.
+                let v = self.eval(expr, expr, ctx)?;
                 if v.is_undefined() {
                     return Err(undefined_error(expr, ctx));
                 }
@@ -238,15 +243,15 @@ impl Templar {
     }
 }
 
-/// Ansible keeps `\1`, `\2`, ... as written inside Jinja string literals (regex back-references
-/// such as `regex_replace('(a)', '\\1')`), where minijinja would read an octal escape. This
-/// doubles such backslashes inside string literals of expressions and statements.
-fn keep_digit_escapes(src: &str, whole_is_expr: bool) -> std::borrow::Cow<'_, str> {
+/// Ansible 2.19 reads string literals inside `{{ }}` and `{% %}` without processing escapes:
+/// `'a\nb'` is four characters there and `'\1'` stays a back-reference for `regex_replace`.
+/// minijinja would process them, so every backslash inside a string literal is doubled.
+fn literal_backslashes(src: &str, whole_is_expr: bool) -> std::borrow::Cow<'_, str> {
     if !src.contains('\\') {
         return std::borrow::Cow::Borrowed(src);
     }
     let b = src.as_bytes();
-    let mut out = String::with_capacity(src.len() + 4);
+    let mut out = String::with_capacity(src.len() + 8);
     let mut in_code = whole_is_expr;
     let mut quote: Option<u8> = None;
     let mut i = 0;
@@ -260,22 +265,15 @@ fn keep_digit_escapes(src: &str, whole_is_expr: bool) -> std::borrow::Cow<'_, st
                 continue;
             }
         } else if let Some(q) = quote {
-            if c == b'\\' {
-                match b.get(i + 1) {
-                    Some(d) if d.is_ascii_digit() => {
-                        out.push_str("\\\\");
-                        i += 1;
-                        continue;
-                    }
-                    Some(_) => {
-                        // Copy the escape and the escaped character together.
-                        let next = src[i + 1..].chars().next().map(char::len_utf8).unwrap_or(0);
-                        out.push_str(&src[i..i + 1 + next]);
-                        i += 1 + next;
-                        continue;
-                    }
-                    None => {}
-                }
+            if c == b'\\' && b.get(i + 1) == Some(&q) {
+                // An escaped quote stays an escaped quote.
+                out.push_str(&src[i..i + 2]);
+                i += 2;
+                continue;
+            } else if c == b'\\' {
+                out.push_str("\\\\");
+                i += 1;
+                continue;
             } else if c == q {
                 quote = None;
             }
@@ -571,7 +569,8 @@ mod unit {
         let v = vars(&t, json!({"xs": [1, 2], "n": "{{ xs | length }}"}));
         assert_eq!(to_json(&t.template_str("{{ xs }}", &v.ctx()).unwrap()), json!([1, 2]));
         assert_eq!(to_json(&t.template_str("{{ n }}", &v.ctx()).unwrap()), json!(2));
-        assert_eq!(t.render_str("n={{ n }} {{ true }} {{ none }}", &v.ctx()).unwrap(), "n=2 True None");
+        // Ansible 2.19 prints None as nothing inside a larger string.
+        assert_eq!(t.render_str("n={{ n }} {{ true }} {{ none }}", &v.ctx()).unwrap(), "n=2 True ");
     }
 
     #[test]
@@ -614,6 +613,8 @@ mod unit {
         assert_eq!(t.render_str("{{ lookup('env', 'AIRLOCK_TEST_ENV') }}", &v.ctx()).unwrap(), "val");
         // Back-references stay as written inside string literals, as in Ansible.
         assert_eq!(t.render_str(r"{{ 'ab' | regex_replace('(a)(b)', '\2\1') }} \1", &v.ctx()).unwrap(), r"ba \1");
-        assert_eq!(to_json(&t.template_str(r"{{ '\2' | length }}", &v.ctx()).unwrap()), serde_json::json!(2));
+        assert_eq!(t.render_str(r"{{ '\2' | length }} {{ 'a\nb' | length }}", &v.ctx()).unwrap(), "2 4");
+        assert!(t.eval_cond(&serde_json::json!(r"'a\nb' | length == 3"), &v.ctx()).unwrap());
+        assert_eq!(t.render_str(r"{{ 'it\'s' }}", &v.ctx()).unwrap(), "it's");
     }
 }
