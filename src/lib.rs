@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod modules;
 pub mod playbook;
 pub mod run;
+pub mod sources;
 pub mod template;
 pub mod vars;
 pub mod yaml;
