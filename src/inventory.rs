@@ -258,7 +258,8 @@ impl Inventory {
         }
         match self.hosts.get(host) {
             Some(h) => push(&mut out, format!("inventory (host {host})"), &h.vars),
-            None => push(&mut out, "implicit localhost".to_string(), &implicit_localhost_vars()),
+            None if LOCALHOST_NAMES.contains(&host) => push(&mut out, "implicit localhost".to_string(), &implicit_localhost_vars()),
+            None => {}
         }
         for d in &inv_dirs {
             files(&mut out, d, "host_vars", host);

@@ -576,3 +576,14 @@ fn lookups_env_and_file_and_hostvars() {
     r.success();
     assert_eq!(r.msgs(), vec!["\"welcome from-env 5 6\""]);
 }
+
+#[test]
+fn delegate_to_localhost_runs_here_and_to_a_remote_host_fails_clearly() {
+    let p = Project::new();
+    p.file(
+        "site.yml",
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n      delegate_to: localhost\n    - command: \"true\"\n      delegate_to: node9\n",
+    );
+    let r = p.playbook("site.yml", &[]);
+    r.code(2).has("delegate_to: node9 uses connection 'ssh'");
+}

@@ -1027,6 +1027,19 @@ impl Runner {
             Some(b) => b,
             None => self.opts.diff,
         };
+        // delegate_to: every reachable host is this machine for now, so delegating to one is
+        // running here; delegating to a host on another connection cannot be done yet.
+        if let Some(d) = task.delegate_to.as_ref().or(inh.delegate_to.as_ref()) {
+            let target = match self.templar.template_json(d, &ctx) {
+                Ok(Json::String(s)) => s,
+                Ok(other) => other.to_string(),
+                Err(e) => return json!({"changed": false, "failed": true, "msg": e.msg}),
+            };
+            let conn = self.connection_of(pc.play, &target);
+            if conn != "local" {
+                return json!({"changed": false, "failed": true, "msg": format!("delegate_to: {target} uses connection '{conn}', which airlock does not support yet (only 'local')")});
+            }
+        }
         // Templating of arguments is the action's own business for a few actions (they need
         // the raw text, e.g. `debug: var=`, `assert: that=`).
         let raw_args_actions = ["debug", "assert"];
