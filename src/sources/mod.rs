@@ -5,3 +5,4 @@
 pub mod fetch;
 pub mod helm;
 pub mod pypi;
+pub mod yum;
