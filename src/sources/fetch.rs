@@ -234,6 +234,8 @@ impl Fetcher {
             if !status.is_success() {
                 return Err(FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}") });
             }
+            // Read before the body: reqwest reports what is left of it, 0 once it is consumed.
+            let expected_len = resp.content_length();
             let mut file = fs::File::create(&part).map_err(|e| io(e, &part))?;
             let mut s256 = sha2::Sha256::new();
             let mut other = OtherHasher::new(expected.map(|c| c.algo).unwrap_or(Algo::Sha256));
@@ -250,7 +252,7 @@ impl Fetcher {
                 size += n as u64;
                 on_bytes(n as u64);
             }
-            if let Some(len) = resp.content_length() {
+            if let Some(len) = expected_len {
                 if len != size {
                     return Err(FetchError::Http { url: url.to_string(), status: None, msg: format!("body ended after {size} of {len} bytes") });
                 }

@@ -3,3 +3,4 @@
 //! drive them.
 
 pub mod fetch;
+pub mod oci;
