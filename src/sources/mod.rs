@@ -4,5 +4,6 @@
 
 pub mod fetch;
 pub mod helm;
+pub mod oci;
 pub mod pypi;
 pub mod yum;

@@ -1,0 +1,1428 @@
+//! Container images pulled over the registry HTTP API (no Docker daemon) into one
+//! content-addressed OCI image layout, so a layer shared by many images is stored once.
+//!
+//! The layout is the one `skopeo copy oci:<dir>:<ref>` and `podman load` read:
+//!
+//! ```text
+//! <dir>/oci-layout            {"imageLayoutVersion":"1.0.0"}
+//! <dir>/index.json            one descriptor per pulled image, named by its full reference
+//! <dir>/blobs/sha256/<hex>    manifests, indexes, configs and layers, byte for byte
+//! ```
+//!
+//! Manifests are stored exactly as the registry served them (their digest is checked against
+//! the reference and `Docker-Content-Digest`); every blob is verified while it streams. For a
+//! multi-arch index, the index itself is kept with the manifests of the wanted platforms only,
+//! so the layout's index may name manifests it does not hold (tools then pick a platform that
+//! is there, as `skopeo copy` without `--all` does).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, OnceLock};
+
+use base64::Engine;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use super::fetch::{Checksum, FetchError, Fetched, Fetcher, parallel};
+
+/// Media type of an OCI image index.
+pub const MEDIA_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of an OCI image manifest.
+pub const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of a Docker manifest list (multi-arch).
+pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Media type of a Docker image manifest, schema 2.
+pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The annotation of `index.json` entries that names the image (`nvcr.io/nvidia/cuda:12.4.1-base`).
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The annotation of `index.json` entries that records the registry URL an image came from.
+pub const ANNOTATION_SOURCE: &str = "io.airlock.source";
+
+const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// How deep indexes may nest (an index naming indexes).
+const MAX_INDEX_DEPTH: usize = 4;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// What kind of failure an [`OciError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OciErrorKind {
+    /// The image reference (or a platform) is malformed.
+    Reference,
+    /// The registry wants credentials, or refused the ones given.
+    Auth,
+    /// The repository, tag or a blob does not exist.
+    NotFound,
+    /// The registry could not be reached or answered with an error.
+    Network,
+    /// Content did not match its digest or size.
+    Integrity,
+    /// A manifest format or digest algorithm airlock does not handle.
+    Unsupported,
+    /// No manifest of the index matches the wanted platforms.
+    Platform,
+    /// Reading or writing the layout directory failed.
+    Layout,
+    /// Credentials could not be read (Docker config file).
+    Credentials,
+}
+
+/// A failed pull. The message names the image and the registry URL and says what to do.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{image}{}: {message}", if registry.is_empty() { String::new() } else { format!(" from {registry}") })]
+pub struct OciError {
+    /// The kind of failure, for callers that react to some.
+    pub kind: OciErrorKind,
+    /// The image, as referenced.
+    pub image: String,
+    /// The registry URL (`https://nvcr.io`); empty when the reference did not parse.
+    pub registry: String,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+impl OciError {
+    fn new(kind: OciErrorKind, image: impl Into<String>, registry: impl Into<String>, message: impl Into<String>) -> OciError {
+        OciError { kind, image: image.into(), registry: registry.into(), message: message.into() }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// References
+
+/// A parsed image reference, normalised as Docker does: `ubuntu` is
+/// `docker.io/library/ubuntu:latest`, `nvcr.io/nvidia/cuda:12.4.1-base` keeps its registry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    /// The registry as references name it: `docker.io`, `nvcr.io`, `127.0.0.1:5000` (lowercase).
+    pub registry: String,
+    /// The repository path: `library/ubuntu`, `nvidia/cuda`.
+    pub repository: String,
+    /// The tag; `latest` when the reference has neither a tag nor a digest.
+    pub tag: Option<String>,
+    /// `sha256:<hex>` when the reference pins a digest (then the digest is what is pulled).
+    pub digest: Option<String>,
+}
+
+fn re(cell: &'static OnceLock<regex::Regex>, pattern: &str) -> &'static regex::Regex {
+    cell.get_or_init(|| regex::Regex::new(pattern).expect("valid regex"))
+}
+
+fn valid_path_component(s: &str) -> bool {
+    static R: OnceLock<regex::Regex> = OnceLock::new();
+    re(&R, r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").is_match(s)
+}
+
+fn valid_tag(s: &str) -> bool {
+    static R: OnceLock<regex::Regex> = OnceLock::new();
+    re(&R, r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").is_match(s)
+}
+
+fn valid_registry(s: &str) -> bool {
+    static R: OnceLock<regex::Regex> = OnceLock::new();
+    re(&R, r"^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$").is_match(s)
+}
+
+/// The hex of a `sha256:<64 hex>` digest, or why it is not one.
+fn sha256_hex(digest: &str) -> Result<&str, (OciErrorKind, String)> {
+    match digest.split_once(':') {
+        Some(("sha256", hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(hex),
+        Some(("sha256", _)) => Err((OciErrorKind::Reference, format!("digest '{digest}' is not sha256:<64 lowercase hex digits>"))),
+        Some((algo, _)) if !algo.is_empty() => {
+            Err((OciErrorKind::Unsupported, format!("digest algorithm '{algo}' is not supported (only sha256)")))
+        }
+        _ => Err((OciErrorKind::Reference, format!("'{digest}' is not a digest (sha256:<hex>)"))),
+    }
+}
+
+impl ImageRef {
+    /// Parses a reference as Docker does: `[registry/]repository[:tag][@sha256:<hex>]`. The
+    /// first path component is a registry when it has a `.` or `:`, is `localhost`, or has
+    /// uppercase letters; otherwise the registry is `docker.io`, where one-component names get
+    /// `library/`. Without tag or digest the tag is `latest`.
+    pub fn parse(reference: &str) -> Result<ImageRef, OciError> {
+        let s = reference.trim();
+        let bad =
+            |why: String| OciError::new(OciErrorKind::Reference, format!("'{reference}'"), "", format!("invalid image reference: {why}"));
+        if s.is_empty() {
+            return Err(bad("it is empty".into()));
+        }
+        if s.contains("://") {
+            return Err(bad("write it without a URL scheme, as registry/repository:tag".into()));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("it contains whitespace".into()));
+        }
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => (r, Some(d)),
+            None => (s, None),
+        };
+        if let Some(d) = digest {
+            sha256_hex(d).map_err(|(kind, why)| OciError { kind, ..bad(why) })?;
+        }
+        let last_slash = rest.rfind('/');
+        let (name, tag) = match rest.rfind(':') {
+            Some(i) if last_slash.is_none_or(|j| i > j) => (&rest[..i], Some(&rest[i + 1..])),
+            _ => (rest, None),
+        };
+        let (registry, path) = match name.split_once('/') {
+            Some((first, remainder))
+                if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            {
+                (first.to_ascii_lowercase(), remainder.to_string())
+            }
+            _ => ("docker.io".to_string(), name.to_string()),
+        };
+        let registry = if registry == "index.docker.io" { "docker.io".to_string() } else { registry };
+        if !valid_registry(&registry) {
+            return Err(bad(format!("'{registry}' is not a registry host[:port]")));
+        }
+        let repository = if registry == "docker.io" && !path.contains('/') { format!("library/{path}") } else { path };
+        if repository.is_empty() {
+            return Err(bad("the repository name is missing".into()));
+        }
+        for component in repository.split('/') {
+            if !valid_path_component(component) {
+                return Err(bad(format!(
+                    "repository '{repository}' must be lowercase letters, digits and separators (. _ __ -) between slashes"
+                )));
+            }
+        }
+        if registry.len() + 1 + repository.len() > 255 {
+            return Err(bad("the name is longer than 255 characters".into()));
+        }
+        if let Some(t) = tag
+            && !valid_tag(t)
+        {
+            return Err(bad(format!("tag '{t}' must be up to 128 letters, digits, _ . - (not starting with . or -)")));
+        }
+        let tag = tag.map(str::to_string).or_else(|| digest.is_none().then(|| "latest".to_string()));
+        Ok(ImageRef { registry, repository, tag, digest: digest.map(str::to_string) })
+    }
+
+    /// The reference of an entry of DeepOps's `docker_image_list` (`{name, repo, image,
+    /// version}`): `repo` is a registry prefix with its slash (`nvcr.io/`, `""` for Docker
+    /// Hub), `image` the repository and `version` the tag (or a `sha256:` digest; empty means
+    /// `latest`).
+    pub fn from_deepops(repo: &str, image: &str, version: &str) -> Result<ImageRef, OciError> {
+        let (repo, image, version) = (repo.trim(), image.trim().trim_start_matches('/'), version.trim());
+        let mut s = String::new();
+        if !repo.is_empty() {
+            s.push_str(repo.trim_end_matches('/'));
+            s.push('/');
+        }
+        s.push_str(image);
+        let version = version.trim_start_matches([':', '@']);
+        if !version.is_empty() {
+            s.push(if version.starts_with("sha256:") { '@' } else { ':' });
+            s.push_str(version);
+        }
+        ImageRef::parse(&s)
+    }
+
+    /// The host the registry API answers on: `registry-1.docker.io` for `docker.io`, else the
+    /// registry itself.
+    pub fn api_host(&self) -> &str {
+        if self.registry == "docker.io" { "registry-1.docker.io" } else { &self.registry }
+    }
+
+    /// What the manifest is fetched by: the digest when pinned, else the tag.
+    pub fn manifest_reference(&self) -> &str {
+        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
+    }
+}
+
+impl fmt::Display for ImageRef {
+    /// The full, normalised reference: `docker.io/library/ubuntu:22.04`,
+    /// `nvcr.io/nvidia/cuda@sha256:...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for ImageRef {
+    type Err = OciError;
+    /// As [`ImageRef::parse`].
+    fn from_str(s: &str) -> Result<ImageRef, OciError> {
+        ImageRef::parse(s)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options and credentials
+
+/// A user name and password (or token) for a registry. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The user name.
+    pub username: String,
+    /// The password or access token; never printed.
+    pub password: String,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential").field("username", &self.username).field("password", &"********").finish()
+    }
+}
+
+/// How [`pull`] behaves.
+#[derive(Clone, Debug)]
+pub struct OciOptions {
+    /// Platforms kept from multi-arch indexes, as `os/arch[/variant]` (`linux/amd64`,
+    /// `linux/arm64/v8`); `all` keeps every manifest. Default `["linux/amd64"]`.
+    pub platforms: Vec<String>,
+    /// Registries (`host[:port]`) spoken to over plain HTTP. Loopback registries (localhost,
+    /// 127.0.0.0/8, ::1) always are.
+    pub insecure_registries: Vec<String>,
+    /// Credentials by registry (`nvcr.io`, `docker.io`, `https://index.docker.io/v1/`...); they
+    /// win over the Docker config file.
+    pub credentials: BTreeMap<String, Credential>,
+    /// The Docker config file read for `auths.<registry>.auth`; `None` means
+    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, when present.
+    pub docker_config: Option<PathBuf>,
+    /// How many blobs download at once. Default 4.
+    pub concurrency: usize,
+}
+
+impl Default for OciOptions {
+    fn default() -> Self {
+        OciOptions {
+            platforms: vec!["linux/amd64".to_string()],
+            insecure_registries: Vec::new(),
+            credentials: BTreeMap::new(),
+            docker_config: None,
+            concurrency: 4,
+        }
+    }
+}
+
+/// `host[:port]` of a registry named any way Docker names it (with scheme, path, or as
+/// Docker Hub's aliases), lowercase; Docker Hub is `docker.io`.
+fn registry_key(s: &str) -> String {
+    let s = s.trim();
+    let s = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
+    let s = s.split('/').next().unwrap_or("").to_ascii_lowercase();
+    match s.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".to_string(),
+        _ => s,
+    }
+}
+
+/// Whether a registry `host[:port]` is on the loopback interface.
+fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else if registry.matches(':').count() == 1 {
+        registry.split(':').next().unwrap_or("")
+    } else {
+        registry
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl OciOptions {
+    /// The base URL of the registry API for `image`: `https://nvcr.io`,
+    /// `https://registry-1.docker.io`, or `http://` for loopback and insecure registries.
+    pub fn registry_url(&self, image: &ImageRef) -> String {
+        let key = registry_key(&image.registry);
+        let insecure = is_loopback(&image.registry)
+            || self.insecure_registries.iter().any(|r| {
+                let r = registry_key(r);
+                r == key || r == image.api_host()
+            });
+        format!("{}://{}", if insecure { "http" } else { "https" }, image.api_host())
+    }
+
+    /// The platform filter: `None` for `all`.
+    fn platform_filter(&self) -> Result<Option<Vec<Platform>>, String> {
+        if self.platforms.iter().any(|p| p.trim().eq_ignore_ascii_case("all")) {
+            return Ok(None);
+        }
+        let list: Vec<Platform> = self.platforms.iter().map(|p| Platform::parse(p)).collect::<Result<_, _>>()?;
+        if list.is_empty() {
+            return Err("platforms is empty: list os/arch entries such as linux/amd64, or all".into());
+        }
+        Ok(Some(list))
+    }
+}
+
+/// The Docker config file used when none is given.
+fn default_docker_config() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("config.json"));
+    }
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+}
+
+/// A credential found for a registry, and a hint when none could be used (a credential
+/// helper, an identity token).
+type Found = (Option<Credential>, Option<String>);
+
+/// Credentials for a registry found in a Docker config file, with a hint when the file
+/// points at something airlock cannot use (a credential helper, an identity token).
+fn docker_config_credential(path: &Path, key: &str) -> Result<Found, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read the Docker config {}: {e}", path.display()))?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("the Docker config {} is not valid JSON ({e}): fix or remove it", path.display()))?;
+    let mut hint = None;
+    if let Some(auths) = doc.get("auths").and_then(Value::as_object) {
+        for (k, entry) in auths {
+            if registry_key(k) != key {
+                continue;
+            }
+            if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(auth.trim())
+                    .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(auth.trim().trim_end_matches('=')))
+                    .map_err(|_| format!("auths.{k}.auth in {} is not base64 of user:password", path.display()))?;
+                let raw = String::from_utf8(raw).map_err(|_| format!("auths.{k}.auth in {} is not UTF-8", path.display()))?;
+                let (user, pass) =
+                    raw.split_once(':').ok_or_else(|| format!("auths.{k}.auth in {} is not base64 of user:password", path.display()))?;
+                return Ok((Some(Credential { username: user.to_string(), password: pass.to_string() }), None));
+            }
+            if let (Some(u), Some(p)) = (entry.get("username").and_then(Value::as_str), entry.get("password").and_then(Value::as_str)) {
+                return Ok((Some(Credential { username: u.to_string(), password: p.to_string() }), None));
+            }
+            if entry.get("identitytoken").is_some() {
+                hint = Some(format!("{} holds an identity token for {key}, which airlock cannot use", path.display()));
+            }
+        }
+    }
+    if hint.is_none() {
+        let helper = doc
+            .get("credHelpers")
+            .and_then(Value::as_object)
+            .and_then(|h| h.iter().find(|(k, _)| registry_key(k) == key).map(|(_, v)| v.clone()))
+            .or_else(|| doc.get("credsStore").cloned());
+        if let Some(name) = helper.as_ref().and_then(Value::as_str) {
+            hint = Some(format!(
+                "{} keeps credentials in the credential helper docker-credential-{name}, which airlock does not run",
+                path.display()
+            ));
+        }
+    }
+    Ok((None, hint))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Platforms and descriptors
+
+/// A wanted platform: `linux/amd64`, `linux/arm/v7`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Platform {
+    os: String,
+    arch: String,
+    variant: Option<String>,
+}
+
+fn normalise_arch(arch: &str) -> String {
+    match arch.to_ascii_lowercase().as_str() {
+        "x86_64" | "x86-64" => "amd64".to_string(),
+        "aarch64" => "arm64".to_string(),
+        "i386" | "i686" => "386".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// arm64 without a variant is v8, as containerd's matcher has it.
+fn normalise_variant(arch: &str, variant: Option<&str>) -> Option<String> {
+    match (arch, variant.filter(|v| !v.is_empty())) {
+        ("arm64", None) => Some("v8".to_string()),
+        (_, v) => v.map(|v| v.to_ascii_lowercase()),
+    }
+}
+
+impl Platform {
+    fn parse(s: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = s.trim().split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            return Err(format!("platform '{s}' is not os/arch[/variant] (such as linux/amd64) or all"));
+        }
+        let arch = normalise_arch(parts[1]);
+        Ok(Platform { os: parts[0].to_ascii_lowercase(), variant: parts.get(2).map(|v| v.to_ascii_lowercase()), arch })
+    }
+
+    /// Whether a descriptor's `platform` object is this platform (any variant when this one
+    /// names none).
+    fn matches(&self, p: &Value) -> bool {
+        let os = p.get("os").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+        let arch = normalise_arch(p.get("architecture").and_then(Value::as_str).unwrap_or(""));
+        if os != self.os || arch != self.arch {
+            return false;
+        }
+        match &self.variant {
+            None => true,
+            Some(v) => normalise_variant(&arch, p.get("variant").and_then(Value::as_str)) == normalise_variant(&self.arch, Some(v)),
+        }
+    }
+}
+
+fn describe_platform(p: &Value) -> String {
+    let get = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+    let mut s = format!("{}/{}", get("os"), get("architecture"));
+    if !get("variant").is_empty() {
+        s.push('/');
+        s.push_str(get("variant"));
+    }
+    s
+}
+
+/// A content descriptor of a manifest or index.
+#[derive(Clone, Debug)]
+struct Descriptor {
+    media_type: String,
+    digest: String,
+    hex: String,
+    size: u64,
+    platform: Option<Value>,
+    /// Foreign/non-distributable layers (with `urls`) are not served by registries.
+    foreign: bool,
+}
+
+impl Descriptor {
+    fn parse(v: &Value) -> Result<Descriptor, (OciErrorKind, String)> {
+        let digest =
+            v.get("digest").and_then(Value::as_str).ok_or((OciErrorKind::Unsupported, "a descriptor has no digest".to_string()))?;
+        let hex = sha256_hex(digest)?.to_string();
+        let size = v.get("size").and_then(Value::as_u64).ok_or((OciErrorKind::Unsupported, format!("descriptor {digest} has no size")))?;
+        let media_type = v.get("mediaType").and_then(Value::as_str).unwrap_or("").to_string();
+        let foreign = (media_type.contains("nondistributable") || media_type.contains("foreign"))
+            && v.get("urls").and_then(Value::as_array).is_some_and(|u| !u.is_empty());
+        Ok(Descriptor { media_type, digest: digest.to_string(), hex, size, platform: v.get("platform").cloned(), foreign })
+    }
+}
+
+/// A manifest or index as received.
+#[derive(Clone, Debug)]
+struct Manifest {
+    bytes: Vec<u8>,
+    digest: String,
+    media_type: String,
+    json: Value,
+}
+
+impl Manifest {
+    fn is_index(&self) -> bool {
+        self.media_type == MEDIA_OCI_INDEX || self.media_type == MEDIA_DOCKER_LIST
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layout
+
+/// What [`pull`] stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where it is: `<layout>/blobs/sha256/<hex>`.
+    pub path: PathBuf,
+    /// Its media type as the referring descriptor (or the manifest itself) gives it.
+    pub media_type: String,
+}
+
+/// An image pulled into a layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PulledImage {
+    /// The full reference, as `index.json` names it: `nvcr.io/nvidia/cuda:12.4.1-base`.
+    pub reference: String,
+    /// Digest of the top manifest or index.
+    pub digest: String,
+    /// Media type of the top manifest or index.
+    pub media_type: String,
+    /// Every blob of the image: the top manifest or index, the selected manifests, their
+    /// configs and layers, each once.
+    pub blobs: Vec<BlobInfo>,
+    /// Bytes newly stored in the layout (0 when everything was already there).
+    pub bytes_downloaded: u64,
+}
+
+/// Where a `sha256:<hex>` blob lives in a layout.
+pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    let (algo, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+    layout.join("blobs").join(algo).join(hex)
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Blob paths being written by this process, so two pulls sharing a layer never write the
+/// same file at once.
+static IN_FLIGHT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+static IN_FLIGHT_DONE: Condvar = Condvar::new();
+
+struct InFlight(PathBuf);
+
+impl InFlight {
+    fn acquire(path: &Path) -> InFlight {
+        let mut set = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        while set.get_or_insert_with(HashSet::new).contains(path) {
+            set = IN_FLIGHT_DONE.wait(set).unwrap_or_else(|e| e.into_inner());
+        }
+        set.get_or_insert_with(HashSet::new).insert(path.to_path_buf());
+        InFlight(path.to_path_buf())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut set = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = set.as_mut() {
+            s.remove(&self.0);
+        }
+        IN_FLIGHT_DONE.notify_all();
+    }
+}
+
+/// Writes `bytes` to `dest` through a temporary file renamed into place.
+fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Stores a manifest's bytes under its digest; false when it was there already.
+fn store_blob_bytes(path: &Path, hex: &str, bytes: &[u8]) -> std::io::Result<bool> {
+    let _guard = InFlight::acquire(path);
+    if let Ok(existing) = fs::read(path)
+        && sha256_of(&existing) == hex
+    {
+        return Ok(false);
+    }
+    write_atomic(path, bytes)?;
+    Ok(true)
+}
+
+/// Creates `oci-layout` and `blobs/sha256` when missing; refuses a directory whose
+/// `oci-layout` is not one.
+fn init_layout(layout: &Path) -> Result<(), String> {
+    let blobs = layout.join("blobs").join("sha256");
+    fs::create_dir_all(&blobs).map_err(|e| format!("cannot create {}: {e}", blobs.display()))?;
+    let marker = layout.join("oci-layout");
+    match fs::read(&marker) {
+        Ok(bytes) => {
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if v.get("imageLayoutVersion").and_then(Value::as_str).is_none() {
+                return Err(format!("{} is not an OCI layout marker: remove it or choose another directory", marker.display()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| format!("cannot write {}: {e}", marker.display()))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", marker.display())),
+    }
+}
+
+/// An exclusive `flock` on a file, released when dropped.
+struct FileLock(fs::File);
+
+impl FileLock {
+    fn lock(path: &Path) -> std::io::Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let f = fs::OpenOptions::new().read(true).open(path)?;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(FileLock(f));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: unlocking the descriptor locked in `lock`.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// Adds (or replaces, by reference name) an entry of `index.json`, atomically and under a lock
+/// on `oci-layout`, so concurrent pulls into one layout do not lose entries.
+fn update_index(layout: &Path, entry: Value, ref_name: &str) -> Result<(), String> {
+    let marker = layout.join("oci-layout");
+    let _lock = FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
+    let path = layout.join("index.json");
+    let mut index = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| format!("{} is not a valid image index: fix or remove it", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": []}),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let obj = index.as_object_mut().expect("checked above");
+    obj.entry("schemaVersion").or_insert(json!(2));
+    let manifests = obj.entry("manifests").or_insert_with(|| json!([]));
+    if !manifests.is_array() {
+        return Err(format!("{}: manifests is not a list: fix or remove it", path.display()));
+    }
+    let list = manifests.as_array_mut().expect("checked above");
+    list.retain(|m| m.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str) != Some(ref_name));
+    list.push(entry);
+    let mut text = serde_json::to_vec_pretty(&index).expect("JSON serialises");
+    text.push(b'\n');
+    write_atomic(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+/// One `WWW-Authenticate` challenge: the scheme (lowercase) and its parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Challenge {
+    scheme: String,
+    params: BTreeMap<String, String>,
+}
+
+/// Parses `WWW-Authenticate` values: `Bearer realm="...",service="...",scope="..."`, `Basic
+/// realm="..."`, several challenges in one value.
+fn parse_challenges(header: &str) -> Vec<Challenge> {
+    let b = header.as_bytes();
+    let mut i = 0;
+    let mut out: Vec<Challenge> = Vec::new();
+    let is_sep = |c: u8| c == b' ' || c == b'\t' || c == b',';
+    while i < b.len() {
+        while i < b.len() && is_sep(b[i]) {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && !is_sep(b[i]) && b[i] != b'=' {
+            i += 1;
+        }
+        let token = &header[start..i];
+        if token.is_empty() {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < b.len() && (b[j] == b' ' || b[j] == b'\t') {
+            j += 1;
+        }
+        if j < b.len() && b[j] == b'=' {
+            i = j + 1;
+            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
+            }
+            let mut value = String::new();
+            if i < b.len() && b[i] == b'"' {
+                i += 1;
+                let mut chars = header[i..].char_indices();
+                let mut end = header.len();
+                while let Some((k, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, n)) = chars.next() {
+                                value.push(n);
+                            }
+                        }
+                        '"' => {
+                            end = i + k + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                i = end;
+            } else {
+                let vs = i;
+                while i < b.len() && !is_sep(b[i]) {
+                    i += 1;
+                }
+                value.push_str(&header[vs..i]);
+            }
+            if let Some(c) = out.last_mut() {
+                c.params.insert(token.to_ascii_lowercase(), value);
+            }
+        } else {
+            out.push(Challenge { scheme: token.to_ascii_lowercase(), params: BTreeMap::new() });
+        }
+    }
+    out
+}
+
+/// One pull's conversation with one registry: its URL, the current `Authorization` value
+/// and the credentials it may use.
+struct Session<'a> {
+    fetcher: &'a Fetcher,
+    image: &'a ImageRef,
+    opts: &'a OciOptions,
+    name: String,
+    base: String,
+    /// The Authorization header in use (a Bearer token or Basic credentials); never printed.
+    auth: Mutex<Option<HeaderValue>>,
+    /// Held while a token is refreshed, so parallel downloads refresh it once.
+    refreshing: Mutex<()>,
+    credential: OnceLock<Result<Found, String>>,
+}
+
+impl<'a> Session<'a> {
+    fn new(fetcher: &'a Fetcher, image: &'a ImageRef, opts: &'a OciOptions) -> Session<'a> {
+        Session {
+            fetcher,
+            image,
+            opts,
+            name: image.to_string(),
+            base: opts.registry_url(image),
+            auth: Mutex::new(None),
+            refreshing: Mutex::new(()),
+            credential: OnceLock::new(),
+        }
+    }
+
+    fn err(&self, kind: OciErrorKind, message: impl Into<String>) -> OciError {
+        OciError::new(kind, self.name.clone(), self.base.clone(), message)
+    }
+
+    fn url(&self, what: &str, reference: &str) -> String {
+        format!("{}/v2/{}/{what}/{reference}", self.base, self.image.repository)
+    }
+
+    fn current_auth(&self) -> Option<HeaderValue> {
+        self.auth.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn headers(&self, accept: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(a) = accept {
+            h.insert(ACCEPT, HeaderValue::from_str(a).expect("valid header"));
+        }
+        if let Some(v) = self.current_auth() {
+            h.insert(AUTHORIZATION, v);
+        }
+        h
+    }
+
+    /// The credential for this registry: explicit ones first, then the Docker config file
+    /// (read once, only when the registry asks for authentication).
+    fn credential(&self) -> Result<Found, OciError> {
+        self.credential
+            .get_or_init(|| {
+                let key = registry_key(&self.image.registry);
+                if let Some((_, c)) = self.opts.credentials.iter().find(|(k, _)| registry_key(k) == key) {
+                    return Ok((Some(c.clone()), None));
+                }
+                match &self.opts.docker_config {
+                    Some(p) if !p.is_file() => Err(format!("the Docker config {} does not exist: fix docker_config", p.display())),
+                    Some(p) => docker_config_credential(p, &key),
+                    None => match default_docker_config().filter(|p| p.is_file()) {
+                        Some(p) => docker_config_credential(&p, &key),
+                        None => Ok((None, None)),
+                    },
+                }
+            })
+            .clone()
+            .map_err(|m| self.err(OciErrorKind::Credentials, m))
+    }
+
+    fn has_credential(&self) -> bool {
+        matches!(self.credential.get(), Some(Ok((Some(_), _))))
+    }
+
+    /// The message for a 401 that authentication did not cure.
+    fn auth_failed(&self) -> OciError {
+        let reg = &self.image.registry;
+        let repo = &self.image.repository;
+        if self.has_credential() {
+            return self.err(
+                OciErrorKind::Auth,
+                format!("the credentials for {reg} were not accepted for {repo} (or it does not exist): check docker_registry_credentials or run docker login {reg} again"),
+            );
+        }
+        let hint = match self.credential.get() {
+            Some(Ok((None, Some(h)))) => format!(" ({h})"),
+            _ => String::new(),
+        };
+        self.err(
+            OciErrorKind::Auth,
+            format!("authentication required for {reg} (or the repository {repo} does not exist): set docker_registry_credentials or run docker login {reg}{hint}"),
+        )
+    }
+
+    /// Answers a 401 for `url`: asks the registry for its challenge and gets a Bearer token
+    /// (anonymous, or with the credential) or uses Basic credentials. `used` is the
+    /// Authorization value the failed request carried; when another thread has refreshed it
+    /// since, nothing is done.
+    fn authenticate(&self, url: &str, used: Option<HeaderValue>) -> Result<(), OciError> {
+        let _guard = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.current_auth() != used {
+            return Ok(());
+        }
+        let challenges = self.challenges(url)?;
+        let (cred, _) = self.credential()?;
+        if let Some(c) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let token = self.token(c, cred.as_ref())?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| self.err(OciErrorKind::Auth, "the token server sent a token that is not a valid header value"))?;
+            v.set_sensitive(true);
+            *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+            return Ok(());
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            let Some(c) = cred else { return Err(self.auth_failed()) };
+            if used.is_some() {
+                // Basic credentials were sent already and refused.
+                return Err(self.auth_failed());
+            }
+            let raw = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+            let mut v = HeaderValue::from_str(&format!("Basic {raw}")).expect("base64 is a valid header value");
+            v.set_sensitive(true);
+            *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+            return Ok(());
+        }
+        let schemes: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+        Err(self.err(
+            OciErrorKind::Auth,
+            if schemes.is_empty() {
+                format!("{url} answered 401 without a WWW-Authenticate challenge: check the registry address")
+            } else {
+                format!("the registry asks for {} authentication, which airlock does not support", schemes.join("/"))
+            },
+        ))
+    }
+
+    /// The challenges the registry sends for an unauthenticated request to `url` (a HEAD, so
+    /// no body moves), or else for `/v2/`.
+    fn challenges(&self, url: &str) -> Result<Vec<Challenge>, OciError> {
+        let collect = |resp: &reqwest::blocking::Response| -> Vec<Challenge> {
+            resp.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).flat_map(parse_challenges).collect()
+        };
+        let send = |u: &str, head: bool| {
+            let rb = if head { self.fetcher.client.head(u) } else { self.fetcher.client.get(u) };
+            rb.header(ACCEPT, ACCEPT_MANIFESTS).send().map_err(|e| self.network_error(u, &crate::modules::http::describe_error(&e)))
+        };
+        let resp = send(url, true)?;
+        let found = if resp.status().as_u16() == 401 { collect(&resp) } else { Vec::new() };
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        let ping = format!("{}/v2/", self.base);
+        let resp = send(&ping, false)?;
+        Ok(if resp.status().as_u16() == 401 { collect(&resp) } else { Vec::new() })
+    }
+
+    /// Gets a pull token from a Bearer challenge's realm.
+    fn token(&self, challenge: &Challenge, cred: Option<&Credential>) -> Result<String, OciError> {
+        let realm = challenge
+            .params
+            .get("realm")
+            .ok_or_else(|| self.err(OciErrorKind::Auth, "the registry's Bearer challenge names no realm (token server)"))?;
+        let mut url = url::Url::parse(realm)
+            .map_err(|_| self.err(OciErrorKind::Auth, format!("the registry's token server '{realm}' is not a URL")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(service) = challenge.params.get("service") {
+                q.append_pair("service", service);
+            }
+            q.append_pair("scope", &format!("repository:{}:pull", self.image.repository));
+            if let Some(c) = cred {
+                q.append_pair("account", &c.username);
+            }
+        }
+        let host = url.host_str().unwrap_or("").to_string();
+        let mut headers = HeaderMap::new();
+        if let Some(c) = cred {
+            if url.scheme() != "https" && self.base.starts_with("https:") {
+                return Err(self.err(
+                    OciErrorKind::Auth,
+                    format!("the token server {host} is plain HTTP; airlock does not send credentials for {} there", self.image.registry),
+                ));
+            }
+            let raw = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+            let mut v = HeaderValue::from_str(&format!("Basic {raw}")).expect("base64 is a valid header value");
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+        let (body, _) = self.fetcher.get(url.as_str(), &headers).map_err(|e| match e {
+            FetchError::Http { status: Some(401 | 403), .. } if cred.is_some() => self.err(
+                OciErrorKind::Auth,
+                format!("the token server {host} refused the credentials for {}: check docker_registry_credentials or run docker login {} again", self.image.registry, self.image.registry),
+            ),
+            FetchError::Http { status: Some(401 | 403), .. } => self.auth_failed(),
+            FetchError::Http { status, msg, .. } => self.err(
+                OciErrorKind::Network,
+                format!("the token server {host} failed ({}): retry later", status.map(|s| format!("HTTP {s}")).unwrap_or(msg)),
+            ),
+            other => self.err(OciErrorKind::Network, other.to_string()),
+        })?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|_| self.err(OciErrorKind::Auth, format!("the token server {host} did not answer with JSON")))?;
+        v.get("token")
+            .or_else(|| v.get("access_token"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| self.err(OciErrorKind::Auth, format!("the token server {host} sent no token")))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Requests
+
+    fn network_error(&self, url: &str, msg: &str) -> OciError {
+        let hint = if self.base.starts_with("https:") {
+            format!("check that the registry is reachable; if it serves plain HTTP, list {} in insecure_registries", self.image.registry)
+        } else {
+            format!("check that the registry is running; if it serves HTTPS, remove {} from insecure_registries", self.image.registry)
+        };
+        self.err(OciErrorKind::Network, format!("{url}: {msg}: {hint}"))
+    }
+
+    /// An `OciError` for a failed fetch of `what` (a manifest or blob).
+    fn fetch_error(&self, e: FetchError, what: &str) -> OciError {
+        match e {
+            FetchError::Http { status: Some(401), .. } => self.auth_failed(),
+            FetchError::Http { status: Some(403), url, .. } => self.err(
+                OciErrorKind::Auth,
+                format!("access to {what} was denied ({url}): check docker_registry_credentials for {}", self.image.registry),
+            ),
+            FetchError::Http { status: Some(404), url, .. } if what.starts_with("blob") => self.err(
+                OciErrorKind::NotFound,
+                format!("{what} is missing from the registry although the manifest names it ({url}): the image there is broken; re-push it"),
+            ),
+            FetchError::Http { status: Some(404), url, .. } => {
+                self.err(OciErrorKind::NotFound, format!("{what} not found ({url}): check the image name and tag"))
+            }
+            FetchError::Http { status: Some(429), .. } => self.err(
+                OciErrorKind::Network,
+                format!(
+                    "{} is rate-limiting pulls (HTTP 429): retry later, or log in (docker_registry_credentials) for a higher limit",
+                    self.image.registry
+                ),
+            ),
+            FetchError::Http { status: Some(s), url, .. } => {
+                self.err(OciErrorKind::Network, format!("{what}: HTTP {s} from {url}: retry later or check the registry"))
+            }
+            FetchError::Http { status: None, url, msg } => self.network_error(&url, &msg),
+            FetchError::Checksum { expected, actual, .. } => self.err(
+                OciErrorKind::Integrity,
+                format!(
+                    "{what} does not match its digest (expected {expected}, got {actual}): the registry or a proxy corrupted it; retry"
+                ),
+            ),
+            FetchError::Io { path, msg } => self.err(OciErrorKind::Layout, format!("cannot write {path}: {msg}")),
+        }
+    }
+
+    /// GETs a manifest by tag or digest, authenticating on a 401.
+    fn get_manifest(&self, reference: &str) -> Result<(Vec<u8>, HeaderMap), OciError> {
+        let url = self.url("manifests", reference);
+        let mut attempt = 0;
+        loop {
+            let used = self.current_auth();
+            match self.fetcher.get(&url, &self.headers(Some(ACCEPT_MANIFESTS))) {
+                Ok(v) => return Ok(v),
+                Err(FetchError::Http { status: Some(401), .. }) if attempt == 0 => self.authenticate(&url, used)?,
+                Err(e) => return Err(self.fetch_error(e, &format!("manifest {reference}"))),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// A manifest or index by tag or digest: from the layout when pinned by a digest whose blob
+    /// is there and verifies, else from the registry, checked against the digest asked for,
+    /// `Docker-Content-Digest` and the descriptor's size, and stored byte for byte. The bool
+    /// says whether it was newly stored.
+    fn manifest(&self, layout: &Path, reference: &str, desc: Option<&Descriptor>) -> Result<(Manifest, bool), OciError> {
+        let pinned = if reference.contains(':') { Some(sha256_hex(reference).map_err(|(k, m)| self.err(k, m))?.to_string()) } else { None };
+        let mut from_disk = None;
+        if let Some(hex) = &pinned
+            && let Ok(bytes) = fs::read(blob_path(layout, reference))
+            && &sha256_of(&bytes) == hex
+        {
+            from_disk = Some(bytes);
+        }
+        let (bytes, content_type) = match from_disk.take() {
+            Some(b) => (b, None),
+            None => {
+                let (bytes, headers) = self.get_manifest(reference)?;
+                let actual = sha256_of(&bytes);
+                if let Some(hex) = &pinned
+                    && &actual != hex
+                {
+                    return Err(self.err(
+                        OciErrorKind::Integrity,
+                        format!("manifest {reference} arrived with digest sha256:{actual}: the registry or a proxy altered it; retry"),
+                    ));
+                }
+                if let Some(hd) = headers.get("docker-content-digest").and_then(|v| v.to_str().ok())
+                    && let Some(h) = hd.trim().strip_prefix("sha256:")
+                    && h != actual
+                {
+                    return Err(self.err(
+                        OciErrorKind::Integrity,
+                        format!("manifest {reference}: Docker-Content-Digest says {hd} but the bytes are sha256:{actual}; retry"),
+                    ));
+                }
+                let ct =
+                    headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+                (bytes, ct)
+            }
+        };
+        let hex = sha256_of(&bytes);
+        let digest = format!("sha256:{hex}");
+        if let Some(d) = desc
+            && d.size != bytes.len() as u64
+        {
+            return Err(self.err(
+                OciErrorKind::Integrity,
+                format!("manifest {digest} is {} bytes but its index says {}: the index is inconsistent", bytes.len(), d.size),
+            ));
+        }
+        let json: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| self.err(OciErrorKind::Unsupported, format!("manifest {reference} is not JSON ({e})")))?;
+        if json.get("schemaVersion").and_then(Value::as_u64) == Some(1) {
+            return Err(self.err(
+                OciErrorKind::Unsupported,
+                format!(
+                    "manifest {reference} is Docker schema 1, which is deprecated and not supported: pull a newer tag or re-push the image"
+                ),
+            ));
+        }
+        let media_type = json
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| desc.map(|d| d.media_type.clone()).filter(|m| !m.is_empty()))
+            .or(content_type.filter(|c| c.contains("manifest") || c.contains("index")))
+            .unwrap_or_else(|| if json.get("manifests").is_some() { MEDIA_OCI_INDEX } else { MEDIA_OCI_MANIFEST }.to_string());
+        let stored_new = store_blob_bytes(&blob_path(layout, &digest), &hex, &bytes)
+            .map_err(|e| self.err(OciErrorKind::Layout, format!("cannot write {}: {e}", blob_path(layout, &digest).display())))?;
+        Ok((Manifest { bytes, digest, media_type, json }, stored_new))
+    }
+
+    /// Downloads one blob into the layout (nothing when it is there and verifies), retrying
+    /// once with a fresh token on a 401.
+    fn blob(&self, layout: &Path, d: &Descriptor, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<Fetched, OciError> {
+        let dest = blob_path(layout, &d.digest);
+        let _guard = InFlight::acquire(&dest);
+        let url = self.url("blobs", &d.digest);
+        let sum = Checksum::sha256(&d.hex);
+        let what = format!("blob {}", d.digest);
+        let mut attempt = 0;
+        loop {
+            let used = self.current_auth();
+            match self.fetcher.download(&url, &dest, Some(&sum), &self.headers(None), on_bytes) {
+                Ok(f) if f.size != d.size => {
+                    return Err(self.err(
+                        OciErrorKind::Integrity,
+                        format!("{what} is {} bytes but its manifest says {}: the manifest is inconsistent", f.size, d.size),
+                    ));
+                }
+                Ok(f) => return Ok(f),
+                Err(FetchError::Http { status: Some(401), .. }) if attempt == 0 => self.authenticate(&url, used)?,
+                Err(e) => return Err(self.fetch_error(e, &what)),
+            }
+            attempt += 1;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pulling
+
+/// Pulls `image` into the OCI layout at `layout` (created when missing): its manifest or
+/// index, for an index the manifests of `opts.platforms`, then every config and layer, at
+/// most `opts.concurrency` at once, each verified against its digest and skipped when already
+/// stored. `index.json` then names the image by its full reference (replacing an entry of the
+/// same name). `on_bytes` is called as blob bytes arrive. An image with a single manifest is
+/// kept whatever its platform; `platforms` only chooses among the manifests of an index.
+///
+/// The registry is tried anonymously first; on a 401 its challenge is answered with a Bearer
+/// token (anonymous or with credentials) or Basic credentials, from `opts.credentials` or
+/// the Docker config file. Credentials never appear in errors.
+pub fn pull(
+    fetcher: &Fetcher,
+    image: &ImageRef,
+    layout: &Path,
+    opts: &OciOptions,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<PulledImage, OciError> {
+    let s = Session::new(fetcher, image, opts);
+    let wanted = opts.platform_filter().map_err(|m| s.err(OciErrorKind::Reference, m))?;
+    init_layout(layout).map_err(|m| s.err(OciErrorKind::Layout, m))?;
+
+    let mut blobs: Vec<BlobInfo> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut bytes_downloaded = 0u64;
+    // Adds a blob to the image's list once; false when it was listed already.
+    let record = |seen: &mut HashSet<String>, blobs: &mut Vec<BlobInfo>, digest: &str, size: u64, media_type: &str| -> bool {
+        if !seen.insert(digest.to_string()) {
+            return false;
+        }
+        blobs.push(BlobInfo { digest: digest.to_string(), size, path: blob_path(layout, digest), media_type: media_type.to_string() });
+        true
+    };
+
+    let (top, new) = s.manifest(layout, image.manifest_reference(), None)?;
+    if new {
+        bytes_downloaded += top.bytes.len() as u64;
+    }
+    record(&mut seen, &mut blobs, &top.digest, top.bytes.len() as u64, &top.media_type);
+
+    // Indexes are walked breadth first; image manifests are collected.
+    let mut manifests: Vec<Manifest> = Vec::new();
+    let mut queue: VecDeque<(Manifest, usize)> = VecDeque::from([(top.clone(), 0)]);
+    while let Some((m, depth)) = queue.pop_front() {
+        if !m.is_index() {
+            manifests.push(m);
+            continue;
+        }
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(s.err(OciErrorKind::Unsupported, format!("indexes nest more than {MAX_INDEX_DEPTH} deep below {}", top.digest)));
+        }
+        let descs: Vec<Descriptor> = m
+            .json
+            .get("manifests")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(Descriptor::parse).collect::<Result<Vec<_>, _>>())
+            .transpose()
+            .map_err(|(k, msg)| s.err(k, format!("index {}: {msg}", m.digest)))?
+            .unwrap_or_default();
+        let any_platform = descs.iter().any(|d| d.platform.is_some());
+        let selected: Vec<&Descriptor> = descs
+            .iter()
+            .filter(|d| match (&wanted, &d.platform) {
+                (None, _) => true,
+                (Some(list), Some(p)) => list.iter().any(|w| w.matches(p)),
+                // Without platforms, nested indexes are followed, and everything is kept
+                // when the index gives no platform at all.
+                (Some(_), None) => d.media_type == MEDIA_OCI_INDEX || d.media_type == MEDIA_DOCKER_LIST || !any_platform,
+            })
+            .collect();
+        if selected.is_empty() {
+            let mut available: Vec<String> = descs.iter().filter_map(|d| d.platform.as_ref().map(describe_platform)).collect();
+            available.dedup();
+            return Err(s.err(
+                OciErrorKind::Platform,
+                format!(
+                    "no manifest for {} (the image has {}): set platforms to one of those, or all",
+                    opts.platforms.join(", "),
+                    if available.is_empty() { "none".to_string() } else { available.join(", ") }
+                ),
+            ));
+        }
+        for d in selected {
+            if seen.contains(&d.digest) {
+                continue;
+            }
+            let (child, new) = s.manifest(layout, &d.digest, Some(d))?;
+            if new {
+                bytes_downloaded += child.bytes.len() as u64;
+            }
+            record(&mut seen, &mut blobs, &child.digest, child.bytes.len() as u64, &child.media_type);
+            queue.push_back((child, depth + 1));
+        }
+    }
+
+    // Configs and layers of every selected manifest, each once.
+    let mut wanted_blobs: Vec<Descriptor> = Vec::new();
+    for m in &manifests {
+        let mut descs = Vec::new();
+        match m.json.get("config") {
+            Some(c) => descs.push(c),
+            None => {
+                return Err(s.err(OciErrorKind::Unsupported, format!("manifest {} has no config: it is not an image manifest", m.digest)));
+            }
+        }
+        descs.extend(m.json.get("layers").and_then(Value::as_array).into_iter().flatten());
+        for v in descs {
+            let d = Descriptor::parse(v).map_err(|(k, msg)| s.err(k, format!("manifest {}: {msg}", m.digest)))?;
+            if d.foreign {
+                continue;
+            }
+            if record(&mut seen, &mut blobs, &d.digest, d.size, &d.media_type) {
+                wanted_blobs.push(d);
+            }
+        }
+    }
+    let results = parallel(wanted_blobs, opts.concurrency.max(1), |d| s.blob(layout, &d, on_bytes));
+    for r in results {
+        let f = r?;
+        if f.downloaded {
+            bytes_downloaded += f.size;
+        }
+    }
+
+    let reference = image.to_string();
+    let entry = json!({
+        "mediaType": top.media_type,
+        "digest": top.digest,
+        "size": top.bytes.len(),
+        "annotations": {
+            ANNOTATION_REF_NAME: reference,
+            ANNOTATION_SOURCE: s.base,
+        },
+    });
+    update_index(layout, entry, &reference).map_err(|m| s.err(OciErrorKind::Layout, m))?;
+    Ok(PulledImage { reference, digest: top.digest, media_type: top.media_type, blobs, bytes_downloaded })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> String {
+        ImageRef::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn docker_normalisation() {
+        assert_eq!(r("ubuntu"), "docker.io/library/ubuntu:latest");
+        assert_eq!(r("ubuntu:22.04"), "docker.io/library/ubuntu:22.04");
+        assert_eq!(r("grafana/grafana:10.0.0"), "docker.io/grafana/grafana:10.0.0");
+        assert_eq!(r("docker.io/ubuntu"), "docker.io/library/ubuntu:latest");
+        assert_eq!(r("index.docker.io/library/ubuntu"), "docker.io/library/ubuntu:latest");
+        assert_eq!(r("nvcr.io/nvidia/cuda:12.4.1-base"), "nvcr.io/nvidia/cuda:12.4.1-base");
+        assert_eq!(r("localhost/foo"), "localhost/foo:latest");
+        assert_eq!(r("localhost:5000/foo/bar:1"), "localhost:5000/foo/bar:1");
+        assert_eq!(r("127.0.0.1:5000/test/app"), "127.0.0.1:5000/test/app:latest");
+        assert_eq!(r("registry.k8s.io/pause:3.9"), "registry.k8s.io/pause:3.9");
+        assert_eq!(r("[::1]:5000/x:y"), "[::1]:5000/x:y");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let i = ImageRef::parse(&format!("quay.io/prometheus/node-exporter@{d}")).unwrap();
+        assert_eq!(i.tag, None);
+        assert_eq!(i.digest.as_deref(), Some(d.as_str()));
+        assert_eq!(i.manifest_reference(), d);
+        let i = ImageRef::parse(&format!("nginx:1.25@{d}")).unwrap();
+        assert_eq!(i.tag.as_deref(), Some("1.25"));
+        assert_eq!(i.manifest_reference(), d);
+        assert_eq!(i.to_string(), format!("docker.io/library/nginx:1.25@{d}"));
+        assert_eq!(ImageRef::parse("ubuntu").unwrap().api_host(), "registry-1.docker.io");
+        assert_eq!(ImageRef::parse("nvcr.io/nvidia/cuda").unwrap().api_host(), "nvcr.io");
+        // Uppercase in the first component makes it a registry.
+        assert_eq!(ImageRef::parse("MyHost/foo").unwrap().registry, "myhost");
+    }
+
+    #[test]
+    fn bad_references() {
+        for s in ["", "Ubuntu", "https://nvcr.io/nvidia/cuda", "ubuntu:", "ubuntu:-x", "a b", "nvcr.io/", "foo@sha256:abc", "foo/../bar"] {
+            let e = ImageRef::parse(s).unwrap_err();
+            assert_eq!(e.kind, OciErrorKind::Reference, "{s}: {e}");
+            assert!(e.to_string().contains("invalid image reference"), "{e}");
+        }
+        let e = ImageRef::parse(&format!("foo@sha512:{}", "a".repeat(128))).unwrap_err();
+        assert_eq!(e.kind, OciErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn deepops_entries() {
+        let i = ImageRef::from_deepops("nvcr.io/", "nvidia/cuda", "12.4.1-base").unwrap();
+        assert_eq!(i.to_string(), "nvcr.io/nvidia/cuda:12.4.1-base");
+        assert_eq!(ImageRef::from_deepops("", "registry", "2").unwrap().to_string(), "docker.io/library/registry:2");
+        assert_eq!(
+            ImageRef::from_deepops("nvcr.io", "nvidia/k8s/dcgm-exporter", "").unwrap().to_string(),
+            "nvcr.io/nvidia/k8s/dcgm-exporter:latest"
+        );
+        let d = format!("sha256:{}", "b".repeat(64));
+        assert_eq!(ImageRef::from_deepops("quay.io/", "coreos/etcd", &d).unwrap().digest.as_deref(), Some(d.as_str()));
+    }
+
+    #[test]
+    fn transport_choice() {
+        let o = OciOptions { insecure_registries: vec!["http://mirror.lan:5000/".into()], ..Default::default() };
+        let url = |s: &str| o.registry_url(&ImageRef::parse(s).unwrap());
+        assert_eq!(url("nvcr.io/nvidia/cuda"), "https://nvcr.io");
+        assert_eq!(url("ubuntu"), "https://registry-1.docker.io");
+        assert_eq!(url("127.0.0.1:5000/a"), "http://127.0.0.1:5000");
+        assert_eq!(url("127.1.2.3:5000/a"), "http://127.1.2.3:5000");
+        assert_eq!(url("localhost/a"), "http://localhost");
+        assert_eq!(url("[::1]:5000/a"), "http://[::1]:5000");
+        assert_eq!(url("mirror.lan:5000/a"), "http://mirror.lan:5000");
+        assert_eq!(url("mirror.lan/a"), "https://mirror.lan");
+    }
+
+    #[test]
+    fn challenges_parse() {
+        let c = parse_challenges(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push""#,
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].scheme, "bearer");
+        assert_eq!(c[0].params["realm"], "https://auth.docker.io/token");
+        assert_eq!(c[0].params["service"], "registry.docker.io");
+        assert_eq!(c[0].params["scope"], "repository:library/ubuntu:pull,push");
+        let c = parse_challenges(r#"Basic realm="basic-realm""#);
+        assert_eq!(c, vec![Challenge { scheme: "basic".into(), params: BTreeMap::from([("realm".into(), "basic-realm".into())]) }]);
+        let c = parse_challenges(r#"Bearer realm="https://nvcr.io/proxy_auth", service=ngc , Basic realm="a \"q\"""#);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].params["service"], "ngc");
+        assert_eq!(c[1].scheme, "basic");
+        assert_eq!(c[1].params["realm"], "a \"q\"");
+    }
+
+    #[test]
+    fn platforms_match() {
+        let p = |s: &str| Platform::parse(s).unwrap();
+        let d = |v: Value| v;
+        assert!(p("linux/amd64").matches(&d(json!({"os": "linux", "architecture": "amd64"}))));
+        assert!(!p("linux/amd64").matches(&d(json!({"os": "linux", "architecture": "arm64"}))));
+        assert!(p("linux/arm64").matches(&d(json!({"os": "linux", "architecture": "arm64", "variant": "v8"}))));
+        assert!(p("linux/arm64/v8").matches(&d(json!({"os": "linux", "architecture": "arm64"}))));
+        assert!(!p("linux/arm/v7").matches(&d(json!({"os": "linux", "architecture": "arm", "variant": "v6"}))));
+        assert!(p("linux/x86_64").matches(&d(json!({"os": "linux", "architecture": "amd64"}))));
+        assert!(Platform::parse("amd64").is_err());
+        let o = OciOptions { platforms: vec!["linux/amd64".into(), "All".into()], ..Default::default() };
+        assert_eq!(o.platform_filter().unwrap(), None);
+    }
+
+    #[test]
+    fn docker_config_auths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("user:pa:ss");
+        fs::write(
+            &path,
+            json!({"auths": {"https://index.docker.io/v1/": {"auth": auth}, "nvcr.io": {"identitytoken": "x"}}, "credHelpers": {"gcr.io": "gcloud"}})
+                .to_string(),
+        )
+        .unwrap();
+        let (c, _) = docker_config_credential(&path, "docker.io").unwrap();
+        assert_eq!(c, Some(Credential { username: "user".into(), password: "pa:ss".into() }));
+        let (c, hint) = docker_config_credential(&path, "nvcr.io").unwrap();
+        assert!(c.is_none() && hint.unwrap().contains("identity token"));
+        let (c, hint) = docker_config_credential(&path, "gcr.io").unwrap();
+        assert!(c.is_none() && hint.unwrap().contains("docker-credential-gcloud"));
+        assert_eq!(docker_config_credential(&path, "quay.io").unwrap(), (None, None));
+        assert!(!format!("{:?}", Credential { username: "u".into(), password: "secret".into() }).contains("secret"));
+    }
+
+    #[test]
+    fn index_entries_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        init_layout(dir.path()).unwrap();
+        let e = |name: &str, d: &str| json!({"mediaType": MEDIA_OCI_MANIFEST, "digest": d, "size": 1, "annotations": {ANNOTATION_REF_NAME: name}});
+        update_index(dir.path(), e("a:1", "sha256:1"), "a:1").unwrap();
+        update_index(dir.path(), e("b:1", "sha256:2"), "b:1").unwrap();
+        update_index(dir.path(), e("a:1", "sha256:3"), "a:1").unwrap();
+        let v: Value = serde_json::from_slice(&fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        let digests: Vec<&str> = v["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap()).collect();
+        assert_eq!(digests, ["sha256:2", "sha256:3"]);
+        assert_eq!(v["schemaVersion"], 2);
+        assert_eq!(fs::read_to_string(dir.path().join("oci-layout")).unwrap(), r#"{"imageLayoutVersion":"1.0.0"}"#);
+    }
+}

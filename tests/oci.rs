@@ -1,0 +1,405 @@
+//! The OCI registry client against a real registry (Debian's `docker-registry`) with images
+//! pushed by `skopeo`, and the layout read back by `skopeo`. Needs `bash .ci/setup-registry`;
+//! without it these tests fail, saying so.
+
+#[path = "fixtures/registry.rs"]
+mod registry;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use airlock::sources::fetch::{FetchOptions, Fetcher};
+use airlock::sources::oci::{self, Credential, ImageRef, OciErrorKind, OciOptions, PulledImage};
+use registry::{Images, Registry, digest, sha256_hex, size, skopeo};
+use serde_json::Value;
+
+fn fetcher() -> Fetcher {
+    Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(30), backoff: Duration::from_millis(50), ..Default::default() })
+        .unwrap()
+}
+
+/// Options that never read the machine's own Docker config.
+fn opts(dir: &Path) -> OciOptions {
+    let cfg = dir.join("docker-config.json");
+    if !cfg.exists() {
+        fs::write(&cfg, "{}").unwrap();
+    }
+    OciOptions { docker_config: Some(cfg), ..Default::default() }
+}
+
+fn pull(image: &str, layout: &Path, opts: &OciOptions) -> PulledImage {
+    let counted = AtomicU64::new(0);
+    let on_bytes = |n: u64| {
+        counted.fetch_add(n, Ordering::Relaxed);
+    };
+    let image = ImageRef::parse(image).unwrap();
+    let p = oci::pull(&fetcher(), &image, layout, opts, &on_bytes).unwrap_or_else(|e| panic!("pull failed: {e}"));
+    // Progress saw at least every blob byte that was newly stored (manifests are not reported).
+    let manifest_bytes: u64 =
+        p.blobs.iter().filter(|b| b.media_type.contains("manifest") || b.media_type.contains("index")).map(|b| b.size).sum();
+    assert!(counted.load(Ordering::Relaxed) + manifest_bytes >= p.bytes_downloaded);
+    p
+}
+
+fn index_json(layout: &Path) -> Value {
+    serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap()
+}
+
+/// The index.json entry named `reference`.
+fn entry(layout: &Path, reference: &str) -> Value {
+    let idx = index_json(layout);
+    let found: Vec<&Value> = idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+        .collect();
+    assert_eq!(found.len(), 1, "{reference} should be in index.json once: {idx:#}");
+    found[0].clone()
+}
+
+fn blob_files(layout: &Path) -> BTreeSet<String> {
+    fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+}
+
+fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+    fs::read(layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())).unwrap()
+}
+
+/// Every blob listed is in the layout with its digest and size.
+#[track_caller]
+fn assert_blobs_verified(p: &PulledImage) {
+    for b in &p.blobs {
+        let bytes = fs::read(&b.path).unwrap_or_else(|e| panic!("{}: {e}", b.path.display()));
+        assert_eq!(format!("sha256:{}", sha256_hex(&bytes)), b.digest, "{}", b.path.display());
+        assert_eq!(bytes.len() as u64, b.size, "{}", b.path.display());
+        assert!(b.path.ends_with(b.digest.strip_prefix("sha256:").unwrap()));
+    }
+    let digests: BTreeSet<&str> = p.blobs.iter().map(|b| b.digest.as_str()).collect();
+    assert_eq!(digests.len(), p.blobs.len(), "blobs are listed once");
+}
+
+#[test]
+fn single_images_byte_identical_deduplicated_and_resumed() {
+    let reg = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    reg.push(images.dir(), "app", "test/app:v1", None);
+    // The same image converted to Docker schema 2 media types: same layers, other manifest.
+    reg.push(images.dir(), "app", "test/docker-app:v1", Some("v2s2"));
+
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("images");
+    let o = opts(work.path());
+    let app_ref = format!("{}/test/app:v1", reg.host());
+    let docker_ref = format!("{}/test/docker-app:v1", reg.host());
+
+    let app = pull(&app_ref, &layout, &o);
+    assert_eq!(app.reference, app_ref);
+    assert_eq!(app.media_type, "application/vnd.oci.image.manifest.v1+json");
+    let raw = reg.raw_manifest("test/app:v1");
+    assert_eq!(blob(&layout, &app.digest), raw, "the manifest is stored byte for byte");
+    assert_eq!(app.digest, format!("sha256:{}", sha256_hex(&raw)));
+    assert_eq!(app.digest, digest(&images.app), "skopeo kept the pushed manifest");
+    assert_eq!(blob(&layout, &app.blobs[1].digest), reg.raw_config("test/app:v1"), "the config is second and byte-identical");
+    assert_eq!(app.blobs.len(), 4, "manifest, config and two layers: {:#?}", app.blobs);
+    assert_blobs_verified(&app);
+    let total: u64 = app.blobs.iter().map(|b| b.size).sum();
+    assert_eq!(app.bytes_downloaded, total);
+
+    // Docker media types: the layers are the same blobs, stored once.
+    let docker = pull(&docker_ref, &layout, &o);
+    assert_eq!(docker.media_type, "application/vnd.docker.distribution.manifest.v2+json");
+    let raw = reg.raw_manifest("test/docker-app:v1");
+    assert_eq!(blob(&layout, &docker.digest), raw);
+    assert_ne!(docker.digest, app.digest);
+    assert_blobs_verified(&docker);
+    let shared: u64 = docker.blobs.iter().filter(|b| app.blobs.iter().any(|a| a.digest == b.digest)).map(|b| b.size).sum();
+    // skopeo's conversion keeps the config bytes too (only the media types change).
+    assert_eq!(docker.blobs[1].digest, app.blobs[1].digest);
+    assert_eq!(docker.blobs[1].media_type, "application/vnd.docker.container.image.v1+json");
+    assert_eq!(shared, app.blobs[1].size + size(&images.base.desc) + size(&images.app_layer.desc), "config and layers are shared");
+    assert_eq!(docker.bytes_downloaded, docker.blobs.iter().map(|b| b.size).sum::<u64>() - shared, "shared layers are not fetched again");
+    let all: BTreeSet<String> = app.blobs.iter().chain(&docker.blobs).map(|b| b.digest[7..].to_string()).collect();
+    assert_eq!(blob_files(&layout), all, "one file per distinct blob, nothing else");
+
+    // The layout itself.
+    assert_eq!(fs::read_to_string(layout.join("oci-layout")).unwrap(), r#"{"imageLayoutVersion":"1.0.0"}"#);
+    let e = entry(&layout, &app_ref);
+    assert_eq!(e["digest"], app.digest.as_str());
+    assert_eq!(e["mediaType"], app.media_type.as_str());
+    assert_eq!(e["size"].as_u64().unwrap(), app.blobs[0].size);
+    assert_eq!(e["annotations"]["io.airlock.source"], format!("http://{}", reg.host()));
+    assert_eq!(entry(&layout, &docker_ref)["digest"], docker.digest.as_str());
+
+    // A second pull downloads nothing and keeps one entry per reference.
+    let again = pull(&app_ref, &layout, &o);
+    assert_eq!(again.bytes_downloaded, 0);
+    assert_eq!(again, PulledImage { bytes_downloaded: 0, ..app.clone() });
+    assert_eq!(index_json(&layout)["manifests"].as_array().unwrap().len(), 2);
+
+    // A damaged layer is fetched again (and only it).
+    let victim = &app.blobs[3];
+    fs::write(&victim.path, b"truncated").unwrap();
+    let resumed = pull(&app_ref, &layout, &o);
+    assert_eq!(resumed.bytes_downloaded, victim.size);
+    assert_blobs_verified(&resumed);
+
+    // skopeo reads the layout by the full reference and copies the image back unchanged.
+    let inspect: Value = serde_json::from_slice(&skopeo(&["inspect".to_string(), format!("oci:{}:{app_ref}", layout.display())])).unwrap();
+    assert_eq!(inspect["Digest"], app.digest.as_str());
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2);
+    skopeo(&[
+        "copy".to_string(),
+        "--dest-tls-verify=false".into(),
+        format!("oci:{}:{app_ref}", layout.display()),
+        reg.docker("test/app-copy:v1"),
+    ]);
+    assert_eq!(reg.raw_manifest("test/app-copy:v1"), blob(&layout, &app.digest), "the OCI image round-trips");
+    // containers/image finds index.json entries by name only when their media type is OCI's;
+    // a Docker-typed image (kept byte for byte) is read from a view holding just its entry.
+    let view = single_entry_view(&layout, &docker_ref);
+    skopeo(&[
+        "copy".to_string(),
+        "--dest-tls-verify=false".into(),
+        format!("oci:{}", view.path().display()),
+        reg.docker("test/docker-app-copy:v1"),
+    ]);
+    assert_eq!(reg.raw_manifest("test/docker-app-copy:v1"), blob(&layout, &docker.digest), "the Docker image round-trips");
+}
+
+/// A layout sharing `layout`'s blobs whose index.json holds only `reference`'s entry.
+fn single_entry_view(layout: &Path, reference: &str) -> tempfile::TempDir {
+    let view = tempfile::tempdir().unwrap();
+    fs::copy(layout.join("oci-layout"), view.path().join("oci-layout")).unwrap();
+    std::os::unix::fs::symlink(layout.join("blobs"), view.path().join("blobs")).unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [entry(layout, reference)]});
+    fs::write(view.path().join("index.json"), index.to_string()).unwrap();
+    view
+}
+
+#[test]
+fn multi_arch_index_platform_selection_and_shared_layers() {
+    let reg = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    reg.push(images.dir(), "multi", "test/multi:v1", None);
+    reg.push(images.dir(), "app", "test/app:v1", None);
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("images");
+    let o = opts(work.path());
+    let multi_ref = format!("{}/test/multi:v1", reg.host());
+
+    // Default platforms: the index, the amd64 manifest, its config and layers.
+    let p = pull(&multi_ref, &layout, &o);
+    assert_eq!(p.media_type, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(blob(&layout, &p.digest), reg.raw_manifest("test/multi:v1"), "the index is stored byte for byte");
+    assert_eq!(p.digest, digest(&images.multi));
+    let amd64 = digest(&images.multi_amd64);
+    let arm64 = digest(&images.multi_arm64);
+    assert_eq!(blob(&layout, &amd64), reg.raw_manifest(&format!("test/multi@{amd64}")));
+    let listed: Vec<&str> = p.blobs.iter().map(|b| b.digest.as_str()).collect();
+    assert_eq!(listed.len(), 5, "index, manifest, config, two layers: {listed:?}");
+    assert_eq!(listed[0], p.digest);
+    assert_eq!(listed[1], amd64);
+    for d in [&digest(&images.base.desc), &digest(&images.amd64_layer.desc)] {
+        assert!(listed.contains(&d.as_str()));
+    }
+    assert_blobs_verified(&p);
+    let files = blob_files(&layout);
+    assert!(!files.contains(&arm64[7..]), "the arm64 manifest is not kept");
+    assert!(!files.contains(&digest(&images.arm64_layer.desc)[7..]), "nor its layer");
+    assert_eq!(files.len(), 5);
+
+    // Another image sharing the base layer: only what is new is fetched.
+    let app = pull(&format!("{}/test/app:v1", reg.host()), &layout, &o);
+    let app_total: u64 = app.blobs.iter().map(|b| b.size).sum();
+    assert_eq!(app.bytes_downloaded, app_total - size(&images.base.desc));
+    assert_eq!(blob_files(&layout).len(), 5 + 3, "the base layer is stored once");
+
+    // All platforms, into the same layout: the arm64 part is added, the entry replaced.
+    let all = pull(&multi_ref, &layout, &OciOptions { platforms: vec!["all".into()], ..o.clone() });
+    assert_eq!(all.digest, p.digest);
+    assert_eq!(all.blobs.len(), 8, "index, 2 manifests, 2 configs, base + 2 arch layers");
+    let arm64_new: u64 = all.blobs.iter().filter(|b| !p.blobs.contains(b)).map(|b| b.size).sum();
+    assert_eq!(all.bytes_downloaded, arm64_new);
+    assert!(arm64_new > size(&images.arm64_layer.desc));
+    assert_blobs_verified(&all);
+    assert_eq!(index_json(&layout)["manifests"].as_array().unwrap().len(), 2, "re-pulling replaces the entry");
+    assert_eq!(entry(&layout, &multi_ref)["digest"], p.digest.as_str());
+
+    // arm64 only, by variant-less name, in a fresh layout.
+    let layout2 = work.path().join("arm");
+    let arm = pull(&multi_ref, &layout2, &OciOptions { platforms: vec!["linux/arm64".into()], ..o.clone() });
+    assert_eq!(arm.blobs[1].digest, arm64);
+    assert!(!blob_files(&layout2).contains(&amd64[7..]));
+
+    // A platform the image lacks: an error naming what it has.
+    let e = oci::pull(
+        &fetcher(),
+        &ImageRef::parse(&multi_ref).unwrap(),
+        &layout2,
+        &OciOptions { platforms: vec!["linux/s390x".into()], ..o.clone() },
+        &|_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, OciErrorKind::Platform);
+    let msg = e.to_string();
+    for s in [multi_ref.as_str(), &format!("http://{}", reg.host()), "linux/s390x", "linux/amd64", "linux/arm64", "platforms"] {
+        assert!(msg.contains(s), "{msg:?} lacks {s:?}");
+    }
+
+    // skopeo reads the layout back: the full index copies to the registry unchanged, and the
+    // amd64-only layout yields the amd64 manifest.
+    skopeo(&[
+        "copy".to_string(),
+        "--all".into(),
+        "--dest-tls-verify=false".into(),
+        format!("oci:{}:{multi_ref}", layout.display()),
+        reg.docker("test/multi-copy:v1"),
+    ]);
+    assert_eq!(reg.raw_manifest("test/multi-copy:v1"), blob(&layout, &p.digest));
+    let only_amd64 = work.path().join("amd64");
+    pull(&multi_ref, &only_amd64, &o);
+    skopeo(&[
+        "copy".to_string(),
+        "--override-os=linux".into(),
+        "--override-arch=amd64".into(),
+        "--dest-tls-verify=false".into(),
+        format!("oci:{}:{multi_ref}", only_amd64.display()),
+        reg.docker("test/multi-amd64:v1"),
+    ]);
+    assert_eq!(reg.raw_manifest("test/multi-amd64:v1"), blob(&layout, &amd64));
+}
+
+#[test]
+fn pinned_digests_need_no_registry_once_stored() {
+    let mut reg = Some(Registry::start());
+    let r = reg.as_ref().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    r.push(images.dir(), "app", "test/app:v1", None);
+    let host = r.host();
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("images");
+    let o = OciOptions { concurrency: 1, ..opts(work.path()) };
+    let pinned = format!("{host}/test/app@{}", digest(&images.app));
+    let p = pull(&pinned, &layout, &o);
+    assert_eq!(p.digest, digest(&images.app));
+    assert_eq!(entry(&layout, &pinned)["digest"], p.digest.as_str());
+    assert_blobs_verified(&p);
+
+    // Missing tags and repositories: errors that name the image and the registry.
+    let e = oci::pull(&fetcher(), &ImageRef::parse(&format!("{host}/test/app:nope")).unwrap(), &layout, &o, &|_| {}).unwrap_err();
+    assert_eq!(e.kind, OciErrorKind::NotFound, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("{host}/test/app:nope")) && msg.contains(&format!("http://{host}")) && msg.contains("check the image name"),
+        "{msg}"
+    );
+
+    drop(reg.take());
+    // With the registry gone, the pinned image is served from the layout.
+    let again = pull(&pinned, &layout, &o);
+    assert_eq!(again.bytes_downloaded, 0);
+    assert_eq!(again.blobs, p.blobs);
+    // A tag needs the registry: the error says what to check.
+    let e = oci::pull(&fetcher(), &ImageRef::parse(&format!("{host}/test/app:v1")).unwrap(), &layout, &o, &|_| {}).unwrap_err();
+    assert_eq!(e.kind, OciErrorKind::Network, "{e}");
+    assert!(e.to_string().contains(&format!("http://{host}")) && e.to_string().contains("registry is running"), "{e}");
+}
+
+#[test]
+fn basic_auth_with_explicit_and_docker_config_credentials() {
+    let reg = Registry::start_with(Some(("alice", "s3cret-Pa55")));
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    reg.push(images.dir(), "multi", "private/multi:v1", None);
+    let work = tempfile::tempdir().unwrap();
+    let image = ImageRef::parse(&format!("{}/private/multi:v1", reg.host())).unwrap();
+    let o = opts(work.path());
+
+    // Anonymous: refused, saying what to do.
+    let e = oci::pull(&fetcher(), &image, &work.path().join("a"), &o, &|_| {}).unwrap_err();
+    assert_eq!(e.kind, OciErrorKind::Auth);
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("authentication required for {}", reg.host()))
+            && msg.contains("docker_registry_credentials")
+            && msg.contains("docker login"),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("http://{}", reg.host())), "{msg}");
+
+    // Wrong password: refused, and the password is nowhere in the message.
+    let mut bad = o.clone();
+    bad.credentials = BTreeMap::from([(reg.host(), Credential { username: "alice".into(), password: "wrong-Pa55word".into() })]);
+    let e = oci::pull(&fetcher(), &image, &work.path().join("a"), &bad, &|_| {}).unwrap_err();
+    assert_eq!(e.kind, OciErrorKind::Auth);
+    assert!(e.to_string().contains("not accepted") && !e.to_string().contains("wrong-Pa55word"), "{e}");
+    assert!(!format!("{e:?} {bad:?}").contains("wrong-Pa55word"));
+
+    // Explicit credentials (named with a scheme, as Docker's config may).
+    let mut good = o.clone();
+    good.credentials =
+        BTreeMap::from([(format!("http://{}/", reg.host()), Credential { username: "alice".into(), password: "s3cret-Pa55".into() })]);
+    let p = pull(&image.to_string(), &work.path().join("a"), &good);
+    assert_eq!(blob(&work.path().join("a"), &p.digest), reg.raw_manifest("private/multi:v1"));
+    assert_blobs_verified(&p);
+
+    // The Docker config file's auths.<host>.auth.
+    let cfg = work.path().join("config.json");
+    let auth = base64_encode("alice:s3cret-Pa55");
+    fs::write(&cfg, format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, reg.host())).unwrap();
+    let from_cfg = OciOptions { docker_config: Some(cfg), ..Default::default() };
+    let p2 = pull(&image.to_string(), &work.path().join("b"), &from_cfg);
+    assert_eq!(p2.digest, p.digest);
+    assert_eq!(p2.bytes_downloaded, p.bytes_downloaded);
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn docker_manifest_list_and_concurrent_pulls_into_one_layout() {
+    let reg = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    reg.push(images.dir(), "multi", "test/docker-multi:v1", Some("v2s2"));
+    reg.push(images.dir(), "multi", "test/multi:v1", None);
+    reg.push(images.dir(), "app", "test/app:v1", None);
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("images");
+    let o = OciOptions { concurrency: 2, ..opts(work.path()) };
+    let refs: Vec<String> =
+        ["test/docker-multi:v1", "test/multi:v1", "test/app:v1"].iter().map(|n| format!("{}/{n}", reg.host())).collect();
+
+    // Three pulls at once, sharing the base layer: each blob is written once, no entry is lost.
+    let pulled: Vec<PulledImage> = std::thread::scope(|s| {
+        let handles: Vec<_> = refs.iter().map(|r| s.spawn(|| pull(r, &layout, &o))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let list = &pulled[0];
+    assert_eq!(list.media_type, "application/vnd.docker.distribution.manifest.list.v2+json");
+    assert_eq!(blob(&layout, &list.digest), reg.raw_manifest("test/docker-multi:v1"));
+    assert_eq!(list.blobs[1].media_type, "application/vnd.docker.distribution.manifest.v2+json");
+    let chosen: Value = serde_json::from_slice(&blob(&layout, &list.blobs[1].digest)).unwrap();
+    let config: Value = serde_json::from_slice(&blob(&layout, chosen["config"]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(config["architecture"], "amd64");
+    assert_eq!(list.blobs.len(), 5);
+    for p in &pulled {
+        assert_blobs_verified(p);
+        assert_eq!(entry(&layout, &p.reference)["digest"], p.digest.as_str());
+    }
+    let idx = index_json(&layout);
+    assert_eq!(idx["manifests"].as_array().unwrap().len(), 3);
+    let all: BTreeSet<String> = pulled.iter().flat_map(|p| &p.blobs).map(|b| b.digest[7..].to_string()).collect();
+    assert_eq!(blob_files(&layout), all, "one file per distinct blob, no temporary files left");
+    let stored: u64 = all.iter().map(|h| fs::metadata(layout.join("blobs/sha256").join(h)).unwrap().len()).sum();
+    assert_eq!(pulled.iter().map(|p| p.bytes_downloaded).sum::<u64>(), stored, "every byte stored was downloaded once");
+}
