@@ -1,4 +1,5 @@
-//! The command line: `airlock playbook` with ansible-playbook's flags.
+//! The command line: `airlock playbook` with ansible-playbook's flags, and `airlock archive`
+//! for offline archives.
 
 use std::path::PathBuf;
 
@@ -18,9 +19,65 @@ pub struct Cli {
 pub enum Command {
     /// Run playbooks, as ansible-playbook does (local connection).
     Playbook(PlaybookArgs),
+    /// Offline archives: inspect and verify.
+    Archive(ArchiveArgs),
     /// Internal: runs one module from a JSON request on stdin (used by `become`).
     #[command(name = "__module", hide = true)]
     InternalModule,
+}
+
+/// `airlock archive ...`
+#[derive(Args, Debug)]
+pub struct ArchiveArgs {
+    #[command(subcommand)]
+    pub command: ArchiveCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ArchiveCommand {
+    /// Print the manifest header and the artifacts' count and size by kind (reads only the manifest).
+    Inspect {
+        /// The archive (.tar, .tar.gz or .tar.zst).
+        path: PathBuf,
+    },
+    /// Check every entry's size and sha256 against the manifest; list each problem and exit 1 if any.
+    Verify {
+        /// The archive (.tar, .tar.gz or .tar.zst).
+        path: PathBuf,
+    },
+    /// Internal (benchmarks, tests): write an archive of a cache directory. The manifest comes
+    /// from --from-manifest, or from hashing every file of the cache (kind `file`).
+    #[command(hide = true)]
+    Create {
+        /// The cache directory the manifest's paths are relative to.
+        #[arg(long)]
+        cache: PathBuf,
+        /// A manifest.json to write the archive from.
+        #[arg(long = "from-manifest", value_name = "MANIFEST")]
+        from_manifest: Option<PathBuf>,
+        /// Compression level (zstd default 3, gzip default 6).
+        #[arg(long)]
+        level: Option<i32>,
+        /// zstd worker threads (default: the number of CPUs).
+        #[arg(long)]
+        threads: Option<u32>,
+        /// The archive to write: .tar, .tar.gz/.tgz or .tar.zst/.tzst.
+        out: PathBuf,
+    },
+    /// Internal (benchmarks, tests): print a manifest of every file under a cache directory.
+    #[command(hide = true)]
+    Scan {
+        cache: PathBuf,
+        /// The kind given to every artifact.
+        #[arg(long, default_value = "file")]
+        kind: String,
+    },
+    /// Internal (tests) until the offline playbooks use it: verify and extract under DEST.
+    #[command(hide = true)]
+    Extract {
+        path: PathBuf,
+        dest: PathBuf,
+    },
 }
 
 /// ansible-playbook's everyday flags, with the same meaning.
@@ -84,6 +141,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Playbook(a) => playbook(a),
+        Command::Archive(a) => archive(a.command),
         Command::InternalModule => run::escalate::child_main(),
     }
 }
@@ -132,4 +190,86 @@ fn playbook(a: PlaybookArgs) -> i32 {
         connection: a.connection.clone(),
     };
     run::run(&a.playbooks, opts)
+}
+
+fn archive(cmd: ArchiveCommand) -> i32 {
+    use crate::bundle::{self, human_size};
+    let fail = |e: bundle::BundleError| {
+        eprintln!("ERROR! {e}");
+        1
+    };
+    match cmd {
+        ArchiveCommand::Inspect { path } => match bundle::inspect_archive(&path) {
+            Ok(r) => {
+                let m = &r.manifest;
+                println!("archive:         {} ({}, {})", path.display(), r.compression.name(), human_size(r.archive_bytes));
+                println!("format version:  {}", m.format_version);
+                println!("created:         {}", m.created);
+                println!("airlock version: {}", m.airlock_version);
+                println!("artifacts:       {} ({})", r.total.count, human_size(r.total.bytes));
+                println!();
+                let mut rows: Vec<(String, String, String)> = r.by_kind.iter().map(|(k, t)| (k.clone(), t.count.to_string(), human_size(t.bytes))).collect();
+                rows.push(("total".into(), r.total.count.to_string(), human_size(r.total.bytes)));
+                let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(4);
+                let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(5);
+                let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(4);
+                println!("{:<w0$}  {:>w1$}  {:>w2$}", "KIND", "COUNT", "SIZE");
+                for (i, (k, c, s)) in rows.iter().enumerate() {
+                    if i + 1 == rows.len() {
+                        println!("{}", "-".repeat(w0 + w1 + w2 + 4));
+                    }
+                    println!("{k:<w0$}  {c:>w1$}  {s:>w2$}");
+                }
+                0
+            }
+            Err(e) => fail(e),
+        },
+        ArchiveCommand::Verify { path } => match bundle::verify_archive(&path) {
+            Ok(r) if r.is_ok() => {
+                let kinds: Vec<String> = r.manifest.by_kind().iter().map(|(k, t)| format!("{k} {}", t.count)).collect();
+                println!("OK: {} artifacts, {} verified in {} ({})", r.files_ok, human_size(r.bytes_checked), path.display(), kinds.join(", "));
+                0
+            }
+            Ok(r) => {
+                for p in &r.problems {
+                    println!("{p}");
+                }
+                println!("FAILED: {} problem(s) in {}; {} of {} artifacts OK", r.problems.len(), path.display(), r.files_ok, r.manifest.artifacts.len());
+                1
+            }
+            Err(e) => fail(e),
+        },
+        ArchiveCommand::Create { cache, from_manifest, level, threads, out } => {
+            let manifest = match from_manifest {
+                Some(p) => bundle::Manifest::load(&p),
+                None => bundle::Manifest::scan(&cache, &|p| ("file".to_string(), format!("file:{p}"))),
+            };
+            let manifest = match manifest {
+                Ok(m) => m,
+                Err(e) => return fail(e),
+            };
+            let opts = bundle::WriteOptions { level, threads, ..Default::default() };
+            match bundle::write_archive(&cache, &manifest, &out, opts) {
+                Ok(r) => {
+                    println!("wrote {}: {} artifacts, {} ({}), archive {}", r.path.display(), r.artifacts, human_size(r.bytes), r.compression.name(), human_size(r.archive_bytes));
+                    0
+                }
+                Err(e) => fail(e),
+            }
+        }
+        ArchiveCommand::Scan { cache, kind } => match bundle::Manifest::scan(&cache, &|p| (kind.clone(), format!("file:{p}"))) {
+            Ok(m) => {
+                print!("{}", m.to_json());
+                0
+            }
+            Err(e) => fail(e),
+        },
+        ArchiveCommand::Extract { path, dest } => match bundle::extract_archive(&path, &dest, Default::default()) {
+            Ok(r) => {
+                println!("extracted into {}: {} written ({}), {} already in place ({})", r.dest.display(), r.written, human_size(r.bytes_written), r.skipped, human_size(r.bytes_skipped));
+                0
+            }
+            Err(e) => fail(e),
+        },
+    }
 }

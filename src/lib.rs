@@ -1,5 +1,6 @@
 //! airlock: Ansible-style playbooks for building offline mirrors in air-gapped sites.
 
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod inventory;
