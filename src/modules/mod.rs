@@ -20,6 +20,13 @@ pub mod wait_for;
 pub mod fsutil;
 pub mod fileattrs;
 pub mod http;
+pub mod cache;
+pub mod image_cache;
+pub mod yum_sync;
+pub mod pip_download;
+pub mod helm_sync;
+pub mod cache_files;
+pub mod offline_archive;
 pub mod pause;
 
 use std::path::{Path, PathBuf};
@@ -155,6 +162,12 @@ pub fn lookup(name: &str) -> Option<ModuleFn> {
         "archive" => archive::run,
         "wait_for" => wait_for::run,
         "pause" => pause::run,
+        "image_cache" => image_cache::run,
+        "yum_sync" => yum_sync::run,
+        "pip_download" => pip_download::run,
+        "helm_sync" => helm_sync::run,
+        "cache_files" => cache_files::run,
+        "offline_archive" => offline_archive::run,
         _ => return None,
     };
     Some(f)

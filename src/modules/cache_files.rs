@@ -1,0 +1,79 @@
+//! The `cache_files` module: plain files (Kubespray's binaries among them) into the offline
+//! cache, checksums verified when given, several at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+use super::cache::{self, rel};
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
+use crate::bundle::manifest::Artifact;
+use crate::sources::fetch::{Checksum, parallel};
+
+const ALLOWED: &[&str] = &["files", "dest", "cache_dir", "concurrency", "timeout", "retries", "validate_certs"];
+
+struct Job {
+    url: String,
+    dest: PathBuf,
+    checksum: Option<Checksum>,
+}
+
+/// Runs `cache_files`.
+pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
+    args::check_known(a, "cache_files", ALLOWED)?;
+    let dest = PathBuf::from(args::req_str(a, "dest")?);
+    let root = cache::cache_root(a, &dest)?;
+    let mut jobs = Vec::new();
+    for f in cache::list_of_maps(a, "files")? {
+        let url = f.get("url").and_then(Value::as_str).ok_or_else(|| ModuleFail::new(format!("a files entry needs 'url': {}", Value::Object(f.clone()))))?.to_string();
+        let name = match f.get("dest").and_then(Value::as_str) {
+            Some(d) if !d.is_empty() => d.to_string(),
+            _ => url.rsplit('/').next().filter(|s| !s.is_empty()).map(|s| s.split(['?', '#']).next().unwrap_or(s).to_string()).ok_or_else(|| ModuleFail::new(format!("cannot name the file for {url}: give 'dest'")))?,
+        };
+        if Path::new(&name).is_absolute() || name.split('/').any(|c| c == "..") {
+            return Err(ModuleFail::new(format!("files entry dest '{name}' must be a relative path inside {}", dest.display())));
+        }
+        let checksum = f.get("checksum").and_then(Value::as_str).filter(|s| !s.is_empty()).map(Checksum::parse).transpose().map_err(ModuleFail::new)?;
+        jobs.push(Job { url, dest: dest.join(name), checksum });
+    }
+    if ctx.check_mode {
+        let missing: Vec<&Job> = jobs.iter().filter(|j| !j.dest.is_file()).collect();
+        return Ok(ModuleResult::changed(!missing.is_empty()).with("files", json!(missing.iter().map(|j| j.url.clone()).collect::<Vec<_>>())).with_msg(format!("{} file(s) would be downloaded", missing.len())));
+    }
+    let fetcher = cache::fetcher(a)?;
+    let pb = cache::bytes_bar(ctx, "files");
+    let total = AtomicU64::new(0);
+    let on_bytes = |n: u64| {
+        total.fetch_add(n, Ordering::Relaxed);
+        pb.inc(n);
+    };
+    let results = parallel(jobs, cache::concurrency(a)?, |j: Job| {
+        // Without a checksum a file already present is kept, as get_url does without force.
+        if j.checksum.is_none() && j.dest.is_file() {
+            return crate::sources::fetch::hash_file(&j.dest, crate::sources::fetch::Algo::Sha256)
+                .map(|(s, _)| (j.url.clone(), j.dest.clone(), std::fs::metadata(&j.dest).map(|m| m.len()).unwrap_or(0), s, false))
+                .map_err(|e| format!("{}: {e}", j.dest.display()));
+        }
+        fetcher.download(&j.url, &j.dest, j.checksum.as_ref(), &HeaderMap::new(), &on_bytes).map(|f| (j.url.clone(), f.path, f.size, f.sha256, f.downloaded)).map_err(|e| e.to_string())
+    });
+    pb.finish_and_clear();
+    let mut artifacts = Vec::new();
+    let mut failures = Vec::new();
+    let mut changed = false;
+    for r in results {
+        match r {
+            Ok((url, path, size, sha256, downloaded)) => {
+                changed |= downloaded;
+                artifacts.push(Artifact { kind: "file".into(), path: rel(&root, &path)?, size, sha256, source: url, name: None, version: None });
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ModuleFail::new(format!("{} of the files failed: {}", failures.len(), failures.join("; "))).with("failures", json!(failures)));
+    }
+    cache::write_fragment(&root, &format!("files-{}", rel(&root, &dest)?), &artifacts)?;
+    Ok(ModuleResult::changed(changed).with("files", artifacts.len()).with("bytes_downloaded", total.load(Ordering::Relaxed)))
+}

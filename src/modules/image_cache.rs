@@ -1,0 +1,98 @@
+//! The `image_cache` module: container images into one OCI image layout, over the registry
+//! API (no Docker daemon), for the offline archive.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+
+use super::cache::{self, rel};
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
+use crate::bundle::manifest::Artifact;
+use crate::sources::oci::{self, Credential, ImageRef, OciOptions};
+
+const ALLOWED: &[&str] = &["images", "dest", "cache_dir", "platforms", "insecure_registries", "credentials", "docker_config", "concurrency", "timeout", "retries", "validate_certs"];
+
+/// One `images` entry: a reference string, or DeepOps's `{name, repo, image, version}`.
+fn image_ref(v: &Value) -> Result<ImageRef, ModuleFail> {
+    match v {
+        Value::String(s) => ImageRef::parse(s).map_err(|e| ModuleFail::new(e.to_string())),
+        Value::Object(m) => {
+            let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            if m.contains_key("image") {
+                ImageRef::from_deepops(&s("repo"), &s("image"), &s("version")).map_err(|e| ModuleFail::new(e.to_string()))
+            } else {
+                Err(ModuleFail::new(format!("an images entry needs 'image' (with 'repo' and 'version'), got {v}")))
+            }
+        }
+        other => Err(ModuleFail::new(format!("an images entry must be a reference string or a mapping, got {other}"))),
+    }
+}
+
+/// Runs `image_cache`.
+pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
+    args::check_known(a, "image_cache", ALLOWED)?;
+    let dest = PathBuf::from(args::req_str(a, "dest")?);
+    let root = cache::cache_root(a, &dest)?;
+    let mut refs: Vec<ImageRef> = Vec::new();
+    if let Some(Value::Array(items)) = a.get("images") {
+        for i in items {
+            let r = image_ref(i)?;
+            if !refs.contains(&r) {
+                refs.push(r);
+            }
+        }
+    }
+    let mut opts = OciOptions::default();
+    if let Some(p) = args::opt_list(a, "platforms")? {
+        opts.platforms = p;
+    }
+    opts.insecure_registries = args::opt_list(a, "insecure_registries")?.unwrap_or_default();
+    opts.concurrency = cache::concurrency(a)?;
+    opts.docker_config = args::opt_str(a, "docker_config")?.map(PathBuf::from);
+    if let Some(Value::Object(creds)) = a.get("credentials") {
+        let mut m = BTreeMap::new();
+        for (host, c) in creds {
+            let get = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            m.insert(host.clone(), Credential { username: get("username"), password: get("password") });
+        }
+        opts.credentials = m;
+    }
+    if ctx.check_mode {
+        let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+        let mut r = ModuleResult::changed(!refs.is_empty()).with("images", json!(names)).with_msg(format!("{} image(s) would be pulled (sizes are known only from their manifests)", refs.len()));
+        r.skipped = false;
+        return Ok(r);
+    }
+    let fetcher = cache::fetcher(a)?;
+    let pb = cache::bytes_bar(ctx, "images");
+    let total = AtomicU64::new(0);
+    let on_bytes = |n: u64| {
+        total.fetch_add(n, Ordering::Relaxed);
+        pb.inc(n);
+    };
+    let mut artifacts = Vec::new();
+    let mut pulled = Vec::new();
+    for r in &refs {
+        pb.set_message(r.to_string());
+        let img = oci::pull(&fetcher, r, &dest, &opts, &on_bytes).map_err(|e| ModuleFail::new(e.to_string()))?;
+        for b in &img.blobs {
+            artifacts.push(Artifact { kind: "blob".into(), path: rel(&root, &b.path)?, size: b.size, sha256: b.digest.trim_start_matches("sha256:").to_string(), source: img.reference.clone(), name: None, version: None });
+        }
+        pulled.push(json!({"reference": img.reference, "digest": img.digest, "media_type": img.media_type, "blobs": img.blobs.len(), "bytes_downloaded": img.bytes_downloaded}));
+    }
+    pb.finish_and_clear();
+    // The layout's own files, as they are after every pull.
+    for f in ["oci-layout", "index.json"] {
+        let p = dest.join(f);
+        if p.is_file() {
+            let rp = rel(&root, &p)?;
+            let a = Artifact::from_file(&root, &rp, "image", "oci layout").map_err(|e| ModuleFail::new(e.to_string()))?;
+            artifacts.push(a);
+        }
+    }
+    cache::write_fragment(&root, &format!("images-{}", rel(&root, &dest)?), &artifacts)?;
+    let downloaded = total.load(Ordering::Relaxed);
+    Ok(ModuleResult::changed(downloaded > 0).with("images", Value::Array(pulled)).with("bytes_downloaded", downloaded).with("dest", dest.display().to_string()))
+}

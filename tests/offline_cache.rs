@@ -1,0 +1,178 @@
+//! build-offline-cache end to end: the shipped playbook against upstreams on 127.0.0.1 that
+//! the project did not write (Debian's docker-registry with images pushed by skopeo, a Yum
+//! repository of rpmbuild RPMs indexed by createrepo_c, a Helm repository of real charts,
+//! plain files), then the archive checked against the upstreams byte for byte.
+
+mod common;
+#[path = "fixtures/registry.rs"]
+mod registry;
+mod yumfix;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use common::{Project, serve, sha256_hex};
+use registry::{Images, Registry};
+
+/// A real chart archive laid out as `helm package` writes it.
+fn chart_tgz(name: &str, version: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+    for (file, text) in [
+        ("Chart.yaml", format!("apiVersion: v2\nname: {name}\nversion: {version}\ntype: application\n")),
+        ("values.yaml", "replicas: 1\n".to_string()),
+        ("templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n".to_string()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("{name}/{file}"), text.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// Every file under `dir`, by relative path.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn playbook() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/build-offline-cache.yml")
+}
+
+#[test]
+fn build_offline_cache_against_loopback_upstreams() {
+    registry::require_tools();
+    yumfix::require_tools();
+    // Images: one single-arch, one multi-arch (amd64 + arm64 sharing a layer).
+    let reg = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    reg.push(images.dir(), "app", "test/app:v1", None);
+    reg.push(images.dir(), "multi", "test/multi:v1", None);
+    // Yum: real RPMs, createrepo_c.
+    let yum = yumfix::Upstream::new(&[]);
+    // Helm: two real charts and an index.
+    let helm_dir = tempfile::tempdir().unwrap();
+    let stable = helm_dir.path().join("stable");
+    std::fs::create_dir_all(&stable).unwrap();
+    let mut index = String::from("apiVersion: v1\nentries:\n");
+    for (name, version) in [("alpha", "0.1.0"), ("beta", "1.0.0")] {
+        let bytes = chart_tgz(name, version);
+        std::fs::write(stable.join(format!("{name}-{version}.tgz")), &bytes).unwrap();
+        index.push_str(&format!("  {name}:\n  - apiVersion: v2\n    name: {name}\n    version: {version}\n    digest: {}\n    urls:\n    - {name}-{version}.tgz\n", sha256_hex(&bytes)));
+    }
+    std::fs::write(stable.join("index.yaml"), index).unwrap();
+    let helm = yumfix::Server::start(helm_dir.path());
+    // Files.
+    let kubectl = b"#!/bin/sh\necho kubectl\n".to_vec();
+    let files = serve(vec![("/bin/kubectl", 200, kubectl.clone()), ("/bad", 200, b"tampered".to_vec())]);
+
+    let p = Project::new();
+    let cache = p.path("cache");
+    let archive = p.path("deepops-archive.tar");
+    let config = format!(
+        r#"
+offline_cache_dir: "{cache}"
+tar_file_path: "{archive}"
+download_kubespray_deps: false
+download_pip_packages: false
+mirror_images: []
+image_platforms: ["linux/amd64", "linux/arm64"]
+docker_image_list:
+  - {{name: app, repo: "{host}/", image: test/app, version: v1}}
+  - {{name: multi, repo: "{host}/", image: test/multi, version: v1}}
+yum_repos:
+  - {{name: fixture, baseurl: "{yum}"}}
+helm_chart_repos:
+  - {{name: stable, url: "{helm}"}}
+misc_files:
+  - {{url: "{files}/bin/kubectl", checksum: "sha256:{kubectl_sum}"}}
+"#,
+        cache = cache.display(),
+        archive = archive.display(),
+        host = reg.host(),
+        yum = yum.baseurl(),
+        helm = format!("http://127.0.0.1:{}/stable", helm.port),
+        files = files,
+        kubectl_sum = sha256_hex(&kubectl),
+    );
+    p.file("config.yml", &config);
+    let pb = playbook();
+    let run = p.airlock(&["playbook", pb.to_str().unwrap(), "-e", "@config.yml"]);
+    run.success();
+    assert!(archive.is_file(), "no archive written\n{}", run.stdout);
+
+    // The archive verifies and lists every kind.
+    p.airlock(&["archive", "verify", archive.to_str().unwrap()]).success();
+    let inspect = p.airlock(&["archive", "inspect", archive.to_str().unwrap()]);
+    inspect.success();
+    for kind in ["blob", "rpm", "repodata", "chart", "file"] {
+        inspect.has(kind);
+    }
+
+    // Unpacked with GNU tar, it holds the upstreams byte for byte.
+    let out = p.path("unpacked");
+    std::fs::create_dir_all(&out).unwrap();
+    let st = std::process::Command::new("tar").arg("-xf").arg(&archive).arg("-C").arg(&out).status().unwrap();
+    assert!(st.success());
+    let unpacked = tree(&out);
+    let manifest: serde_json::Value = serde_json::from_slice(&unpacked["manifest.json"]).unwrap();
+    assert!(manifest["artifacts"].as_array().unwrap().len() > 10);
+    // Everything the repository publishes: its metadata and its packages.
+    for (rel, bytes) in tree(&yum.repo()).into_iter().filter(|(r, _)| r.starts_with("repodata/") || r.ends_with(".rpm")) {
+        assert_eq!(unpacked.get(&format!("yum/fixture/{rel}")), Some(&bytes), "yum file {rel}");
+    }
+    for name in ["test/app:v1", "test/multi:v1"] {
+        let raw = reg.raw_manifest(name);
+        let path = format!("docker-images/blobs/sha256/{}", sha256_hex(&raw));
+        assert_eq!(unpacked.get(&path), Some(&raw), "manifest of {name}");
+    }
+    assert_eq!(unpacked.get("misc-files/kubectl"), Some(&kubectl));
+    for (name, version) in [("alpha", "0.1.0"), ("beta", "1.0.0")] {
+        let up = std::fs::read(stable.join(format!("{name}-{version}.tgz"))).unwrap();
+        assert_eq!(unpacked.get(&format!("helm/stable/{name}-{version}.tgz")), Some(&up));
+    }
+
+    // A second run downloads nothing and changes nothing.
+    let again = p.airlock(&["playbook", pb.to_str().unwrap(), "-e", "@config.yml"]);
+    again.success();
+    assert_eq!(again.recap("localhost").changed, 0, "{}", again.stdout);
+
+    // A file whose bytes do not match its checksum: the run fails naming it, and the bad
+    // bytes are in neither the cache nor a new archive.
+    let before = std::fs::read(&archive).unwrap();
+    p.file("bad.yml", &format!("misc_files:\n  - {{url: \"{files}/bad\", checksum: \"sha256:{}\"}}\n", "0".repeat(64)));
+    let bad = p.airlock(&["playbook", pb.to_str().unwrap(), "-e", "@config.yml", "-e", "@bad.yml"]);
+    bad.code(2).has("/bad").has("checksum");
+    assert!(!cache.join("misc-files/bad").exists() && !cache.join("misc-files/bad.part").exists());
+    assert_eq!(std::fs::read(&archive).unwrap(), before, "the archive is left as it was");
+
+    // archive verify catches a flipped byte.
+    let mut damaged = before.clone();
+    let pos = find(&damaged, &kubectl).expect("kubectl's bytes are in the plain tar");
+    damaged[pos] ^= 0xff;
+    let dpath = p.path("damaged.tar");
+    std::fs::write(&dpath, &damaged).unwrap();
+    let v = p.airlock(&["archive", "verify", dpath.to_str().unwrap()]);
+    assert_ne!(v.code, 0);
+    assert!(v.stdout.contains("misc-files/kubectl") || v.stderr.contains("misc-files/kubectl"), "{}\n{}", v.stdout, v.stderr);
+    let _ = std::fs::File::open(&dpath).unwrap().read(&mut [0u8; 1]);
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
