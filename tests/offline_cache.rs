@@ -4,6 +4,8 @@
 //! plain files), then the archive checked against the upstreams byte for byte.
 
 mod common;
+#[path = "fixtures/pypiserver.rs"]
+mod pypiserver;
 #[path = "fixtures/registry.rs"]
 mod registry;
 mod yumfix;
@@ -77,6 +79,8 @@ fn build_offline_cache_against_loopback_upstreams() {
     }
     std::fs::write(stable.join("index.yaml"), index).unwrap();
     let helm = yumfix::Server::start(helm_dir.path());
+    // PyPI: pypiserver with real wheels; requests brings four dependencies.
+    let pypi = pypiserver::Server::start();
     // Files.
     let kubectl = b"#!/bin/sh\necho kubectl\n".to_vec();
     let files = serve(vec![("/bin/kubectl", 200, kubectl.clone()), ("/bad", 200, b"tampered".to_vec())]);
@@ -89,7 +93,11 @@ fn build_offline_cache_against_loopback_upstreams() {
 offline_cache_dir: "{cache}"
 tar_file_path: "{archive}"
 download_kubespray_deps: false
-download_pip_packages: false
+pip_index_url: "{pypi}"
+pip_package_list:
+  - {{name: "requests==2.31.0"}}
+pip_python_version: "3.10"
+pip_platforms: ["manylinux2014_x86_64"]
 mirror_images: []
 image_platforms: ["linux/amd64", "linux/arm64"]
 docker_image_list:
@@ -109,6 +117,7 @@ misc_files:
         helm = format!("http://127.0.0.1:{}/stable", helm.port),
         files = files,
         kubectl_sum = sha256_hex(&kubectl),
+        pypi = pypi.index(),
     );
     p.file("config.yml", &config);
     let pb = playbook();
@@ -120,7 +129,7 @@ misc_files:
     p.airlock(&["archive", "verify", archive.to_str().unwrap()]).success();
     let inspect = p.airlock(&["archive", "inspect", archive.to_str().unwrap()]);
     inspect.success();
-    for kind in ["blob", "rpm", "repodata", "chart", "file"] {
+    for kind in ["blob", "rpm", "repodata", "chart", "file", "python"] {
         inspect.has(kind);
     }
 
@@ -142,6 +151,10 @@ misc_files:
         assert_eq!(unpacked.get(&path), Some(&raw), "manifest of {name}");
     }
     assert_eq!(unpacked.get("misc-files/kubectl"), Some(&kubectl));
+    let wheels = pypiserver::fixture();
+    for w in ["requests-2.31.0-py3-none-any.whl", "urllib3-2.0.7-py3-none-any.whl", "idna-3.4-py3-none-any.whl", "certifi-2023.7.22-py3-none-any.whl", "charset_normalizer-3.3.2-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"] {
+        assert_eq!(unpacked.get(&format!("pip/{w}")), Some(&std::fs::read(wheels.join(w)).unwrap()), "wheel {w}");
+    }
     for (name, version) in [("alpha", "0.1.0"), ("beta", "1.0.0")] {
         let up = std::fs::read(stable.join(format!("{name}-{version}.tgz"))).unwrap();
         assert_eq!(unpacked.get(&format!("helm/stable/{name}-{version}.tgz")), Some(&up));

@@ -2,114 +2,15 @@
 //! the real pip. pypiserver and the wheels come from `bash .ci/setup-pypi`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use airlock::sources::pypi::{self, Mode, PipError, PipTarget};
 
-const SETUP: &str = "run `bash .ci/setup-pypi` once";
+#[path = "fixtures/pypiserver.rs"]
+mod pypiserver;
+use pypiserver::{Server, fixture};
 
-/// The wheels `.ci/setup-pypi` downloads.
-const FIXTURE_FILES: &[&str] = &[
-    "requests-2.31.0-py3-none-any.whl",
-    "urllib3-2.0.7-py3-none-any.whl",
-    "idna-3.4-py3-none-any.whl",
-    "idna-3.3-py3-none-any.whl",
-    "certifi-2023.7.22-py3-none-any.whl",
-    "charset_normalizer-3.3.2-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-    "charset_normalizer-3.3.2-cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
-    "MarkupSafe-2.1.3-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-    "MarkupSafe-2.1.3-cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
-    "MarkupSafe-2.1.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-];
-
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target")
-}
-
-fn fixture() -> PathBuf {
-    let dir = target_dir().join("pypi-fixture");
-    for f in FIXTURE_FILES {
-        assert!(dir.join(f).is_file(), "fixture wheel {} is missing: {SETUP}", dir.join(f).display());
-    }
-    dir
-}
-
-/// pypiserver on a free port, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-    _logdir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start() -> Server {
-        Server::start_with(&[])
-    }
-
-    /// With extra `pypi-server run` options.
-    fn start_with(extra: &[&str]) -> Server {
-        let exe = target_dir().join("pypi-venv/bin/pypi-server");
-        assert!(exe.is_file(), "pypiserver not found at {}: {SETUP}", exe.display());
-        let fixture = fixture();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let logdir = tempfile::tempdir().unwrap();
-        let log = logdir.path().join("pypiserver.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(&exe)
-            .args(["run", "-p", &port.to_string(), "-i", "127.0.0.1", "--disable-fallback"])
-            .args(extra)
-            .arg(&fixture)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}: {SETUP}", exe.display()));
-        let mut s = Server { child, url: format!("http://127.0.0.1:{port}"), log, _logdir: logdir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = s.child.try_wait().unwrap() {
-                panic!("pypiserver exited ({status}):\n{}", s.log_text());
-            }
-            if http_status(port, "/simple/") == Some(200) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "pypiserver did not answer on {} within 60 s:\n{}", s.url, s.log_text());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // Fallback off: an unknown project is a 404 here, not a redirect to pypi.org.
-        assert_eq!(http_status(port, "/simple/no-such-package-airlock/"), Some(404), "pypiserver falls back to another index:\n{}", s.log_text());
-        s
-    }
-
-    fn index(&self) -> String {
-        format!("{}/simple", self.url)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// The status of `GET path`, or None when nothing answers.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).ok()?;
-    std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().nth(1)?.parse().ok()
-}
 
 fn sha256(path: &Path) -> String {
     airlock::sources::fetch::hash_file(path, airlock::sources::fetch::Algo::Sha256).unwrap().0
