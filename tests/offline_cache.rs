@@ -189,3 +189,107 @@ misc_files:
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// A file server that counts requests per path and serves `/big` slowly the first time, so a
+/// run can be killed in the middle of that download.
+fn counting_server(files: Vec<(&'static str, Vec<u8>)>) -> (String, std::sync::Arc<std::sync::Mutex<BTreeMap<String, usize>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let c = counts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let files = files.clone();
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let n = {
+                    let mut m = c.lock().unwrap();
+                    let e = m.entry(path.clone()).or_insert(0);
+                    *e += 1;
+                    *e
+                };
+                let Some((_, body)) = files.iter().find(|(p, _)| *p == path) else {
+                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    return;
+                };
+                let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
+                if path == "/big" && n == 1 {
+                    // The first time: a trickle, long enough to be interrupted.
+                    for chunk in body.chunks(4096) {
+                        if stream.write_all(chunk).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                } else {
+                    let _ = stream.write_all(body);
+                }
+            });
+        }
+    });
+    (base, counts)
+}
+
+#[test]
+fn an_interrupted_run_resumes_fetching_only_what_is_missing() {
+    let small1 = b"first small file\n".to_vec();
+    let small2 = b"second small file\n".to_vec();
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (base, counts) = counting_server(vec![("/small1", small1.clone()), ("/small2", small2.clone()), ("/big", big.clone())]);
+    let p = Project::new();
+    let cache = p.path("cache");
+    let archive = p.path("out.tar");
+    p.file(
+        "config.yml",
+        &format!(
+            "offline_cache_dir: \"{}\"\ntar_file_path: \"{}\"\ndownload_kubespray_deps: false\ndownload_docker_images: false\nmirror_images: []\nyum_repos: []\npip_package_list: []\nhelm_chart_repos: []\ndownload_concurrency: 1\nmisc_files:\n  - {{url: \"{base}/small1\", checksum: \"sha256:{}\"}}\n  - {{url: \"{base}/small2\", checksum: \"sha256:{}\"}}\n  - {{url: \"{base}/big\", checksum: \"sha256:{}\"}}\n",
+            cache.display(),
+            archive.display(),
+            sha256_hex(&small1),
+            sha256_hex(&small2),
+            sha256_hex(&big)
+        ),
+    );
+    let pb = playbook();
+    // First run: killed (SIGKILL) while /big trickles in.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["playbook", "-i", "localhost,", pb.to_str().unwrap(), "-e", "@config.yml"])
+        .current_dir(p.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let part = cache.join("misc-files/big.part");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(part.is_file() && std::fs::metadata(&part).map(|m| m.len() > 100_000).unwrap_or(false)) {
+        assert!(std::time::Instant::now() < deadline, "the big download never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!cache.join("misc-files/big").exists(), "an unfinished download must not appear under its name");
+    assert!(!archive.exists(), "no archive from an interrupted run");
+    assert_eq!(std::fs::read(cache.join("misc-files/small1")).unwrap(), small1);
+
+    // The rerun completes, fetching only what was missing.
+    let r = p.airlock(&["playbook", pb.to_str().unwrap(), "-e", "@config.yml"]);
+    r.success();
+    let c = counts.lock().unwrap().clone();
+    assert_eq!(c.get("/small1"), Some(&1), "{c:?}");
+    assert_eq!(c.get("/small2"), Some(&1), "{c:?}");
+    assert_eq!(c.get("/big"), Some(&2), "{c:?}");
+    assert_eq!(std::fs::read(cache.join("misc-files/big")).unwrap(), big);
+    p.airlock(&["archive", "verify", archive.to_str().unwrap()]).success();
+}
