@@ -340,7 +340,7 @@ impl Runner {
             None => true,
             Some(v) => template::to_bool_strict(v).unwrap_or(true),
         };
-        if gather && self.tags_selected(&play.tags, true) {
+        if gather && self.tags_selected(&play.tags) {
             let need: Vec<String> = hosts.iter().filter(|h| !self.hosts[*h].facts_gathered).cloned().collect();
             if !need.is_empty() || !hosts.is_empty() {
                 self.out.task_start("Gathering Facts", false, &play.pos.to_string());
@@ -483,7 +483,7 @@ impl Runner {
         magic.insert("inventory_hostname".into(), json!(host));
         magic.insert("inventory_hostname_short".into(), json!(host.split('.').next().unwrap_or(host)));
         magic.insert("playbook_dir".into(), json!(pc.play.dir.display().to_string()));
-        magic.insert("ansible_check_mode".into(), json!(self.check_mode(inh, task, host, pc)));
+        magic.insert("ansible_check_mode".into(), json!(self.check_mode(inh, task)));
         magic.insert("ansible_diff_mode".into(), json!(self.opts.diff));
         magic.insert("ansible_verbosity".into(), json!(self.opts.verbosity));
         magic.insert("ansible_play_name".into(), json!(pc.play.name));
@@ -547,7 +547,7 @@ impl Runner {
         v
     }
 
-    fn check_mode(&self, inh: &Inherit, task: &Task, _host: &str, _pc: &PlayCtx) -> bool {
+    fn check_mode(&self, inh: &Inherit, task: &Task) -> bool {
         let v = task.check_mode.as_ref().or(inh.check_mode.as_ref());
         match v.and_then(template::to_bool_strict) {
             Some(b) => b,
@@ -555,7 +555,7 @@ impl Runner {
         }
     }
 
-    fn tags_selected(&self, tags: &[String], _is_facts: bool) -> bool {
+    fn tags_selected(&self, tags: &[String]) -> bool {
         tags_selected(&self.opts.tags, &self.opts.skip_tags, tags)
     }
 
@@ -633,7 +633,7 @@ impl Runner {
     fn run_task(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, hosts: &[String], handler: bool) -> Result<(), Fatal> {
         let mut all_tags = inh.tags.clone();
         all_tags.extend(task.tags.iter().cloned());
-        if !handler && !self.tags_selected(&all_tags, false) {
+        if !handler && !self.tags_selected(&all_tags) {
             return Ok(());
         }
         if !handler && self.before_start(task) {
@@ -1022,7 +1022,7 @@ impl Runner {
     #[allow(clippy::too_many_arguments)]
     fn run_action(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, host: &str, action: &str, args: &Map<String, Json>, vars: &Arc<Vars>, no_log: bool) -> Json {
         let ctx = vars.ctx();
-        let check = self.check_mode(inh, task, host, pc);
+        let check = self.check_mode(inh, task);
         let diff = match self.eval_bool_opt(task.diff.as_ref().or(inh.diff.as_ref()), &ctx) {
             Some(b) => b,
             None => self.opts.diff,
@@ -1144,7 +1144,7 @@ impl Runner {
                 }
             }
             if let Some(fw) = &task.failed_when {
-                match self.eval_conds_json_any(fw, &ctx) {
+                match self.eval_conds_json(fw, &ctx) {
                     Ok(b) => {
                         result["failed"] = json!(b);
                         result["failed_when_result"] = json!(b);
@@ -1261,11 +1261,6 @@ impl Runner {
             Json::Array(a) => self.eval_when(a, ctx),
             other => self.templar.eval_cond(other, ctx).map_err(|e| e.msg),
         }
-    }
-
-    /// failed_when with a list: Ansible ANDs them too.
-    fn eval_conds_json_any(&self, c: &Json, ctx: &minijinja::Value) -> Result<bool, String> {
-        self.eval_conds_json(c, ctx)
     }
 
     fn flush_handlers(&mut self, pc: &mut PlayCtx) -> Result<(), Fatal> {
