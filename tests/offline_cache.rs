@@ -121,9 +121,20 @@ misc_files:
     );
     p.file("config.yml", &config);
     let pb = playbook();
+    // --check: what would be downloaded, with the sizes metadata gives, and nothing written.
+    let check = p.airlock(&["playbook", pb.to_str().unwrap(), "-e", "@config.yml", "--check", "-v"]);
+    check.success();
+    check.has("2 image(s)").has(&format!("1 file(s) would be downloaded, {} B", kubectl.len()));
+    assert!(!cache.exists() && !archive.exists(), "--check wrote files\n{}", check.stdout);
+
     let run = p.airlock(&["playbook", pb.to_str().unwrap(), "-e", "@config.yml"]);
     run.success();
     assert!(archive.is_file(), "no archive written\n{}", run.stdout);
+
+    // What --check announced for the images is what the run stored.
+    let stored: u64 = std::fs::read_dir(cache.join("docker-images/blobs/sha256")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let line = check.stdout.lines().find(|l| l.contains("2 image(s),")).expect("the image task's result");
+    assert!(line.contains(&format!("\"download_size\": {stored}")), "--check announced {line}, the run stored {stored} bytes");
 
     // The archive verifies and lists every kind.
     p.airlock(&["archive", "verify", archive.to_str().unwrap()]).success();

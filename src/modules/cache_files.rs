@@ -38,11 +38,27 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let checksum = f.get("checksum").and_then(Value::as_str).filter(|s| !s.is_empty()).map(Checksum::parse).transpose().map_err(ModuleFail::new)?;
         jobs.push(Job { url, dest: dest.join(name), checksum });
     }
-    if ctx.check_mode {
-        let missing: Vec<&Job> = jobs.iter().filter(|j| !j.dest.is_file()).collect();
-        return Ok(ModuleResult::changed(!missing.is_empty()).with("files", json!(missing.iter().map(|j| j.url.clone()).collect::<Vec<_>>())).with_msg(format!("{} file(s) would be downloaded", missing.len())));
-    }
     let fetcher = cache::fetcher(a)?;
+    if ctx.check_mode {
+        // Sizes from HEAD requests, the only metadata a plain file has.
+        let missing: Vec<&Job> = jobs.iter().filter(|j| !j.dest.is_file()).collect();
+        let sizes = parallel(missing.iter().map(|j| j.url.as_str()).collect(), cache::concurrency(a)?, |u| fetcher.content_length(u));
+        let mut files = Vec::new();
+        let (mut bytes, mut unknown) = (0, 0);
+        for (j, size) in missing.iter().zip(sizes) {
+            let size = size.map_err(|e| ModuleFail::new(e.to_string()))?;
+            match size {
+                Some(n) => bytes += n,
+                None => unknown += 1,
+            }
+            files.push(json!({"url": j.url, "size": size}));
+        }
+        let unknown_note = if unknown > 0 { format!(", {unknown} of unknown size") } else { String::new() };
+        return Ok(ModuleResult::changed(!missing.is_empty())
+            .with("files", Value::Array(files))
+            .with("download_size", bytes)
+            .with_msg(format!("{} file(s) would be downloaded, {}{unknown_note}", missing.len(), crate::bundle::human_size(bytes))));
+    }
     let pb = cache::bytes_bar(ctx, "files");
     let total = AtomicU64::new(0);
     let on_bytes = |n: u64| {

@@ -59,13 +59,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         }
         opts.credentials = m;
     }
-    if ctx.check_mode {
-        let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
-        let mut r = ModuleResult::changed(!refs.is_empty()).with("images", json!(names)).with_msg(format!("{} image(s) would be pulled (sizes are known only from their manifests)", refs.len()));
-        r.skipped = false;
-        return Ok(r);
-    }
     let fetcher = cache::fetcher(a)?;
+    if ctx.check_mode {
+        return plan(&fetcher, &refs, &dest, &opts);
+    }
     let pb = cache::bytes_bar(ctx, "images");
     let total = AtomicU64::new(0);
     let on_bytes = |n: u64| {
@@ -95,4 +92,38 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     cache::write_fragment(&root, &format!("images-{}", rel(&root, &dest)?), &artifacts)?;
     let downloaded = total.load(Ordering::Relaxed);
     Ok(ModuleResult::changed(downloaded > 0).with("images", Value::Array(pulled)).with("bytes_downloaded", downloaded).with("dest", dest.display().to_string()))
+}
+
+/// Check mode: reads every image's manifests and reports what a pull would download, each
+/// shared blob counted once, writing nothing.
+fn plan(fetcher: &crate::sources::fetch::Fetcher, refs: &[ImageRef], dest: &std::path::Path, opts: &OciOptions) -> ModuleOutcome {
+    let plans = crate::sources::fetch::parallel(refs.iter().collect(), opts.concurrency.max(1), |r| oci::plan(fetcher, r, dest, opts));
+    let mut missing: BTreeMap<String, u64> = BTreeMap::new();
+    let mut total = 0;
+    let mut out = Vec::new();
+    for p in plans {
+        let p = p.map_err(|e| ModuleFail::new(e.to_string()))?;
+        let image_missing: u64 = p.missing.iter().map(|(_, n)| n).sum();
+        out.push(json!({"reference": p.reference, "digest": p.digest, "total_size": p.total_size, "download_size": image_missing}));
+        total += p.total_size;
+        missing.extend(p.missing);
+    }
+    let download: u64 = missing.values().sum();
+    // The layout's index names every image once it is pulled, so an image not named there
+    // (or named with another digest) is a change even when its blobs are all present.
+    let indexed = std::fs::read(dest.join("index.json")).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    let named = |reference: &str, digest: &str| {
+        indexed.as_ref().and_then(|i| i.get("manifests")).and_then(Value::as_array).is_some_and(|m| {
+            m.iter().any(|e| {
+                e.get("digest").and_then(Value::as_str) == Some(digest)
+                    && e.get("annotations").and_then(|a| a.get(oci::ANNOTATION_REF_NAME)).and_then(Value::as_str) == Some(reference)
+            })
+        })
+    };
+    let changed = !missing.is_empty() || out.iter().any(|o| !named(o["reference"].as_str().unwrap_or(""), o["digest"].as_str().unwrap_or("")));
+    Ok(ModuleResult::changed(changed)
+        .with("images", Value::Array(out))
+        .with("total_size", total)
+        .with("download_size", download)
+        .with_msg(format!("{} image(s), {} to download", refs.len(), crate::bundle::human_size(download))))
 }

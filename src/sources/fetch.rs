@@ -209,6 +209,19 @@ impl Fetcher {
         })
     }
 
+    /// The size a download of `url` would have, from a HEAD request's `Content-Length` (None
+    /// when the server does not say). For check mode: nothing is downloaded.
+    pub fn content_length(&self, url: &str) -> Result<Option<u64>, FetchError> {
+        self.with_retries(|| {
+            let resp = self.client.head(url).send().map_err(|e| FetchError::Http { url: url.to_string(), status: e.status().map(|s| s.as_u16()), msg: crate::modules::http::describe_error(&e) })?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}") });
+            }
+            Ok(resp.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()))
+        })
+    }
+
     /// Downloads `url` to `dest`. When `dest` already exists and matches `expected`, nothing
     /// is fetched. The bytes go to `dest.part`, are hashed while they stream, and are renamed
     /// to `dest` only when they match; a mismatch removes them and fails naming the file.

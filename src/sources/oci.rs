@@ -1047,7 +1047,9 @@ impl<'a> Session<'a> {
     /// is there and verifies, else from the registry, checked against the digest asked for,
     /// `Docker-Content-Digest` and the descriptor's size, and stored byte for byte. The bool
     /// says whether it was newly stored.
-    fn manifest(&self, layout: &Path, reference: &str, desc: Option<&Descriptor>) -> Result<(Manifest, bool), OciError> {
+    ///
+    /// With `store` false nothing is written (check mode), and the bool says whether it would be.
+    fn manifest(&self, layout: &Path, reference: &str, desc: Option<&Descriptor>, store: bool) -> Result<(Manifest, bool), OciError> {
         let pinned = if reference.contains(':') { Some(sha256_hex(reference).map_err(|(k, m)| self.err(k, m))?.to_string()) } else { None };
         let mut from_disk = None;
         if let Some(hex) = &pinned
@@ -1110,8 +1112,13 @@ impl<'a> Session<'a> {
             .or_else(|| desc.map(|d| d.media_type.clone()).filter(|m| !m.is_empty()))
             .or(content_type.filter(|c| c.contains("manifest") || c.contains("index")))
             .unwrap_or_else(|| if json.get("manifests").is_some() { MEDIA_OCI_INDEX } else { MEDIA_OCI_MANIFEST }.to_string());
-        let stored_new = store_blob_bytes(&blob_path(layout, &digest), &hex, &bytes)
-            .map_err(|e| self.err(OciErrorKind::Layout, format!("cannot write {}: {e}", blob_path(layout, &digest).display())))?;
+        let path = blob_path(layout, &digest);
+        let stored_new = if store {
+            store_blob_bytes(&path, &hex, &bytes)
+                .map_err(|e| self.err(OciErrorKind::Layout, format!("cannot write {}: {e}", path.display())))?
+        } else {
+            fs::read(&path).map(|b| sha256_of(&b) != hex).unwrap_or(true)
+        };
         Ok((Manifest { bytes, digest, media_type, json }, stored_new))
     }
 
@@ -1145,30 +1152,25 @@ impl<'a> Session<'a> {
 // ---------------------------------------------------------------------------------------------
 // Pulling
 
-/// Pulls `image` into the OCI layout at `layout` (created when missing): its manifest or
-/// index, for an index the manifests of `opts.platforms`, then every config and layer, at
-/// most `opts.concurrency` at once, each verified against its digest and skipped when already
-/// stored. `index.json` then names the image by its full reference (replacing an entry of the
-/// same name). `on_bytes` is called as blob bytes arrive. An image with a single manifest is
-/// kept whatever its platform; `platforms` only chooses among the manifests of an index.
-///
-/// The registry is tried anonymously first; on a 401 its challenge is answered with a Bearer
-/// token (anonymous or with credentials) or Basic credentials, from `opts.credentials` or
-/// the Docker config file. Credentials never appear in errors.
-pub fn pull(
-    fetcher: &Fetcher,
-    image: &ImageRef,
-    layout: &Path,
-    opts: &OciOptions,
-    on_bytes: &(dyn Fn(u64) + Sync),
-) -> Result<PulledImage, OciError> {
-    let s = Session::new(fetcher, image, opts);
-    let wanted = opts.platform_filter().map_err(|m| s.err(OciErrorKind::Reference, m))?;
-    init_layout(layout).map_err(|m| s.err(OciErrorKind::Layout, m))?;
+/// An image's manifests as [`pull`] selects them, and the configs and layers they name.
+struct Resolved {
+    top: Manifest,
+    /// Every blob of the image, each once; manifests first.
+    blobs: Vec<BlobInfo>,
+    /// The configs and layers (not manifests), each once.
+    content: Vec<Descriptor>,
+    /// Manifests newly stored (or, without `store`, that would be): digest and size.
+    new_manifests: Vec<(String, u64)>,
+}
 
+/// Walks an image from its tag or digest: the top manifest or index, for an index the
+/// manifests of `opts.platforms`, and the configs and layers they name. Manifests are stored
+/// in the layout as they arrive when `store` is set.
+fn resolve(s: &Session, image: &ImageRef, layout: &Path, opts: &OciOptions, store: bool) -> Result<Resolved, OciError> {
+    let wanted = opts.platform_filter().map_err(|m| s.err(OciErrorKind::Reference, m))?;
     let mut blobs: Vec<BlobInfo> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut bytes_downloaded = 0u64;
+    let mut new_manifests: Vec<(String, u64)> = Vec::new();
     // Adds a blob to the image's list once; false when it was listed already.
     let record = |seen: &mut HashSet<String>, blobs: &mut Vec<BlobInfo>, digest: &str, size: u64, media_type: &str| -> bool {
         if !seen.insert(digest.to_string()) {
@@ -1178,9 +1180,9 @@ pub fn pull(
         true
     };
 
-    let (top, new) = s.manifest(layout, image.manifest_reference(), None)?;
+    let (top, new) = s.manifest(layout, image.manifest_reference(), None, store)?;
     if new {
-        bytes_downloaded += top.bytes.len() as u64;
+        new_manifests.push((top.digest.clone(), top.bytes.len() as u64));
     }
     record(&mut seen, &mut blobs, &top.digest, top.bytes.len() as u64, &top.media_type);
 
@@ -1230,9 +1232,9 @@ pub fn pull(
             if seen.contains(&d.digest) {
                 continue;
             }
-            let (child, new) = s.manifest(layout, &d.digest, Some(d))?;
+            let (child, new) = s.manifest(layout, &d.digest, Some(d), store)?;
             if new {
-                bytes_downloaded += child.bytes.len() as u64;
+                new_manifests.push((child.digest.clone(), child.bytes.len() as u64));
             }
             record(&mut seen, &mut blobs, &child.digest, child.bytes.len() as u64, &child.media_type);
             queue.push_back((child, depth + 1));
@@ -1240,7 +1242,7 @@ pub fn pull(
     }
 
     // Configs and layers of every selected manifest, each once.
-    let mut wanted_blobs: Vec<Descriptor> = Vec::new();
+    let mut content: Vec<Descriptor> = Vec::new();
     for m in &manifests {
         let mut descs = Vec::new();
         match m.json.get("config") {
@@ -1256,11 +1258,36 @@ pub fn pull(
                 continue;
             }
             if record(&mut seen, &mut blobs, &d.digest, d.size, &d.media_type) {
-                wanted_blobs.push(d);
+                content.push(d);
             }
         }
     }
-    let results = parallel(wanted_blobs, opts.concurrency.max(1), |d| s.blob(layout, &d, on_bytes));
+    Ok(Resolved { top, blobs, content, new_manifests })
+}
+
+/// Pulls `image` into the OCI layout at `layout` (created when missing): its manifest or
+/// index, for an index the manifests of `opts.platforms`, then every config and layer, at
+/// most `opts.concurrency` at once, each verified against its digest and skipped when already
+/// stored. `index.json` then names the image by its full reference (replacing an entry of the
+/// same name). `on_bytes` is called as blob bytes arrive. An image with a single manifest is
+/// kept whatever its platform; `platforms` only chooses among the manifests of an index.
+///
+/// The registry is tried anonymously first; on a 401 its challenge is answered with a Bearer
+/// token (anonymous or with credentials) or Basic credentials, from `opts.credentials` or
+/// the Docker config file. Credentials never appear in errors.
+pub fn pull(
+    fetcher: &Fetcher,
+    image: &ImageRef,
+    layout: &Path,
+    opts: &OciOptions,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<PulledImage, OciError> {
+    let s = Session::new(fetcher, image, opts);
+    opts.platform_filter().map_err(|m| s.err(OciErrorKind::Reference, m))?;
+    init_layout(layout).map_err(|m| s.err(OciErrorKind::Layout, m))?;
+    let Resolved { top, blobs, content, new_manifests } = resolve(&s, image, layout, opts, true)?;
+    let mut bytes_downloaded: u64 = new_manifests.iter().map(|(_, n)| n).sum();
+    let results = parallel(content, opts.concurrency.max(1), |d| s.blob(layout, &d, on_bytes));
     for r in results {
         let f = r?;
         if f.downloaded {
@@ -1280,6 +1307,36 @@ pub fn pull(
     });
     update_index(layout, entry, &reference).map_err(|m| s.err(OciErrorKind::Layout, m))?;
     Ok(PulledImage { reference, digest: top.digest, media_type: top.media_type, blobs, bytes_downloaded })
+}
+
+/// What pulling an image would fetch, found from its manifests alone (check mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImagePlan {
+    /// The full reference.
+    pub reference: String,
+    /// Digest of the top manifest or index.
+    pub digest: String,
+    /// Bytes of every blob of the image (manifests, configs, layers).
+    pub total_size: u64,
+    /// The blobs not yet in the layout, digest and size: images sharing layers list them each.
+    pub missing: Vec<(String, u64)>,
+}
+
+/// Reads an image's manifests from its registry (or the layout, when pinned and stored) and
+/// tells what [`pull`] would download into `layout`, writing nothing. A blob counts as present
+/// when its file has the expected size; `pull` verifies its digest.
+pub fn plan(fetcher: &Fetcher, image: &ImageRef, layout: &Path, opts: &OciOptions) -> Result<ImagePlan, OciError> {
+    let s = Session::new(fetcher, image, opts);
+    let r = resolve(&s, image, layout, opts, false)?;
+    let total_size = r.blobs.iter().map(|b| b.size).sum();
+    let mut missing = r.new_manifests;
+    missing.extend(
+        r.content
+            .iter()
+            .filter(|d| fs::metadata(blob_path(layout, &d.digest)).map(|m| m.len() != d.size).unwrap_or(true))
+            .map(|d| (d.digest.clone(), d.size)),
+    );
+    Ok(ImagePlan { reference: image.to_string(), digest: r.top.digest, total_size, missing })
 }
 
 #[cfg(test)]
