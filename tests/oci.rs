@@ -403,3 +403,127 @@ fn docker_manifest_list_and_concurrent_pulls_into_one_layout() {
     let stored: u64 = all.iter().map(|h| fs::metadata(layout.join("blobs/sha256").join(h)).unwrap().len()).sum();
     assert_eq!(pulled.iter().map(|p| p.bytes_downloaded).sum::<u64>(), stored, "every byte stored was downloaded once");
 }
+
+/// A token server as Docker Hub, nvcr.io and quay.io run them: HTTP Basic credentials in,
+/// a signed JWT out. Every query it is asked is recorded.
+struct TokenServer {
+    port: u16,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TokenServer {
+    fn start(user: &str, password: &str, token: String) -> TokenServer {
+        use std::io::{BufRead, BufReader, Write};
+        use base64::Engine;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+        let log = asked.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let mut authorized = false;
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    if request.is_empty() {
+                        request = line.trim().to_string();
+                    } else if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("authorization")
+                    {
+                        authorized = v.trim() == expected;
+                    }
+                    line.clear();
+                }
+                log.lock().unwrap().push(request);
+                let (status, body) = if authorized { ("200 OK", format!(r#"{{"token": "{token}", "expires_in": 300}}"#)) } else { ("401 Unauthorized", "{}".to_string()) };
+                let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        TokenServer { port, asked }
+    }
+}
+
+/// A JWT as distribution's token auth wants it: RS256, the signing certificate in `x5c`, the
+/// registry as audience, and the access granted. Signed with openssl.
+fn registry_token(dir: &Path, service: &str, issuer: &str, repository: &str) -> (String, std::path::PathBuf) {
+    use base64::Engine;
+    let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let key = dir.join("token.key");
+    let cert = dir.join("token.pem");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap(), "-days", "1", "-subj", "/CN=airlock-test-token"]);
+    let der = openssl(&["x509", "-in", cert.to_str().unwrap(), "-outform", "DER"]);
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [base64::engine::general_purpose::STANDARD.encode(der)]});
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({
+        "iss": issuer, "sub": "alice", "aud": service, "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": "airlock-test",
+        "access": [{"type": "repository", "name": repository, "actions": ["pull", "push"]}],
+    });
+    let input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+    let signing = dir.join("signing-input");
+    fs::write(&signing, &input).unwrap();
+    let sig = openssl(&["dgst", "-sha256", "-sign", key.to_str().unwrap(), signing.to_str().unwrap()]);
+    (format!("{input}.{}", b64url(&sig)), cert)
+}
+
+#[test]
+fn bearer_token_auth_against_a_token_server() {
+    let work = tempfile::tempdir().unwrap();
+    let (service, issuer) = ("airlock-test-registry", "airlock-test-issuer");
+    let (token, cert) = registry_token(work.path(), service, issuer, "private/app");
+    let tokens = TokenServer::start("alice", "t0ken-Pa55", token);
+    let reg = Registry::start_with_auth(&format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
+        tokens.port,
+        cert.display()
+    ));
+    // skopeo goes through the same token flow to push.
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    skopeo(&[
+        "copy".to_string(),
+        "--dest-tls-verify=false".into(),
+        "--dest-creds=alice:t0ken-Pa55".into(),
+        format!("oci:{}:app", images.dir().display()),
+        reg.docker("private/app:v1"),
+    ]);
+    let upstream = skopeo(&["inspect".to_string(), "--raw".into(), "--tls-verify=false".into(), "--creds=alice:t0ken-Pa55".into(), reg.docker("private/app:v1")]);
+    let image = ImageRef::parse(&format!("{}/private/app:v1", reg.host())).unwrap();
+    let o = opts(work.path());
+    tokens.asked.lock().unwrap().clear();
+
+    // Anonymous: the token server refuses, and the error says what to do.
+    let e = oci::pull(&fetcher(), &image, &work.path().join("a"), &o, &|_| {}).unwrap_err();
+    assert_eq!(e.kind, OciErrorKind::Auth, "{e}");
+    assert!(e.to_string().contains("docker_registry_credentials"), "{e}");
+
+    // Wrong password: refused by the token server, the password nowhere in the message.
+    let mut bad = o.clone();
+    bad.credentials = BTreeMap::from([(reg.host(), Credential { username: "alice".into(), password: "wrong-t0ken".into() })]);
+    let e = oci::pull(&fetcher(), &image, &work.path().join("a"), &bad, &|_| {}).unwrap_err();
+    assert_eq!(e.kind, OciErrorKind::Auth, "{e}");
+    assert!(e.to_string().contains("refused the credentials") && !e.to_string().contains("wrong-t0ken"), "{e}");
+
+    // The right credentials: a token for the repository's pull scope, then the image,
+    // byte-identical.
+    let mut good = o.clone();
+    good.credentials = BTreeMap::from([(reg.host(), Credential { username: "alice".into(), password: "t0ken-Pa55".into() })]);
+    let p = pull(&image.to_string(), &work.path().join("a"), &good);
+    assert_eq!(blob(&work.path().join("a"), &p.digest), upstream);
+    assert_blobs_verified(&p);
+    let asked = tokens.asked.lock().unwrap().clone();
+    let last = asked.last().expect("the token server was asked");
+    assert!(
+        last.starts_with("GET /token?") && last.contains(&format!("service={service}")) && last.contains("scope=repository%3Aprivate%2Fapp%3Apull"),
+        "{asked:?}"
+    );
+    // One token serves the whole pull: manifests and every blob.
+    assert!(asked.len() <= 3, "a token per request? {asked:?}");
+}
