@@ -479,7 +479,7 @@ fn bearer_token_auth_against_a_token_server() {
     let (service, issuer) = ("airlock-test-registry", "airlock-test-issuer");
     let (token, cert) = registry_token(work.path(), service, issuer, "private/app");
     let tokens = TokenServer::start("alice", "t0ken-Pa55", token);
-    let reg = Registry::start_with_auth(&format!(
+    let reg = Registry::start_with_config(&format!(
         "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {service}\n    issuer: {issuer}\n    rootcertbundle: {}\n",
         tokens.port,
         cert.display()
