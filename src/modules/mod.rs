@@ -22,6 +22,7 @@ pub mod fileattrs;
 pub mod http;
 pub mod cache;
 pub mod image_cache;
+pub mod offline_extract;
 pub mod yum_sync;
 pub mod pip_download;
 pub mod helm_sync;
@@ -163,6 +164,7 @@ pub fn lookup(name: &str) -> Option<ModuleFn> {
         "wait_for" => wait_for::run,
         "pause" => pause::run,
         "image_cache" => image_cache::run,
+        "offline_extract" => offline_extract::run,
         "yum_sync" => yum_sync::run,
         "pip_download" => pip_download::run,
         "helm_sync" => helm_sync::run,

@@ -1,0 +1,62 @@
+//! The `offline_extract` module: the offline archive verified and unpacked under
+//! `deepops_dest_path`, safely (no entry lands outside it) and only when every byte checks out.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
+use crate::bundle::{self, BundleError, ExtractOptions, human_size};
+
+const ALLOWED: &[&str] = &["src", "dest"];
+
+/// Runs `offline_extract`.
+pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
+    args::check_known(a, "offline_extract", ALLOWED)?;
+    let src = PathBuf::from(args::req_str(a, "src")?);
+    let dest = PathBuf::from(args::req_str(a, "dest")?);
+    if !src.is_file() {
+        return Err(ModuleFail::new(format!("archive {} not found: copy it here from the connected host, or set tar_file_path", src.display())));
+    }
+    if ctx.check_mode {
+        // The manifest alone: what is not yet in place with its size would be written.
+        let r = bundle::inspect_archive(&src).map_err(|e| ModuleFail::new(e.to_string()))?;
+        let todo: Vec<_> = r.manifest.artifacts.iter().filter(|x| std::fs::metadata(dest.join(&x.path)).map(|m| m.len() != x.size).unwrap_or(true)).collect();
+        let bytes: u64 = todo.iter().map(|x| x.size).sum();
+        return Ok(ModuleResult::changed(!todo.is_empty())
+            .with("dest", dest.display().to_string())
+            .with("artifacts", r.manifest.artifacts.len())
+            .with("bytes", bytes)
+            .with_msg(format!("would unpack {} of {} artifacts ({}) into {}", todo.len(), r.manifest.artifacts.len(), human_size(bytes), dest.display())));
+    }
+    let total = bundle::inspect_archive(&src).map(|r| r.total.bytes).unwrap_or(0);
+    let pb = ctx.progress.bar(total, "unpack", true);
+    let progress = |p: bundle::Progress| pb.set_position(p.bytes_done);
+    let result = bundle::extract_archive(&src, &dest, ExtractOptions { progress: Some(&progress), ..Default::default() });
+    pb.finish_and_clear();
+    match result {
+        Ok(r) => Ok(ModuleResult::changed(r.written > 0)
+            .with("dest", r.dest.display().to_string())
+            .with("written", r.written)
+            .with("bytes_written", r.bytes_written)
+            .with("skipped", r.skipped)
+            .with("bytes_skipped", r.bytes_skipped)
+            .with_msg(format!("{} artifacts unpacked ({}), {} already in place ({})", r.written, human_size(r.bytes_written), r.skipped, human_size(r.bytes_skipped)))),
+        // Extraction stops at the first bad entry; a full verification names every one.
+        Err(e @ (BundleError::Verify(_) | BundleError::Io { .. } | BundleError::Unsafe { .. })) => match bundle::verify_archive(&src) {
+            Ok(v) if !v.is_ok() => {
+                let names: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
+                Err(ModuleFail::new(format!(
+                    "{} is damaged, nothing was unpacked into {}: {} problem(s): {}. Copy the archive again, or rebuild it on the connected host",
+                    src.display(),
+                    dest.display(),
+                    names.len(),
+                    names.join("; ")
+                ))
+                .with("problems", json!(names)))
+            }
+            _ => Err(ModuleFail::new(format!("{e}; nothing was unpacked into {}", dest.display()))),
+        },
+        Err(e) => Err(ModuleFail::new(format!("{e}; nothing was unpacked into {}", dest.display()))),
+    }
+}
