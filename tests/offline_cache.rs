@@ -8,31 +8,16 @@ mod common;
 mod pypiserver;
 #[path = "fixtures/registry.rs"]
 mod registry;
+#[path = "fixtures/upstreams.rs"]
+mod upstreams;
 mod yumfix;
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use common::{Project, serve, sha256_hex};
-use registry::{Images, Registry};
-
-/// A real chart archive laid out as `helm package` writes it.
-fn chart_tgz(name: &str, version: &str) -> Vec<u8> {
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
-    for (file, text) in [
-        ("Chart.yaml", format!("apiVersion: v2\nname: {name}\nversion: {version}\ntype: application\n")),
-        ("values.yaml", "replicas: 1\n".to_string()),
-        ("templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n".to_string()),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(text.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, format!("{name}/{file}"), text.as_bytes()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
-}
+use common::{Project, sha256_hex};
+use upstreams::Upstreams;
 
 /// Every file under `dir`, by relative path.
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -57,68 +42,12 @@ fn playbook() -> PathBuf {
 
 #[test]
 fn build_offline_cache_against_loopback_upstreams() {
-    registry::require_tools();
-    yumfix::require_tools();
-    // Images: one single-arch, one multi-arch (amd64 + arm64 sharing a layer).
-    let reg = Registry::start();
-    let src = tempfile::tempdir().unwrap();
-    let images = Images::build(src.path());
-    reg.push(images.dir(), "app", "test/app:v1", None);
-    reg.push(images.dir(), "multi", "test/multi:v1", None);
-    // Yum: real RPMs, createrepo_c.
-    let yum = yumfix::Upstream::new(&[]);
-    // Helm: two real charts and an index.
-    let helm_dir = tempfile::tempdir().unwrap();
-    let stable = helm_dir.path().join("stable");
-    std::fs::create_dir_all(&stable).unwrap();
-    let mut index = String::from("apiVersion: v1\nentries:\n");
-    for (name, version) in [("alpha", "0.1.0"), ("beta", "1.0.0")] {
-        let bytes = chart_tgz(name, version);
-        std::fs::write(stable.join(format!("{name}-{version}.tgz")), &bytes).unwrap();
-        index.push_str(&format!("  {name}:\n  - apiVersion: v2\n    name: {name}\n    version: {version}\n    digest: {}\n    urls:\n    - {name}-{version}.tgz\n", sha256_hex(&bytes)));
-    }
-    std::fs::write(stable.join("index.yaml"), index).unwrap();
-    let helm = yumfix::Server::start(helm_dir.path());
-    // PyPI: pypiserver with real wheels; requests brings four dependencies.
-    let pypi = pypiserver::Server::start();
-    // Files.
-    let kubectl = b"#!/bin/sh\necho kubectl\n".to_vec();
-    let files = serve(vec![("/bin/kubectl", 200, kubectl.clone()), ("/bad", 200, b"tampered".to_vec())]);
-
+    let up = Upstreams::start();
+    let (reg, yum, kubectl, files, stable) = (&up.reg, &up.yum, &up.kubectl, &up.files, up.stable());
     let p = Project::new();
     let cache = p.path("cache");
     let archive = p.path("deepops-archive.tar");
-    let config = format!(
-        r#"
-offline_cache_dir: "{cache}"
-tar_file_path: "{archive}"
-download_kubespray_deps: false
-pip_index_url: "{pypi}"
-pip_package_list:
-  - {{name: "requests==2.31.0"}}
-pip_python_version: "3.10"
-pip_platforms: ["manylinux2014_x86_64"]
-mirror_images: []
-image_platforms: ["linux/amd64", "linux/arm64"]
-docker_image_list:
-  - {{name: app, repo: "{host}/", image: test/app, version: v1}}
-  - {{name: multi, repo: "{host}/", image: test/multi, version: v1}}
-yum_repos:
-  - {{name: fixture, baseurl: "{yum}"}}
-helm_chart_repos:
-  - {{name: stable, url: "{helm}"}}
-misc_files:
-  - {{url: "{files}/bin/kubectl", checksum: "sha256:{kubectl_sum}"}}
-"#,
-        cache = cache.display(),
-        archive = archive.display(),
-        host = reg.host(),
-        yum = yum.baseurl(),
-        helm = format!("http://127.0.0.1:{}/stable", helm.port),
-        files = files,
-        kubectl_sum = sha256_hex(&kubectl),
-        pypi = pypi.index(),
-    );
+    let config = up.config(&cache, &archive, "3.10");
     p.file("config.yml", &config);
     let pb = playbook();
     // --check: what would be downloaded, with the sizes metadata gives, and nothing written.
@@ -161,7 +90,7 @@ misc_files:
         let path = format!("docker-images/blobs/sha256/{}", sha256_hex(&raw));
         assert_eq!(unpacked.get(&path), Some(&raw), "manifest of {name}");
     }
-    assert_eq!(unpacked.get("misc-files/kubectl"), Some(&kubectl));
+    assert_eq!(unpacked.get("misc-files/kubectl"), Some(kubectl));
     let wheels = pypiserver::fixture();
     for w in ["requests-2.31.0-py3-none-any.whl", "urllib3-2.0.7-py3-none-any.whl", "idna-3.4-py3-none-any.whl", "certifi-2023.7.22-py3-none-any.whl", "charset_normalizer-3.3.2-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"] {
         assert_eq!(unpacked.get(&format!("pip/{w}")), Some(&std::fs::read(wheels.join(w)).unwrap()), "wheel {w}");
