@@ -2,10 +2,19 @@
 //! Docker) the five mirrors started and used by real clients.
 
 mod common;
+#[path = "fixtures/pypiserver.rs"]
+mod pypiserver;
+#[path = "fixtures/registry.rs"]
+mod registry;
+#[path = "fixtures/upstreams.rs"]
+mod upstreams;
+mod yumfix;
 
 use std::path::Path;
+use std::process::Command;
 
-use common::Project;
+use common::{Project, sha256_hex};
+use upstreams::Upstreams;
 
 /// Writes a cache of a few files and archives it (plain tar, so bytes can be flipped in place).
 fn archive_of(p: &Project, files: &[(&str, &[u8])]) -> std::path::PathBuf {
@@ -93,4 +102,180 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end, with Docker
+
+/// The mirror service images `.ci/build-service-images` builds from Debian's binaries (the
+/// real images cannot be pulled here), each with the contract of the image it stands in for.
+/// ChartMuseum cannot be had at all: its stand-in serves the same read API.
+const SERVICE_IMAGES: &[(&str, &str, &str, &str)] = &[
+    // (mirror_images name, local image, image path upstream, version)
+    ("registry", "airlock-test/registry:2.8.3", "library/registry", "2.8.3"),
+    ("nginx", "airlock-test/nginx:1.27-alpine", "library/nginx", "1.27-alpine"),
+    ("chartmuseum", "airlock-test/chartmuseum-standin:v0.16.2", "helm/chartmuseum-standin", "v0.16.2"),
+    ("pypiserver", "airlock-test/pypiserver:v2.3.2", "pypiserver/pypiserver", "v2.3.2"),
+];
+
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Removes the test's containers (and their images' tags) however the test ends.
+struct Containers(Vec<String>, Vec<String>);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").arg("rm").arg("-f").args(&self.0).output();
+        let _ = Command::new("docker").arg("rmi").args(&self.1).output();
+    }
+}
+
+fn curl(url: &str) -> Vec<u8> {
+    run(Command::new("curl").args(["-fsS", "--max-time", "30", url]))
+}
+
+#[test]
+fn build_offline_mirrors_serves_every_kind_to_real_clients() {
+    for (_, local, _, _) in SERVICE_IMAGES {
+        let ok = Command::new("docker").args(["image", "inspect", local]).output().is_ok_and(|o| o.status.success());
+        assert!(ok, "image {local} is missing: run `bash .ci/build-service-images` (and check that Docker runs)");
+    }
+    // The connected side: every upstream, plus the service images pushed to the registry.
+    let up = Upstreams::start();
+    let host = up.reg.host();
+    for (_, local, path, version) in SERVICE_IMAGES {
+        run(Command::new("skopeo").args(["copy", "--insecure-policy", "--dest-tls-verify=false", &format!("docker-daemon:{local}"), &format!("docker://{host}/{path}:{version}")]));
+    }
+    let p = Project::new();
+    let cache = p.path("cache");
+    let archive = p.path("deepops-archive.tar");
+    p.file("config.yml", &up.config(&cache, &archive, "3.11"));
+    let mut mirror_images = String::from("mirror_images:\n");
+    for (name, _, path, version) in SERVICE_IMAGES {
+        mirror_images.push_str(&format!("  - {{name: {name}, repo: \"{host}/\", image: \"{path}\", version: \"{version}\"}}\n"));
+    }
+    p.file("images.yml", &mirror_images);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cache_pb = root.join("playbooks/build-offline-cache.yml");
+    p.airlock(&["playbook", cache_pb.to_str().unwrap(), "-e", "@config.yml", "-e", "@images.yml"]).success();
+
+    // What the clients must get: the upstream manifests, packages, charts and files.
+    let manifests: Vec<(&str, Vec<u8>)> = ["test/app:v1", "test/multi:v1"].iter().map(|n| (*n, up.reg.raw_manifest(n))).collect();
+    let rpm_name = "gamma-1.10-1.noarch.rpm";
+    let rpm = std::fs::read(up.yum.repo().join(yumfix::package_href(rpm_name))).unwrap();
+    let charts: Vec<(String, Vec<u8>)> = upstreams::CHARTS
+        .iter()
+        .map(|(n, v)| (format!("{n}-{v}.tgz"), std::fs::read(up.stable().join(format!("{n}-{v}.tgz"))).unwrap()))
+        .collect();
+    let kubectl = up.kubectl.clone();
+    // The offline side has no upstream at all.
+    drop(up);
+
+    let pid = std::process::id();
+    let names: Vec<String> = ["registry", "yum", "helm", "pip", "misc"].iter().map(|n| format!("airlock-e2e-{pid}-{n}")).collect();
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let loaded: Vec<String> = SERVICE_IMAGES.iter().map(|(_, _, path, version)| format!("{host}/{path}:{version}")).collect();
+    let _guard = Containers(names.clone(), loaded);
+    let dest = p.path("opt/deepops");
+    p.file(
+        "mirrors.yml",
+        &format!(
+            "deepops_dest_path: \"{}\"\nmirror_bind_address: 127.0.0.1\ndeepops_mirror_host: 127.0.0.1\n\
+             docker_local_registry_name: {}\nyum_mirror_name: {}\nhelm_mirror_name: {}\npip_mirror_name: {}\nnginx_misc_name: {}\n\
+             docker_local_registry_port: {}\nyum_mirror_port: {}\nhelm_port: {}\npip_port: {}\nnginx_misc_port: {}\n",
+            dest.display(),
+            names[0], names[1], names[2], names[3], names[4],
+            ports[0], ports[1], ports[2], ports[3], ports[4],
+        ),
+    );
+    let mirrors_pb = root.join("playbooks/build-offline-mirrors.yml");
+    let args = ["playbook", mirrors_pb.to_str().unwrap(), "-e", "@config.yml", "-e", "@images.yml", "-e", "@mirrors.yml"];
+    let first = p.airlock(&args);
+    first.success();
+    for port in &ports {
+        first.has(&format!("127.0.0.1:{port}"));
+    }
+
+    // skopeo: the images from the registry, manifests byte for byte, every blob verified.
+    for (name, raw) in &manifests {
+        let got = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://127.0.0.1:{}/{name}", ports[0])]));
+        assert_eq!(&got, raw, "{name}: the mirror's manifest differs from upstream");
+        let out = p.path(&format!("pulled-{}", name.replace([':', '/'], "-")));
+        run(Command::new("skopeo").args(["copy", "--all", "--insecure-policy", "--src-tls-verify=false", &format!("docker://127.0.0.1:{}/{name}", ports[0]), &format!("oci:{}:x", out.display())]));
+        let digest = format!("sha256:{}", sha256_hex(raw));
+        let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], digest.as_str(), "{name} copied with another digest");
+    }
+
+    // dnf: a package from the Yum mirror, the upstream's bytes.
+    let dnf_root = tempfile::tempdir().unwrap();
+    let dl = p.path("dnf-download");
+    run(Command::new("dnf").args([
+        "-q",
+        "-y",
+        &format!("--installroot={}", dnf_root.path().display()),
+        "--setopt=reposdir=/nonexistent",
+        "--setopt=cachedir=/var/tmp/airlock-dnf-cache",
+        "--nogpgcheck",
+        &format!("--repofrompath=mirror,http://127.0.0.1:{}/fixture/", ports[1]),
+        "--repo=mirror",
+        "download",
+        &format!("--destdir={}", dl.display()),
+        "gamma",
+    ]));
+    assert_eq!(std::fs::read(dl.join(rpm_name)).unwrap(), rpm, "dnf downloaded other bytes");
+
+    // pip: requests and its dependencies into a fresh venv, from the mirror only.
+    let venv = p.path("venv");
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+        "--index-url",
+        &format!("http://127.0.0.1:{}/simple/", ports[3]),
+        "requests==2.31.0",
+    ]));
+    run(Command::new(venv.join("bin/python")).args(["-c", "import requests, urllib3, idna, certifi, charset_normalizer"]));
+
+    // Helm: every chart the index lists downloads with its digest.
+    let base = format!("http://127.0.0.1:{}/stable", ports[2]);
+    let index = String::from_utf8(curl(&format!("{base}/index.yaml"))).unwrap();
+    let mut seen = 0;
+    for (file, bytes) in &charts {
+        let digest = sha256_hex(bytes);
+        assert!(index.contains(&digest), "index.yaml lacks {file} ({digest}):\n{index}");
+        let url_line = index.lines().map(str::trim).find(|l| l.starts_with("- ") && l.ends_with(file.as_str())).unwrap_or_else(|| panic!("no url for {file}:\n{index}"));
+        let url = url_line.trim_start_matches("- ").trim_matches('"');
+        let full = if url.starts_with("http") { url.to_string() } else { format!("{base}/{url}") };
+        assert_eq!(sha256_hex(&curl(&full)), digest, "{full}");
+        seen += 1;
+    }
+    assert_eq!(seen, charts.len());
+
+    // curl: the files.
+    assert_eq!(curl(&format!("http://127.0.0.1:{}/kubectl", ports[4])), kubectl);
+
+    // The clients' configuration names the mirrors.
+    let cfg = |rel: &str| std::fs::read_to_string(dest.join("client-config").join(rel)).unwrap();
+    assert!(cfg("yum.repos.d/fixture.repo").contains(&format!("baseurl=http://127.0.0.1:{}/fixture/", ports[1])));
+    assert!(cfg("pip.conf").contains(&format!("index-url = http://127.0.0.1:{}/simple/", ports[3])));
+    let daemon: serde_json::Value = serde_json::from_str(&cfg("docker-daemon.json")).unwrap();
+    assert_eq!(daemon["insecure-registries"][0], format!("127.0.0.1:{}", ports[0]).as_str());
+    assert!(cfg("containerd/certs.d/_default/hosts.toml").contains(&format!("[host.\"http://127.0.0.1:{}\"]", ports[0])));
+    assert!(cfg("helm-repos.sh").contains(&format!("helm repo add stable http://127.0.0.1:{}/stable", ports[2])));
+    assert!(cfg("offline_repo_vars.yml").contains(&format!("deepops_misc_mirror: \"http://127.0.0.1:{}\"", ports[4])));
+
+    // A second run changes nothing.
+    let again = p.airlock(&args);
+    again.success();
+    assert_eq!(again.recap("localhost").changed, 0, "{}", again.stdout);
 }
