@@ -124,6 +124,14 @@ fn build_offline_cache_against_loopback_upstreams() {
     assert_ne!(v.code, 0);
     assert!(v.stdout.contains("misc-files/kubectl") || v.stderr.contains("misc-files/kubectl"), "{}\n{}", v.stdout, v.stderr);
     let _ = std::fs::File::open(&dpath).unwrap().read(&mut [0u8; 1]);
+
+    // An image taken off the list leaves the layout's index (and so the archive's).
+    p.file("fewer.yml", &format!("docker_image_list:\n  - {{name: app, repo: \"{}/\", image: test/app, version: v1}}\n", reg.host()));
+    let fewer = p.airlock(&["playbook", pb.to_str().unwrap(), "-e", "@config.yml", "-e", "@fewer.yml", "-v"]);
+    fewer.success().has(&format!("\"dropped\": [\"{}/test/multi:v1\"]", reg.host()));
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(cache.join("docker-images/index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = index["manifests"].as_array().unwrap().iter().map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap()).collect();
+    assert_eq!(names, [format!("{}/test/app:v1", reg.host())]);
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -36,13 +36,17 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let dest = PathBuf::from(args::req_str(a, "dest")?);
     let root = cache::cache_root(a, &dest)?;
     let mut refs: Vec<ImageRef> = Vec::new();
-    if let Some(Value::Array(items)) = a.get("images") {
-        for i in items {
-            let r = image_ref(i)?;
-            if !refs.contains(&r) {
-                refs.push(r);
+    match a.get("images") {
+        Some(Value::Array(items)) => {
+            for i in items {
+                let r = image_ref(i)?;
+                if !refs.contains(&r) {
+                    refs.push(r);
+                }
             }
         }
+        None | Some(Value::Null) => {}
+        Some(other) => return Err(ModuleFail::new(format!("images must be a list of references or {{repo, image, version}} entries, got {other}"))),
     }
     let mut opts = OciOptions::default();
     if let Some(p) = args::opt_list(a, "platforms")? {
@@ -71,15 +75,21 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     };
     let mut artifacts = Vec::new();
     let mut pulled = Vec::new();
+    let mut changed = false;
     for r in &refs {
         pb.set_message(r.to_string());
         let img = oci::pull(&fetcher, r, &dest, &opts, &on_bytes).map_err(|e| ModuleFail::new(e.to_string()))?;
         for b in &img.blobs {
             artifacts.push(Artifact { kind: "blob".into(), path: rel(&root, &b.path)?, size: b.size, sha256: b.digest.trim_start_matches("sha256:").to_string(), source: img.reference.clone(), name: None, version: None });
         }
+        changed |= img.index_changed || img.bytes_downloaded > 0;
         pulled.push(json!({"reference": img.reference, "digest": img.digest, "media_type": img.media_type, "blobs": img.blobs.len(), "bytes_downloaded": img.bytes_downloaded}));
     }
     pb.finish_and_clear();
+    // Images no longer asked for leave the index (their blobs are not recorded for the archive).
+    let keep: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+    let dropped = oci::prune_index(&dest, &keep).map_err(ModuleFail::new)?;
+    changed |= !dropped.is_empty();
     // The layout's own files, as they are after every pull.
     for f in ["oci-layout", "index.json"] {
         let p = dest.join(f);
@@ -91,7 +101,11 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     }
     cache::write_fragment(&root, &format!("images-{}", rel(&root, &dest)?), &artifacts)?;
     let downloaded = total.load(Ordering::Relaxed);
-    Ok(ModuleResult::changed(downloaded > 0).with("images", Value::Array(pulled)).with("bytes_downloaded", downloaded).with("dest", dest.display().to_string()))
+    Ok(ModuleResult::changed(changed || downloaded > 0)
+        .with("images", Value::Array(pulled))
+        .with("dropped", json!(dropped))
+        .with("bytes_downloaded", downloaded)
+        .with("dest", dest.display().to_string()))
 }
 
 /// Check mode: reads every image's manifests and reports what a pull would download, each

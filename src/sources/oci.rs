@@ -551,6 +551,8 @@ pub struct PulledImage {
     pub blobs: Vec<BlobInfo>,
     /// Bytes newly stored in the layout (0 when everything was already there).
     pub bytes_downloaded: u64,
+    /// Whether `index.json` changed (the image was not named there, or named another digest).
+    pub index_changed: bool,
 }
 
 /// Where a `sha256:<hex>` blob lives in a layout.
@@ -664,7 +666,9 @@ impl Drop for FileLock {
 
 /// Adds (or replaces, by reference name) an entry of `index.json`, atomically and under a lock
 /// on `oci-layout`, so concurrent pulls into one layout do not lose entries.
-fn update_index(layout: &Path, entry: Value, ref_name: &str) -> Result<(), String> {
+/// Names `entry` in `index.json` under `ref_name`, replacing an entry of that name; false when
+/// the same entry was there already (nothing written).
+fn update_index(layout: &Path, entry: Value, ref_name: &str) -> Result<bool, String> {
     let marker = layout.join("oci-layout");
     let _lock = FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
     let path = layout.join("index.json");
@@ -683,11 +687,48 @@ fn update_index(layout: &Path, entry: Value, ref_name: &str) -> Result<(), Strin
         return Err(format!("{}: manifests is not a list: fix or remove it", path.display()));
     }
     let list = manifests.as_array_mut().expect("checked above");
-    list.retain(|m| m.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str) != Some(ref_name));
+    let named = |m: &Value| m.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str) == Some(ref_name);
+    if list.iter().filter(|m| named(m)).eq([&entry]) {
+        return Ok(false);
+    }
+    list.retain(|m| !named(m));
     list.push(entry);
-    let mut text = serde_json::to_vec_pretty(&index).expect("JSON serialises");
+    write_index(&path, &index)?;
+    Ok(true)
+}
+
+fn write_index(path: &Path, index: &Value) -> Result<(), String> {
+    let mut text = serde_json::to_vec_pretty(index).expect("JSON serialises");
     text.push(b'\n');
-    write_atomic(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_atomic(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Drops the `index.json` entries not named in `keep` (images no longer asked for), so the
+/// layout names only images whose blobs the cache records. Their blobs stay on disk. Returns
+/// the names dropped.
+pub fn prune_index(layout: &Path, keep: &[String]) -> Result<Vec<String>, String> {
+    let marker = layout.join("oci-layout");
+    if !marker.is_file() {
+        return Ok(Vec::new());
+    }
+    let _lock = FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
+    let path = layout.join("index.json");
+    let Ok(bytes) = fs::read(&path) else { return Ok(Vec::new()) };
+    let mut index: Value = serde_json::from_slice(&bytes).map_err(|_| format!("{} is not a valid image index: fix or remove it", path.display()))?;
+    let Some(list) = index.get_mut("manifests").and_then(Value::as_array_mut) else { return Ok(Vec::new()) };
+    let mut dropped = Vec::new();
+    list.retain(|m| {
+        let name = m.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str).unwrap_or("");
+        let kept = keep.iter().any(|k| k == name);
+        if !kept {
+            dropped.push(name.to_string());
+        }
+        kept
+    });
+    if !dropped.is_empty() {
+        write_index(&path, &index)?;
+    }
+    Ok(dropped)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1305,8 +1346,8 @@ pub fn pull(
             ANNOTATION_SOURCE: s.base,
         },
     });
-    update_index(layout, entry, &reference).map_err(|m| s.err(OciErrorKind::Layout, m))?;
-    Ok(PulledImage { reference, digest: top.digest, media_type: top.media_type, blobs, bytes_downloaded })
+    let index_changed = update_index(layout, entry, &reference).map_err(|m| s.err(OciErrorKind::Layout, m))?;
+    Ok(PulledImage { reference, digest: top.digest, media_type: top.media_type, blobs, bytes_downloaded, index_changed })
 }
 
 /// What pulling an image would fetch, found from its manifests alone (check mode).

@@ -301,7 +301,7 @@ impl<'a> Pip<'a> {
         let out = Command::new(python).args(["-c", "import pip; print(pip.__version__)"]).stdin(std::process::Stdio::null()).output().map_err(|e| PipError::Python {
             python: shown.clone(),
             msg: if e.kind() == std::io::ErrorKind::NotFound {
-                "not found: install Python 3 with pip, or set pip_python to an interpreter that has pip".to_string()
+                "not found: install Python 3 with pip, or give the pip_download module a `python` that has pip".to_string()
             } else {
                 format!("cannot run it: {e}")
             },
@@ -312,7 +312,7 @@ impl<'a> Pip<'a> {
             let why = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
             return Err(PipError::Python {
                 python: shown,
-                msg: format!("pip is not available ({why}): install pip for it (`{} -m ensurepip`, or the distribution's python3-pip package), or set pip_python to an interpreter that has pip", python.display()),
+                msg: format!("pip is not available ({why}): install pip for it (`{} -m ensurepip`, or the distribution's python3-pip package), or give the pip_download module a `python` that has pip", python.display()),
             });
         }
         let version = parse_pip_version(&stdout).ok_or_else(|| PipError::Python { python: shown, msg: format!("unexpected pip version {:?}", stdout.trim()) })?;
