@@ -17,6 +17,15 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "helm_sync", ALLOWED)?;
     let dest = PathBuf::from(args::req_str(a, "dest")?);
     let root = cache::cache_root(a, &dest)?;
+    // YAML reads an unquoted 1.10 as the number 1.1: refuse numbers rather than guess.
+    if let Some(Value::Array(entries)) = a.get("repos") {
+        for e in entries {
+            if let Some(n) = e.get("versions").and_then(Value::as_array).and_then(|vs| vs.iter().find(|v| v.is_number())) {
+                let repo = e.get("name").and_then(Value::as_str).unwrap_or("?");
+                return Err(ModuleFail::new(format!("repos: versions of '{repo}' must be strings: quote {n} (\"{n}\"), YAML reads an unquoted version as a number")));
+            }
+        }
+    }
     let repos: Vec<HelmRepo> = match a.get("repos") {
         Some(v @ Value::Array(_)) => serde_json::from_value(v.clone()).map_err(|e| ModuleFail::new(format!("repos: each entry needs name and url (charts, versions optional): {e}")))?,
         _ => return Err(ModuleFail::new("repos must be a list of {name, url, charts, versions}")),
