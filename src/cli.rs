@@ -72,7 +72,7 @@ pub enum ArchiveCommand {
         #[arg(long, default_value = "file")]
         kind: String,
     },
-    /// Internal (tests) until the offline playbooks use it: verify and extract under DEST.
+    /// Internal (tests): what the offline_extract module does, verify and extract under DEST.
     #[command(hide = true)]
     Extract {
         path: PathBuf,
