@@ -15,7 +15,7 @@ use crate::sources::oci::{self, Credential, ImageRef, OciOptions};
 const ALLOWED: &[&str] = &["images", "dest", "cache_dir", "platforms", "insecure_registries", "credentials", "docker_config", "concurrency", "timeout", "retries", "validate_certs"];
 
 /// One `images` entry: a reference string, or DeepOps's `{name, repo, image, version}`.
-fn image_ref(v: &Value) -> Result<ImageRef, ModuleFail> {
+pub(super) fn image_ref(v: &Value) -> Result<ImageRef, ModuleFail> {
     match v {
         Value::String(s) => ImageRef::parse(s).map_err(|e| ModuleFail::new(e.to_string())),
         Value::Object(m) => {

@@ -28,6 +28,7 @@ pub mod pip_download;
 pub mod helm_sync;
 pub mod cache_files;
 pub mod offline_archive;
+pub mod registry_import;
 pub mod pause;
 
 use std::path::{Path, PathBuf};
@@ -170,6 +171,7 @@ pub fn lookup(name: &str) -> Option<ModuleFn> {
         "helm_sync" => helm_sync::run,
         "cache_files" => cache_files::run,
         "offline_archive" => offline_archive::run,
+        "registry_import" => registry_import::run,
         _ => return None,
     };
     Some(f)

@@ -6,4 +6,5 @@ pub mod fetch;
 pub mod helm;
 pub mod oci;
 pub mod pypi;
+pub mod registry_store;
 pub mod yum;
