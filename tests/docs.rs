@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const MODULES: &[&str] = &["image_cache", "yum_sync", "pip_download", "helm_sync", "cache_files", "offline_archive", "offline_extract"];
+const MODULES: &[&str] = &["image_cache", "yum_sync", "pip_download", "helm_sync", "cache_files", "offline_archive", "offline_extract", "registry_import"];
 
 /// The names of `const ALLOWED: &[&str] = &["a", "b", ...];` in a module's source.
 fn allowed(source: &str) -> Result<BTreeSet<String>, String> {
