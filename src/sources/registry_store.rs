@@ -493,21 +493,10 @@ fn device_of(path: &Path) -> Option<u64> {
     path.ancestors().find_map(|p| fs::metadata(p).ok()).map(|m| m.dev())
 }
 
-/// How a blob stands in the storage before the import.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BlobState {
-    /// Not there, or the wrong size: to be put in place.
-    Missing,
-    /// There with the right size; `shared` when it is the layout's own file (a hard link).
-    Present { shared: bool },
-}
-
-fn blob_state(v2: &Path, b: &Blob) -> BlobState {
-    match (fs::metadata(data_path(v2, &b.hex)), fs::metadata(&b.path)) {
-        (Ok(s), Ok(l)) if s.len() == b.size => BlobState::Present { shared: s.dev() == l.dev() && s.ino() == l.ino() },
-        (Ok(s), Err(_)) if s.len() == b.size => BlobState::Present { shared: false },
-        _ => BlobState::Missing,
-    }
+/// Whether the storage holds a blob with its size (a hard link to the layout's file, or a
+/// copy); one of another size is put in place again.
+fn in_storage(v2: &Path, b: &Blob) -> bool {
+    fs::metadata(data_path(v2, &b.hex)).is_ok_and(|m| m.len() == b.size)
 }
 
 /// The import's running state across images.
@@ -557,18 +546,13 @@ impl Writer<'_> {
             if self.done.contains(&b.hex) {
                 continue;
             }
-            let mut state = blob_state(&self.v2, b);
-            if let BlobState::Present { .. } = state
-                && self.opts.verify
-                && !self.opts.dry_run
-            {
+            let mut present_here = in_storage(&self.v2, b);
+            if present_here && self.opts.verify && !self.opts.dry_run {
+                // A hard link shares the layout's file, so this verifies both at once.
                 let data = data_path(&self.v2, &b.hex);
-                let actual = hash_file(&data, progress).map_err(|e| storage_err("read", &data, e))?;
-                if actual != b.hex {
-                    state = BlobState::Missing;
-                }
+                present_here = hash_file(&data, progress).map_err(|e| storage_err("read", &data, e))? == b.hex;
             }
-            if let BlobState::Present { .. } = state {
+            if present_here {
                 present += 1;
                 continue;
             }
@@ -681,7 +665,7 @@ pub fn import(
         let mut seen = HashSet::new();
         let mut total = 0;
         for b in plans.iter().flat_map(|p| p.manifests.iter().chain(&p.layers)) {
-            if seen.insert(&b.hex) && (options.verify || blob_state(&v2, b) == BlobState::Missing) {
+            if seen.insert(&b.hex) && (options.verify || !in_storage(&v2, b)) {
                 total += b.size;
             }
         }
