@@ -5,9 +5,11 @@
 //! `bash .ci/setup-docker`; without it these tests fail, saying so.
 
 mod common;
+#[path = "fixtures/registry.rs"]
+mod registry;
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -188,6 +190,34 @@ impl Layout {
         let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.entries});
         fs::write(self.dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     }
+}
+
+/// Writes a layer (uncompressed tar) holding one file of `size` zero bytes into `layout`
+/// without holding it in memory; its descriptor (digest = diff ID).
+fn big_layer(layout: &Path, size: u64) -> Value {
+    struct Hashing(fs::File, sha2::Sha256, u64);
+    impl Write for Hashing {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let n = self.0.write(b)?;
+            self.1.update(&b[..n]);
+            self.2 += n as u64;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.flush()
+        }
+    }
+    let tmp = layout.join("blobs/sha256/big.partial");
+    let mut tar = tar::Builder::new(Hashing(fs::File::create(&tmp).unwrap(), sha2::Sha256::new(), 0));
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    tar.append_data(&mut h, "big.bin", std::io::repeat(0).take(size)).unwrap();
+    let Hashing(_, hasher, len) = tar.into_inner().unwrap();
+    let hex = hex::encode(hasher.finalize());
+    fs::rename(&tmp, layout.join("blobs/sha256").join(&hex)).unwrap();
+    json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{hex}"), "size": len})
 }
 
 /// The image's ID and tags, or None.
@@ -561,4 +591,66 @@ fn a_dead_docker_host_is_a_clear_error() {
     let tcp = format!("tcp://127.0.0.1:{}", free_port());
     let msg = fatal(p.command(exe, &args, &[("DOCKER_HOST", &tcp)]).code(2));
     assert!(msg.contains(&format!("Docker is not running at {tcp}")), "{msg}");
+}
+
+#[test]
+fn tags_and_pushes_to_a_local_registry_through_the_engine() {
+    let n = Names::new("push");
+    let reg = registry::Registry::start();
+    let p = Project::new();
+    let image = format!("{}:1", n.image("app"));
+    let config = simple_layout(&p.path("images"), &format!("docker.io/{image}"), &n.prefix);
+    let repo_path = format!("{}/pushed", n.prefix);
+    let target = format!("{}/{repo_path}", reg.host());
+    p.file(
+        "push.yml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {image}\n        source: load\n        load_path: images\n        repository: {target}\n        tag: \"7\"\n        push: true\n      register: r\n    - debug: var=r.actions\n"
+        ),
+    );
+    let r = p.playbook("push.yml", &[]);
+    r.success().has(&format!("Tagged image {image} to {target}:1")).has(&format!("Pushed image {target}:1"));
+    assert_eq!(r.recap("localhost").changed, 1);
+    assert_eq!(inspect_image(&format!("{target}:1")).unwrap().0, config);
+    // The registry serves it, with the same config.
+    let manifest: Value = serde_json::from_slice(&reg.raw_manifest(&format!("{repo_path}:1"))).unwrap();
+    assert_eq!(manifest["config"]["digest"], config.as_str(), "{manifest:#}");
+    let again = p.playbook("push.yml", &[]);
+    assert_eq!(again.success().recap("localhost").changed, 0, "the registry has every layer: {}", again.stdout);
+}
+
+#[test]
+fn loading_streams_the_archive_in_little_memory() {
+    let n = Names::new("stream");
+    let p = Project::new();
+    let dir = p.path("images");
+    let mut l = Layout::new(&dir);
+    const SIZE: u64 = 192 << 20;
+    let layer = big_layer(&dir, SIZE);
+    let cfg = json!({"architecture": engine_arch(), "os": "linux", "config": {"Labels": {"airlock.test": n.prefix}}, "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}});
+    let cfg = l.blob("application/vnd.oci.image.config.v1+json", serde_json::to_string(&cfg).unwrap().as_bytes());
+    let manifest = l.blob(OCI_MANIFEST, serde_json::to_string(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg, "layers": [layer]})).unwrap().as_bytes());
+    let name = format!("{}:big", n.image("big"));
+    l.tag(&format!("docker.io/{name}"), &manifest);
+    p.file("load.yml", &format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {name}\n        source: load\n        load_path: images\n"));
+
+    // Reaped by wait4 below, which std's Child cannot do.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["playbook", "-i", "localhost,", "load.yml"])
+        .current_dir(p.dir.path())
+        .env("NO_COLOR", "1")
+        .env("HOME", p.dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait4 gives this child's own peak memory.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the load failed (status {status})");
+    assert_eq!(inspect_image(&name).unwrap().0, cfg["digest"].as_str().unwrap());
+    let peak_mib = usage.ru_maxrss as u64 / 1024;
+    assert!(peak_mib < 64, "airlock peaked at {peak_mib} MiB loading a {} MiB layer: the archive is not streamed", SIZE >> 20);
 }

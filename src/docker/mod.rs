@@ -344,28 +344,33 @@ impl Engine {
         }
     }
 
-    /// The running containers: (name, published host ports with their protocol and address).
-    pub fn running_container_ports(&self) -> Result<Vec<(String, Vec<(u16, String, String)>)>, DockerError> {
+    /// The running containers with the host ports they publish.
+    pub fn running_container_ports(&self) -> Result<Vec<PublishingContainer>, DockerError> {
         let list = self
             .block_on(self.api.list_containers(Some(ListContainersOptions { all: false, ..Default::default() })))
             .map_err(|e| api_error("listing containers", e))?;
         Ok(list
             .into_iter()
-            .map(|c| {
-                let name = c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
-                let ports = c
+            .map(|c| PublishingContainer {
+                name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
+                ports: c
                     .ports
                     .unwrap_or_default()
                     .into_iter()
-                    .filter_map(|p| {
-                        let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".to_string());
-                        Some((p.public_port?, proto, p.ip.unwrap_or_default()))
-                    })
-                    .collect();
-                (name, ports)
+                    .filter_map(|p| Some((p.public_port?, p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".to_string()), p.ip.unwrap_or_default())))
+                    .collect(),
             })
             .collect())
     }
+}
+
+/// A running container and the host ports it publishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishingContainer {
+    /// Its name, without Docker's leading `/`.
+    pub name: String,
+    /// (host port, protocol, host address) of each published port.
+    pub ports: Vec<(u16, String, String)>,
 }
 
 /// The error for a socket we may not use.

@@ -123,9 +123,12 @@ fn port_taken(engine: &Engine, p: &PublishedPort, own: &str, own_ports: &[u16]) 
     if p.protocol != "tcp" {
         return Ok(None);
     }
-    for (name, published) in engine.running_container_ports().map_err(fail)? {
-        if name != own && published.iter().any(|(hp, proto, _)| *hp == port && proto == "tcp") {
-            return Ok(Some(format!("container '{name}'")));
+    // Two bindings of a port clash unless both name distinct, specific addresses.
+    let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
+    let clash = |ip: &str| any(ip) || any(&p.host_ip) || ip == p.host_ip;
+    for c in engine.running_container_ports().map_err(fail)? {
+        if c.name != own && c.ports.iter().any(|(hp, proto, ip)| *hp == port && proto == "tcp" && clash(ip)) {
+            return Ok(Some(format!("container '{}'", c.name)));
         }
     }
     if own_ports.contains(&port) {
@@ -141,6 +144,20 @@ fn taken_error(name: &str, p: &PublishedPort, by: &str) -> ModuleFail {
         p.host_ip,
         p.key()
     ))
+}
+
+/// Starts container `name`; when Docker finds a published port taken, the error says by whom.
+fn start_container(engine: &Engine, name: &str, spec: &ContainerSpec) -> Result<(), ModuleFail> {
+    let Err(e) = engine.start_container(name) else { return Ok(()) };
+    let text = e.message.to_ascii_lowercase();
+    if text.contains("port is already allocated") || text.contains("address already in use") {
+        for p in &spec.published_ports {
+            if let Some(by) = port_taken(engine, p, name, &[])? {
+                return Err(taken_error(name, p, &by));
+            }
+        }
+    }
+    Err(fail(e))
 }
 
 /// Runs `docker_container`.
@@ -236,25 +253,17 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             }
             let image_ref = image_id.clone().or_else(|| spec.image.clone()).unwrap_or_default();
             engine.create_container(&name, spec.create_body(&image_ref)).map_err(fail)?;
-            if start && let Err(e) = engine.start_container(&name) {
+            if start && let Err(e) = start_container(&engine, &name, &spec) {
                 // Nothing half-started is left behind.
                 let _ = engine.remove_container(&name);
-                let text = e.message.to_ascii_lowercase();
-                if text.contains("port is already allocated") || text.contains("address already in use") {
-                    for p in &spec.published_ports {
-                        if let Some(by) = port_taken(&engine, p, &name, &[])? {
-                            return Err(taken_error(&name, p, &by));
-                        }
-                    }
-                }
-                return Err(ModuleFail::new(format!("{}; the container was removed again", e.message)));
+                return Err(ModuleFail::new(format!("{}; the container was removed again", e.msg)));
             }
         }
     } else if state == "started" && !running {
         result.changed = true;
         msg = format!("container {name} {}", verb("started", "would be started"));
         if !ctx.check_mode {
-            engine.start_container(&name).map_err(fail)?;
+            start_container(&engine, &name, &spec)?;
         }
     } else if state == "stopped" && running {
         result.changed = true;
