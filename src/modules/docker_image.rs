@@ -141,7 +141,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                             return Err(ModuleFail::new(format!("Docker loaded {load_path} but has no image {shown} afterwards; it said: {}", lines.join("; "))));
                         }
                         (Some(got), Some(want_id)) if got != want_id => {
-                            return Err(ModuleFail::new(format!("after loading {load_path}, image {shown} has ID {got}, but its config digest is {want_id}: the Docker Engine stores images differently (containerd image store?); the image is loaded, check it with `docker image inspect {shown}`")));
+                            return Err(ModuleFail::new(format!("after loading {load_path}, image {shown} has ID {got}, but its config digest is {want_id}: the Docker Engine ({}) stores images differently (containerd image store?); the image is loaded, check it with `docker image inspect {shown}`", engine.version)));
                         }
                         _ => {}
                     }
