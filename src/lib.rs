@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod docker;
 pub mod inventory;
 pub mod modules;
 pub mod playbook;

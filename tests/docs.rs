@@ -1,11 +1,11 @@
-//! docs/modules.md documents exactly the arguments airlock's offline-cache modules accept:
+//! docs/modules.md documents exactly the arguments airlock's offline modules accept:
 //! every name in a module's `const ALLOWED` list has a row in the Parameters table under the
 //! module's `## <name>` heading, and every row names an argument the module accepts.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const MODULES: &[&str] = &["image_cache", "yum_sync", "pip_download", "helm_sync", "cache_files", "offline_archive", "offline_extract", "registry_import"];
+const MODULES: &[&str] = &["image_cache", "yum_sync", "pip_download", "helm_sync", "cache_files", "offline_archive", "offline_extract", "registry_import", "docker_image", "docker_container"];
 
 /// The names of `const ALLOWED: &[&str] = &["a", "b", ...];` in a module's source.
 fn allowed(source: &str) -> Result<BTreeSet<String>, String> {

@@ -30,6 +30,8 @@ pub mod cache_files;
 pub mod offline_archive;
 pub mod registry_import;
 pub mod pause;
+pub mod docker_image;
+pub mod docker_container;
 
 use std::path::{Path, PathBuf};
 
@@ -143,8 +145,16 @@ impl ModuleContext<'_> {
 /// A module's entry point.
 pub type ModuleFn = fn(&Args, &ModuleContext) -> ModuleOutcome;
 
-/// Finds a module by its short name or its `ansible.builtin.`/`ansible.legacy.` name.
+/// Finds a module by its short name or its `ansible.builtin.`/`ansible.legacy.` name (and the
+/// Docker modules by their `community.docker.` name).
 pub fn lookup(name: &str) -> Option<ModuleFn> {
+    if let Some(docker) = name.strip_prefix("community.docker.") {
+        return match docker {
+            "docker_image" => Some(docker_image::run),
+            "docker_container" => Some(docker_container::run),
+            _ => None,
+        };
+    }
     let short = name
         .strip_prefix("ansible.builtin.")
         .or_else(|| name.strip_prefix("ansible.legacy."))
@@ -172,6 +182,8 @@ pub fn lookup(name: &str) -> Option<ModuleFn> {
         "cache_files" => cache_files::run,
         "offline_archive" => offline_archive::run,
         "registry_import" => registry_import::run,
+        "docker_image" => docker_image::run,
+        "docker_container" => docker_container::run,
         _ => return None,
     };
     Some(f)
