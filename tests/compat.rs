@@ -159,3 +159,27 @@ fn recap_and_result_lines_match_ansible() {
     };
     assert_eq!(keep(&theirs.stdout), keep(&ours.stdout), "\n--- ansible\n{}\n--- airlock\n{}", theirs.stdout, ours.stdout);
 }
+
+/// Facts set by an item are seen by the next one: set_fact accumulating over a loop, as the
+/// offline-repo-mirrors role does to name its images.
+#[test]
+fn set_fact_accumulates_over_a_loop_as_in_ansible() {
+    compare(
+        r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    xs: [{name: a, v: 1}, {name: b, v: 2}, {name: c, v: 3}]
+  tasks:
+    - set_fact:
+        acc: "{{ acc | default({}) | combine({item.name: item.v}) }}"
+        seen: "{{ (seen | default([])) + [item.name] }}"
+      loop: "{{ xs }}"
+      loop_control:
+        label: "{{ item.name }}"
+    - debug:
+        msg: "{{ acc }} {{ seen }}"
+"#,
+        &[],
+    );
+}

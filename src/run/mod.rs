@@ -803,6 +803,9 @@ impl Runner {
             let skipped = r.get("skipped").and_then(Json::as_bool).unwrap_or(false);
             any_changed |= changed;
             any_failed |= failed;
+            if !failed && !skipped {
+                self.apply_facts(task, host, &r);
+            }
             let outcome = if failed {
                 Outcome::Failed
             } else if skipped {
@@ -828,6 +831,24 @@ impl Runner {
             result["skipped"] = json!(true);
         }
         self.finish(task, inh, host, result, &name, true, no_log)
+    }
+
+    /// Facts a module, set_fact or include_vars returned, in place for the host's next task
+    /// (and, in a loop, for the next item: `set_fact` accumulating over a loop works).
+    fn apply_facts(&mut self, task: &Task, host: &str, result: &Json) {
+        let Some(Json::Object(f)) = result.get("ansible_facts") else { return };
+        let action = task.action().unwrap_or_default();
+        let hs = self.hosts.get_mut(host).unwrap();
+        if action == "set_fact" {
+            Arc::make_mut(&mut hs.set_facts).extend(f.clone());
+        } else if action == "include_vars" {
+            Arc::make_mut(&mut hs.include_vars).extend(f.clone());
+        } else {
+            let facts = Arc::make_mut(&mut hs.facts);
+            for (k, v) in f {
+                facts.insert(k.clone(), v.clone());
+            }
+        }
     }
 
     fn loop_top(&self, task: &Task, item: &Json, i: usize, len: usize, loop_var: &str) -> Map<String, Json> {
@@ -1171,22 +1192,9 @@ impl Runner {
             let hs = self.hosts.get_mut(host).unwrap();
             Arc::make_mut(&mut hs.set_facts).insert(reg.clone(), stored);
         }
-        // Facts a module or set_fact returned.
-        if !failed
-            && let Some(Json::Object(f)) = result.get("ansible_facts") {
-                let action = task.action().unwrap_or_default();
-                let hs = self.hosts.get_mut(host).unwrap();
-                if action == "set_fact" {
-                    Arc::make_mut(&mut hs.set_facts).extend(f.clone());
-                } else if action == "include_vars" {
-                    Arc::make_mut(&mut hs.include_vars).extend(f.clone());
-                } else {
-                    let facts = Arc::make_mut(&mut hs.facts);
-                    for (k, v) in f {
-                        facts.insert(k.clone(), v.clone());
-                    }
-                }
-            }
+        if !failed {
+            self.apply_facts(task, host, &result);
+        }
         let stats = self.stats.get_mut(host).unwrap();
         let outcome = if task.action() == Some("meta") && !failed {
             Outcome::Ok
