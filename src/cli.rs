@@ -167,6 +167,9 @@ fn playbook(a: PlaybookArgs) -> i32 {
             return run::exit::BAD_OPTIONS;
         }
     let config = crate::config::Config::load();
+    for w in &config.warnings {
+        eprintln!("[WARNING]: {w}");
+    }
     let mut inventory = a.inventory.clone();
     if inventory.is_empty() {
         inventory = config.inventory.clone();
