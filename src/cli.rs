@@ -72,7 +72,7 @@ pub enum ArchiveCommand {
         #[arg(long, default_value = "file")]
         kind: String,
     },
-    /// Internal (tests): what the offline_extract module does, verify and extract under DEST.
+    /// Internal (tests) until the offline playbooks use it: verify and extract under DEST.
     #[command(hide = true)]
     Extract {
         path: PathBuf,
@@ -113,6 +113,10 @@ pub struct PlaybookArgs {
     /// List all available tags.
     #[arg(long = "list-tags")]
     pub list_tags: bool,
+    /// List the variables each play sees on each host (after --limit, with -e), where each
+    /// value comes from and what it overrides; run nothing.
+    #[arg(long = "list-vars")]
+    pub list_vars: bool,
     /// Perform a syntax check on the playbook, but do not execute it.
     #[arg(long = "syntax-check")]
     pub syntax_check: bool,
@@ -152,9 +156,13 @@ fn split_list(values: &[String]) -> Vec<String> {
 
 fn playbook(a: PlaybookArgs) -> i32 {
     let mut extra = serde_json::Map::new();
+    let mut extra_from = Vec::new();
     for e in &a.extra_vars {
         match crate::vars::parse_extra_vars(e) {
-            Ok(m) => extra.extend(m),
+            Ok(m) => {
+                extra.extend(m.clone());
+                extra_from.push((e.clone(), m));
+            }
             Err(msg) => {
                 eprintln!("ERROR! {msg}");
                 return run::exit::BAD_OPTIONS;
@@ -177,6 +185,7 @@ fn playbook(a: PlaybookArgs) -> i32 {
     let opts = RunOptions {
         inventory,
         extra_vars: extra,
+        extra_vars_from: extra_from,
         tags: split_list(&a.tags),
         skip_tags: split_list(&a.skip_tags),
         check: a.check,
@@ -184,6 +193,7 @@ fn playbook(a: PlaybookArgs) -> i32 {
         limit: a.limit,
         list_tasks: a.list_tasks,
         list_tags: a.list_tags,
+        list_vars: a.list_vars,
         syntax_check: a.syntax_check,
         start_at_task: a.start_at_task,
         verbosity: a.verbose,

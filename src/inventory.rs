@@ -23,6 +23,8 @@ use indexmap::IndexMap;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::vars::Level;
+
 /// The names Ansible treats as the local machine (`C.LOCALHOST`). A pattern that is one of these
 /// and matches nothing else selects the implicit localhost.
 pub const LOCALHOST_NAMES: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
@@ -61,7 +63,11 @@ pub struct Group {
 /// `implicit localhost`.
 #[derive(Clone, Debug)]
 pub struct VarSource {
+    /// Where these variables stand in Ansible's precedence.
+    pub level: Level,
     pub label: String,
+    /// The `group_vars/` or `host_vars/` file they were read from.
+    pub file: Option<PathBuf>,
     pub vars: Map<String, Value>,
 }
 
@@ -93,8 +99,9 @@ pub struct InventoryError(pub String);
 #[derive(Clone, Debug, Default)]
 pub struct VarsCache(Arc<Mutex<HashMap<(PathBuf, String), EntityVars>>>);
 
-/// The parsed files of one `group_vars/<name>` or `host_vars/<name>`, or the error reading them.
-type EntityVars = Result<Arc<Vec<VarSource>>, String>;
+/// The parsed files of one `group_vars/<name>` or `host_vars/<name>` (each non-empty file with
+/// its variables), or the error reading them.
+type EntityVars = Result<Arc<Vec<(PathBuf, Map<String, Value>)>>, String>;
 
 /// A parsed INI host line: the hosts, the port, the variables.
 type HostLine = (Vec<String>, Option<i64>, Vec<(String, Value)>);
@@ -219,53 +226,53 @@ impl Inventory {
     /// skipped here; [`Inventory::check_playbook_vars`] reports them as errors.
     pub fn host_var_sources(&self, host: &str, playbook_dir: Option<&Path>) -> Vec<VarSource> {
         let mut out = Vec::new();
-        let push = |out: &mut Vec<VarSource>, label: String, vars: &Map<String, Value>| {
+        let push = |out: &mut Vec<VarSource>, level: Level, label: String, vars: &Map<String, Value>| {
             if !vars.is_empty() {
-                out.push(VarSource { label, vars: vars.clone() });
+                out.push(VarSource { level, label, file: None, vars: vars.clone() });
             }
         };
         if let Some(all) = self.groups.get("all") {
-            push(&mut out, "inventory (group all)".to_string(), &all.vars);
+            push(&mut out, Level::InventoryGroupVars, "inventory (group all)".to_string(), &all.vars);
         }
         let groups = self.sorted_host_groups(host);
         for g in &groups {
             if let Some(group) = self.groups.get(g.as_str()) {
-                push(&mut out, format!("inventory (group {g})"), &group.vars);
+                push(&mut out, Level::InventoryGroupVars, format!("inventory (group {g})"), &group.vars);
             }
         }
         let inv_dirs = self.vars_dirs();
         let pb_dir = playbook_dir.map(canonical_dir);
-        let files = |out: &mut Vec<VarSource>, dir: &Path, kind: &str, name: &str| {
+        let files = |out: &mut Vec<VarSource>, level: Level, dir: &Path, kind: &str, name: &str| {
             if let Ok(found) = self.vars_cache.entity(dir, kind, name) {
-                out.extend(found.iter().cloned());
+                out.extend(found.iter().map(|(path, vars)| VarSource { level, label: display_path(path), file: Some(path.clone()), vars: vars.clone() }));
             }
         };
         for d in &inv_dirs {
-            files(&mut out, d, "group_vars", "all");
+            files(&mut out, Level::InventoryGroupVarsAll, d, "group_vars", "all");
         }
         if let Some(pb) = &pb_dir {
-            files(&mut out, pb, "group_vars", "all");
+            files(&mut out, Level::PlaybookGroupVarsAll, pb, "group_vars", "all");
         }
         for d in &inv_dirs {
             for g in &groups {
-                files(&mut out, d, "group_vars", g);
+                files(&mut out, Level::InventoryGroupVarsFiles, d, "group_vars", g);
             }
         }
         if let Some(pb) = &pb_dir {
             for g in &groups {
-                files(&mut out, pb, "group_vars", g);
+                files(&mut out, Level::PlaybookGroupVarsFiles, pb, "group_vars", g);
             }
         }
         match self.hosts.get(host) {
-            Some(h) => push(&mut out, format!("inventory (host {host})"), &h.vars),
-            None if LOCALHOST_NAMES.contains(&host) => push(&mut out, "implicit localhost".to_string(), &implicit_localhost_vars()),
+            Some(h) => push(&mut out, Level::InventoryHostVars, format!("inventory (host {host})"), &h.vars),
+            None if LOCALHOST_NAMES.contains(&host) => push(&mut out, Level::InventoryHostVars, "implicit localhost".to_string(), &implicit_localhost_vars()),
             None => {}
         }
         for d in &inv_dirs {
-            files(&mut out, d, "host_vars", host);
+            files(&mut out, Level::InventoryHostVarsFiles, d, "host_vars", host);
         }
         if let Some(pb) = &pb_dir {
-            files(&mut out, pb, "host_vars", host);
+            files(&mut out, Level::PlaybookHostVarsFiles, pb, "host_vars", host);
         }
         out
     }
@@ -1008,7 +1015,7 @@ impl Inventory {
 impl VarsCache {
     /// The variables files of `dir/<kind>/<name>` (`kind` is `group_vars` or `host_vars`), one
     /// source per non-empty file, parsed once.
-    fn entity(&self, dir: &Path, kind: &str, name: &str) -> Result<Arc<Vec<VarSource>>, String> {
+    fn entity(&self, dir: &Path, kind: &str, name: &str) -> EntityVars {
         if name.starts_with('/') {
             return Ok(Arc::new(Vec::new()));
         }
@@ -1023,14 +1030,14 @@ impl VarsCache {
     }
 }
 
-fn load_entity_files(opath: &Path, name: &str) -> Result<Vec<VarSource>, String> {
+fn load_entity_files(opath: &Path, name: &str) -> Result<Vec<(PathBuf, Map<String, Value>)>, String> {
     if !opath.is_dir() {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
     for f in find_vars_files(opath, name) {
         if let Some(vars) = load_vars_file(&f)? {
-            out.push(VarSource { label: display_path(&f), vars });
+            out.push((f, vars));
         }
     }
     Ok(out)

@@ -944,16 +944,16 @@ fn load_role_inner(ctx: &mut Ctx, req: &RoleRequest, at: Option<(&Arc<PathBuf>, 
     if ctx.depth > 30 {
         return Err(LoadError::new(format!("role dependencies nest too deeply at role '{}' (a dependency loop?)", req.name), at_pos));
     }
-    let load_vars = |sub: &str, base: Option<&String>| -> Result<Map<String, Json>, LoadError> {
+    let load_vars = |sub: &str, base: Option<&String>| -> Result<(Option<Arc<Path>>, Map<String, Json>), LoadError> {
         let base = base.map(String::as_str).unwrap_or("main");
         match role_file(&path.join(sub), base) {
-            Some(f) => read_vars_file(&f),
+            Some(f) => Ok((Some(Arc::from(f.as_path())), read_vars_file(&f)?)),
             None if base != "main" => Err(LoadError::new(format!("Could not find specified file in role: {sub}/{base}"), at_pos.clone())),
-            None => Ok(Map::new()),
+            None => Ok((None, Map::new())),
         }
     };
-    let defaults = load_vars("defaults", req.defaults_from.as_ref())?;
-    let vars = load_vars("vars", req.vars_from.as_ref())?;
+    let (defaults_file, defaults) = load_vars("defaults", req.defaults_from.as_ref())?;
+    let (vars_file, vars) = load_vars("vars", req.vars_from.as_ref())?;
     // meta/main.yml: dependencies and allow_duplicates.
     let mut deps = Vec::new();
     let mut dep_blocks = Vec::new();
@@ -983,6 +983,8 @@ fn load_role_inner(ctx: &mut Ctx, req: &RoleRequest, at: Option<(&Arc<PathBuf>, 
         path: path.clone(),
         defaults: Arc::new(defaults),
         vars: Arc::new(vars),
+        defaults_file,
+        vars_file,
         params: Arc::new(req.params.clone()),
         deps,
     });

@@ -80,6 +80,10 @@ pub struct Role {
     pub path: PathBuf,
     pub defaults: Arc<Map<String, Json>>,
     pub vars: Arc<Map<String, Json>>,
+    /// The files `defaults` and `vars` were read from (`defaults/main.yml`, or the
+    /// `defaults_from`/`vars_from` file), when there was one.
+    pub defaults_file: Option<Arc<Path>>,
+    pub vars_file: Option<Arc<Path>>,
     /// Parameters given where the role is used (`roles:` entry keys, include_role vars).
     pub params: Arc<Map<String, Json>>,
     /// Roles this one depends on (meta/main.yml), already loaded; their variables are visible

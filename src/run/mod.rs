@@ -5,6 +5,7 @@
 
 mod actions;
 pub mod escalate;
+mod list_vars;
 mod listing;
 pub mod output;
 
@@ -34,7 +35,11 @@ pub mod exit {
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub inventory: Vec<String>,
+    /// Every `-e` merged, later ones winning.
     pub extra_vars: Map<String, Json>,
+    /// Each `-e` argument as written, with its variables, in order (for the sources
+    /// `--list-vars` names). Empty when `extra_vars` has no such breakdown.
+    pub extra_vars_from: Vec<(String, Map<String, Json>)>,
     pub tags: Vec<String>,
     pub skip_tags: Vec<String>,
     pub check: bool,
@@ -42,6 +47,8 @@ pub struct RunOptions {
     pub limit: Option<String>,
     pub list_tasks: bool,
     pub list_tags: bool,
+    /// `--list-vars`: print each play's variables per host with their sources, run nothing.
+    pub list_vars: bool,
     pub syntax_check: bool,
     pub start_at_task: Option<String>,
     pub verbosity: u8,
@@ -122,7 +129,8 @@ struct PlayCtx<'p> {
     play: &'p Play,
     hosts: Vec<String>,
     play_vars: VarMap,
-    vars_files: VarMap,
+    /// Each `vars_files` entry's file and variables, in order.
+    vars_files: Vec<(Arc<Path>, VarMap)>,
     handlers: Vec<Task>,
     /// Roles whose defaults and vars are visible play-wide, in load order.
     roles: Vec<Arc<Role>>,
@@ -191,10 +199,12 @@ pub fn run(playbooks: &[PathBuf], opts: RunOptions) -> i32 {
     for w in &inventory.warnings {
         out.warning(w);
     }
+    let extra_layers = extra_layers(&opts);
     let mut runner = Runner {
         templar,
         start_at: opts.start_at_task.clone(),
         extra_vars: Arc::new(opts.extra_vars.clone()),
+        extra_layers,
         opts,
         load_opts,
         inventory,
@@ -204,6 +214,11 @@ pub fn run(playbooks: &[PathBuf], opts: RunOptions) -> i32 {
         inv_layers: std::collections::HashMap::new(),
         hostvars_cache: None,
     };
+    if runner.opts.list_vars {
+        let code = list_vars::list(&mut runner, &books);
+        runner.out.flush();
+        return code;
+    }
     let code = runner.run_books(&books);
     runner.out.flush();
     code
@@ -218,6 +233,8 @@ struct Runner {
     hosts: IndexMap<String, HostState>,
     stats: IndexMap<String, Stats>,
     extra_vars: VarMap,
+    /// The extra vars as layers, one per `-e` when known.
+    extra_layers: Vec<(Arc<str>, Option<Arc<Path>>, VarMap)>,
     start_at: Option<String>,
     /// The last `hostvars` value and the key it was built for.
     hostvars_cache: Option<(Vec<usize>, minijinja::Value)>,
@@ -226,7 +243,23 @@ struct Runner {
 }
 
 /// A host's inventory variable layers, lowest precedence first, with their sources.
-type InvLayers = Arc<Vec<(Level, Arc<str>, VarMap)>>;
+type InvLayers = Arc<Vec<(Level, Arc<str>, Option<Arc<Path>>, VarMap)>>;
+
+/// The extra vars as layers: one per `-e` argument, labelled with what was written.
+fn extra_layers(opts: &RunOptions) -> Vec<(Arc<str>, Option<Arc<Path>>, VarMap)> {
+    if opts.extra_vars_from.is_empty() {
+        return vec![(Arc::from("extra vars"), None, Arc::new(opts.extra_vars.clone()))];
+    }
+    opts.extra_vars_from
+        .iter()
+        .map(|(arg, vars)| {
+            let arg = arg.trim();
+            let file = arg.strip_prefix('@').map(|f| Arc::from(Path::new(f)));
+            let shown = if arg.chars().count() > 60 { format!("{}...", arg.chars().take(57).collect::<String>()) } else { arg.to_string() };
+            (Arc::from(format!("extra vars (-e {shown})")), file, Arc::new(vars.clone()))
+        })
+        .collect()
+}
 
 /// A fatal error that stops the run (not a task failure).
 struct Fatal(String);
@@ -305,25 +338,7 @@ impl Runner {
         if hosts.is_empty() {
             return Ok(());
         }
-        let groups = template::to_value(&Json::Object(self.inventory.groups_var()));
-        let mut all_hosts: Vec<String> = self.inventory.hosts.keys().cloned().collect();
-        for h in &hosts {
-            if !all_hosts.contains(h) {
-                all_hosts.push(h.clone());
-            }
-        }
-        let mut pc = PlayCtx {
-            play,
-            hosts: hosts.clone(),
-            play_vars: play.vars.clone(),
-            vars_files: Arc::new(Map::new()),
-            handlers: play.handlers.clone(),
-            roles: play.roles.clone(),
-            groups_value: groups,
-            all_hosts,
-            end_play: false,
-        };
-        pc.vars_files = Arc::new(self.load_vars_files(&pc, &hosts[0])?);
+        let mut pc = self.play_ctx(play, &hosts)?;
         let base = Inherit {
             tags: play.tags.clone(),
             check_mode: play.check_mode.clone(),
@@ -360,12 +375,37 @@ impl Runner {
         Ok(())
     }
 
+    /// The state a play starts with on these hosts (not empty): its variables, `vars_files`
+    /// read (templated for the first host, as Ansible does), roles and handlers.
+    fn play_ctx<'p>(&mut self, play: &'p Play, hosts: &[String]) -> Result<PlayCtx<'p>, Fatal> {
+        let groups = template::to_value(&Json::Object(self.inventory.groups_var()));
+        let mut all_hosts: Vec<String> = self.inventory.hosts.keys().cloned().collect();
+        for h in hosts {
+            if !all_hosts.contains(h) {
+                all_hosts.push(h.clone());
+            }
+        }
+        let mut pc = PlayCtx {
+            play,
+            hosts: hosts.to_vec(),
+            play_vars: play.vars.clone(),
+            vars_files: Vec::new(),
+            handlers: play.handlers.clone(),
+            roles: play.roles.clone(),
+            groups_value: groups,
+            all_hosts,
+            end_play: false,
+        };
+        pc.vars_files = self.load_vars_files(&pc, &hosts[0])?;
+        Ok(pc)
+    }
+
     /// The connection a host uses: its `ansible_connection` variable, else the play's
     /// `connection`, else `-c`, else `local` for localhost and `ssh` for anything else (the
     /// order Ansible applies).
     fn connection_of(&mut self, play: &Play, host: &str) -> String {
         let layers = self.inventory_layers(host, &play.dir);
-        if let Some(c) = self.extra_vars.get("ansible_connection").or_else(|| layers.iter().rev().find_map(|(_, _, m)| m.get("ansible_connection"))).and_then(Json::as_str) {
+        if let Some(c) = self.extra_vars.get("ansible_connection").or_else(|| layers.iter().rev().find_map(|(_, _, _, m)| m.get("ansible_connection"))).and_then(Json::as_str) {
             return c.to_string();
         }
         if let Some(c) = play.connection.as_ref().or(self.opts.connection.as_ref()) {
@@ -387,8 +427,8 @@ impl Runner {
     }
 
     /// `vars_files`: each entry a file, or a list whose first existing file is used.
-    fn load_vars_files(&mut self, pc: &PlayCtx, host: &str) -> Result<Map<String, Json>, Fatal> {
-        let mut out = Map::new();
+    fn load_vars_files(&mut self, pc: &PlayCtx, host: &str) -> Result<Vec<(Arc<Path>, VarMap)>, Fatal> {
+        let mut out = Vec::new();
         for entry in &pc.play.vars_files {
             let cands: Vec<Json> = match entry {
                 Json::Array(a) => a.clone(),
@@ -414,7 +454,7 @@ impl Runner {
                 return Err(Fatal(format!("vars file not found: {} (play '{}' at {})", tried.join(", "), pc.play.name, pc.play.pos)));
             };
             let m = playbook::read_vars_file(&p).map_err(|e| Fatal(e.to_string()))?;
-            out.extend(m);
+            out.push((Arc::from(p.as_path()), Arc::new(m)));
         }
         Ok(out)
     }
@@ -425,7 +465,7 @@ impl Runner {
             return l.clone();
         }
         let sources = self.inventory.host_var_sources(host, Some(playbook_dir));
-        let l: InvLayers = Arc::new(sources.into_iter().map(|s| (Level::InventoryGroupVars, Arc::<str>::from(s.label), Arc::new(s.vars))).collect());
+        let l: InvLayers = Arc::new(sources.into_iter().map(|s| (s.level, Arc::<str>::from(s.label), s.file.map(Arc::from), Arc::new(s.vars))).collect());
         self.inv_layers.entry(playbook_dir.to_path_buf()).or_default().insert(host.to_string(), l.clone());
         l
     }
@@ -442,21 +482,18 @@ impl Runner {
             }
             chain.push(r);
         }
-        for r in pc.roles.iter().filter(|r| !chain.iter().any(|c| Arc::ptr_eq(c, r))) {
-            l.push(Level::RoleDefaults, format!("role {} defaults", r.name), r.defaults.clone());
-            l.push(Level::RoleVars, format!("role {} vars", r.name), r.vars.clone());
+        for r in pc.roles.iter().filter(|r| !chain.iter().any(|c| Arc::ptr_eq(c, r))).chain(chain.iter().copied()) {
+            push_role_layers(&mut l, r);
         }
-        for r in &chain {
-            l.push(Level::RoleDefaults, format!("role {} defaults", r.name), r.defaults.clone());
-            l.push(Level::RoleVars, format!("role {} vars", r.name), r.vars.clone());
-        }
-        for (level, label, vars) in self.inventory_layers(host, &pc.play.dir).iter() {
-            l.push(*level, label.clone(), vars.clone());
+        for (level, label, file, vars) in self.inventory_layers(host, &pc.play.dir).iter() {
+            l.push_from(*level, label.clone(), file.clone(), vars.clone());
         }
         let hs = &self.hosts[host];
         l.push(Level::Facts, "facts", hs.facts.clone());
-        l.push(Level::PlayVars, "play vars", pc.play_vars.clone());
-        l.push(Level::PlayVarsFiles, "vars_files", pc.vars_files.clone());
+        l.push_from(Level::PlayVars, "play vars", Some(pc.play.pos.file.as_path().into()), pc.play_vars.clone());
+        for (file, vars) in &pc.vars_files {
+            l.push_from(Level::PlayVarsFiles, "vars_files", Some(file.clone()), vars.clone());
+        }
         for v in &inh.block_vars {
             l.push(Level::BlockVars, "block vars", v.clone());
         }
@@ -471,19 +508,27 @@ impl Runner {
         for v in &inh.include_params {
             l.push(Level::IncludeParams, "include params", v.clone());
         }
-        l.push(Level::ExtraVars, "extra vars", self.extra_vars.clone());
+        for (label, file, vars) in &self.extra_layers {
+            l.push_from(Level::ExtraVars, label.clone(), file.clone(), vars.clone());
+        }
         l
     }
 
     /// The template context for a task on a host: variable layers plus magic variables.
     fn vars_for(&mut self, pc: &PlayCtx, host: &str, task: &Task, inh: &Inherit, top: Option<Map<String, Json>>) -> Arc<Vars> {
         let layers = self.layers(pc, host, task.role.as_ref(), inh, Some(&task.vars));
+        let check_mode = self.check_mode(inh, task);
+        self.context(pc, host, task.role.as_deref(), check_mode, &layers, top)
+    }
+
+    /// A template context: the layers under the magic variables (and `top`, the loop's).
+    fn context(&mut self, pc: &PlayCtx, host: &str, role: Option<&Role>, check_mode: bool, layers: &Layers, top: Option<Map<String, Json>>) -> Arc<Vars> {
         let mut maps = Vec::with_capacity(20);
         let mut magic = Map::new();
         magic.insert("inventory_hostname".into(), json!(host));
         magic.insert("inventory_hostname_short".into(), json!(host.split('.').next().unwrap_or(host)));
         magic.insert("playbook_dir".into(), json!(pc.play.dir.display().to_string()));
-        magic.insert("ansible_check_mode".into(), json!(self.check_mode(inh, task)));
+        magic.insert("ansible_check_mode".into(), json!(check_mode));
         magic.insert("ansible_diff_mode".into(), json!(self.opts.diff));
         magic.insert("ansible_verbosity".into(), json!(self.opts.verbosity));
         magic.insert("ansible_play_name".into(), json!(pc.play.name));
@@ -500,7 +545,7 @@ impl Runner {
         if let Some(dir) = self.inventory.dirs().first() {
             magic.insert("inventory_dir".into(), json!(dir.display().to_string()));
         }
-        if let Some(r) = &task.role {
+        if let Some(r) = role {
             magic.insert("role_path".into(), json!(r.path.display().to_string()));
             magic.insert("role_name".into(), json!(r.name));
             magic.insert("ansible_role_name".into(), json!(r.name));
@@ -1396,6 +1441,12 @@ impl Runner {
             }
         }
     }
+}
+
+/// A role's defaults and vars as layers.
+fn push_role_layers(l: &mut Layers, r: &Role) {
+    l.push_from(Level::RoleDefaults, format!("role {} defaults", r.name), r.defaults_file.clone(), r.defaults.clone());
+    l.push_from(Level::RoleVars, format!("role {} vars", r.name), r.vars_file.clone(), r.vars.clone());
 }
 
 /// Ansible's tag selection (`Taggable.evaluate_tags`) for a task with these inherited + own

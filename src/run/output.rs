@@ -90,7 +90,8 @@ impl Output {
         if self.color { style.apply_to(s).to_string() } else { s.to_string() }
     }
 
-    fn banner(&mut self, msg: &str) {
+    /// A heading filled with stars, as Ansible's `PLAY [...]` and `TASK [...]` lines.
+    pub fn banner(&mut self, msg: &str) {
         // Ansible fills the line to the terminal width (80 when piped).
         let stars = self.width.saturating_sub(msg.chars().count() + 1).max(3);
         let _ = writeln!(self.out, "\n{} {}", msg, "*".repeat(stars));

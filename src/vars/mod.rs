@@ -2,6 +2,7 @@
 
 pub mod facts;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
@@ -71,6 +72,9 @@ impl Level {
 pub struct Layer {
     pub level: Level,
     pub source: Arc<str>,
+    /// The file the variables were read from, when they come from one (`--list-vars` shows
+    /// the line of each variable).
+    pub file: Option<Arc<Path>>,
     pub vars: VarMap,
 }
 
@@ -88,8 +92,13 @@ impl Layers {
 
     /// Adds a layer; within one level, a layer added later wins over earlier ones.
     pub fn push(&mut self, level: Level, source: impl Into<Arc<str>>, vars: VarMap) {
+        self.push_from(level, source, None, vars);
+    }
+
+    /// Adds a layer read from a file (or not, with `None`).
+    pub fn push_from(&mut self, level: Level, source: impl Into<Arc<str>>, file: Option<Arc<Path>>, vars: VarMap) {
         if !vars.is_empty() {
-            self.items.push(Layer { level, source: source.into(), vars });
+            self.items.push(Layer { level, source: source.into(), file, vars });
         }
     }
 
