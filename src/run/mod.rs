@@ -255,8 +255,12 @@ fn extra_layers(opts: &RunOptions) -> Vec<(Arc<str>, Option<Arc<Path>>, VarMap)>
         .map(|(arg, vars)| {
             let arg = arg.trim();
             let file = arg.strip_prefix('@').map(|f| Arc::from(Path::new(f)));
-            let shown = if arg.chars().count() > 60 { format!("{}...", arg.chars().take(57).collect::<String>()) } else { arg.to_string() };
-            (Arc::from(format!("extra vars (-e {shown})")), file, Arc::new(vars.clone()))
+            let label = match &file {
+                Some(_) => "extra vars".to_string(),
+                None if arg.chars().count() > 60 => format!("extra vars (-e {}...)", arg.chars().take(57).collect::<String>()),
+                None => format!("extra vars (-e {arg})"),
+            };
+            (Arc::from(label), file, Arc::new(vars.clone()))
         })
         .collect()
 }
