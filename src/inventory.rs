@@ -99,9 +99,11 @@ pub struct InventoryError(pub String);
 #[derive(Clone, Debug, Default)]
 pub struct VarsCache(Arc<Mutex<HashMap<(PathBuf, String), EntityVars>>>);
 
-/// The parsed files of one `group_vars/<name>` or `host_vars/<name>` (each non-empty file with
-/// its variables), or the error reading them.
-type EntityVars = Result<Arc<Vec<(PathBuf, Map<String, Value>)>>, String>;
+/// Variables files, each non-empty one with its variables.
+type VarsFiles = Vec<(PathBuf, Map<String, Value>)>;
+
+/// The parsed files of one `group_vars/<name>` or `host_vars/<name>`, or the error reading them.
+type EntityVars = Result<Arc<VarsFiles>, String>;
 
 /// A parsed INI host line: the hosts, the port, the variables.
 type HostLine = (Vec<String>, Option<i64>, Vec<(String, Value)>);
@@ -1030,7 +1032,7 @@ impl VarsCache {
     }
 }
 
-fn load_entity_files(opath: &Path, name: &str) -> Result<Vec<(PathBuf, Map<String, Value>)>, String> {
+fn load_entity_files(opath: &Path, name: &str) -> Result<VarsFiles, String> {
     if !opath.is_dir() {
         return Ok(Vec::new());
     }

@@ -944,7 +944,9 @@ fn load_role_inner(ctx: &mut Ctx, req: &RoleRequest, at: Option<(&Arc<PathBuf>, 
     if ctx.depth > 30 {
         return Err(LoadError::new(format!("role dependencies nest too deeply at role '{}' (a dependency loop?)", req.name), at_pos));
     }
-    let load_vars = |sub: &str, base: Option<&String>| -> Result<(Option<Arc<Path>>, Map<String, Json>), LoadError> {
+    // The file read (if any) and its variables.
+    type VarsOf = (Option<Arc<Path>>, Map<String, Json>);
+    let load_vars = |sub: &str, base: Option<&String>| -> Result<VarsOf, LoadError> {
         let base = base.map(String::as_str).unwrap_or("main");
         match role_file(&path.join(sub), base) {
             Some(f) => Ok((Some(Arc::from(f.as_path())), read_vars_file(&f)?)),
