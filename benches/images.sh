@@ -27,7 +27,8 @@
 # * skopeo sync: `skopeo sync --all --src yaml --dest dir`, one command for all images, each
 #   into its own directory (skopeo 1.9's sync cannot write an OCI layout).
 #
-# `sync` runs before each timed command, untimed; the tools alternate within each run.
+# `sync` runs before each timed command, untimed; the tools alternate within each run. airlock
+# and skopeo both flush the blobs they write to disk (fsync).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -37,6 +38,7 @@ need=()
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 [ -x /usr/bin/time ] || need+=(time)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "needs ${need[*]}: run as root, or apt-get install them" >&2; exit 1; }
   apt-get update -qq
@@ -148,26 +150,28 @@ fi
 # Every blob is read once before timing, so the registry serves from the page cache.
 find "$base/registry" -type f -print0 | xargs -0 cat > /dev/null
 
-{
-  echo "- hosts: localhost"
-  echo "  connection: local"
-  echo "  gather_facts: false"
-  echo "  tasks:"
-  echo "    - name: pull the benchmark images"
-  echo "      image_cache:"
-  echo "        images:"
-  for i in "${images[@]}"; do echo "          - $reg/bench/$i:1.0"; done
-  echo "        dest: $work/airlock/images"
-  echo "        cache_dir: $work/airlock"
-  echo "        platforms: [all]"
-  echo "        concurrency: $CONCURRENCY"
-} > "$work/pull.yml"
-# The user's sequential script: one copy per image into one layout.
-{
+# The playbook and the user's sequential script (one copy per image into one layout) for the
+# directories of run $1.
+scripts() {
+  local d=$work/run$1
+  {
+    echo "- hosts: localhost"
+    echo "  connection: local"
+    echo "  gather_facts: false"
+    echo "  tasks:"
+    echo "    - name: pull the benchmark images"
+    echo "      image_cache:"
+    echo "        images:"
+    for i in "${images[@]}"; do echo "          - $reg/bench/$i:1.0"; done
+    echo "        dest: $d/airlock/images"
+    echo "        cache_dir: $d/airlock"
+    echo "        platforms: [all]"
+    echo "        concurrency: $CONCURRENCY"
+  } > "$d/pull.yml"
   for i in "${images[@]}"; do
-    echo "skopeo --insecure-policy copy -q --all --src-tls-verify=false docker://$reg/bench/$i:1.0 oci:$work/skopeo:$reg/bench/$i:1.0"
-  done
-} > "$work/skopeo-seq.sh"
+    echo "skopeo --insecure-policy copy -q --all --src-tls-verify=false docker://$reg/bench/$i:1.0 oci:$d/skopeo:$reg/bench/$i:1.0"
+  done > "$d/skopeo-seq.sh"
+}
 printf '%s\n' "${images[@]}" > "$work/images.txt"
 {
   echo "$reg:"
@@ -188,23 +192,25 @@ measure() {
 
 declare -a at ar st sr pt pr yt yr
 for ((r = 0; r < RUNS; r++)); do
-  rm -rf "$work/airlock" "$work/skopeo" "$work/parallel" "$work/sync-dir"
-  mkdir -p "$work/parallel" "$work/sync-dir"
-  read -r at[r] ar[r] < <(measure "$AIRLOCK" playbook -i localhost, "$work/pull.yml")
-  read -r st[r] sr[r] < <(measure bash "$work/skopeo-seq.sh")
+  # New directories each run, nothing deleted until the end (see benches/yum.sh).
+  d=$work/run$r
+  mkdir -p "$d/parallel" "$d/sync-dir"
+  scripts "$r"
+  read -r at[r] ar[r] < <(measure "$AIRLOCK" playbook -i localhost, "$d/pull.yml")
+  read -r st[r] sr[r] < <(measure bash "$d/skopeo-seq.sh")
   read -r pt[r] pr[r] < <(measure xargs -P 5 -I{} skopeo --insecure-policy copy -q --all --src-tls-verify=false \
-    "docker://$reg/bench/{}:1.0" "oci:$work/parallel/{}:{}" < "$work/images.txt")
-  read -r yt[r] yr[r] < <(measure skopeo --insecure-policy sync --all --src yaml --dest dir "$work/sync.yml" "$work/sync-dir")
+    "docker://$reg/bench/{}:1.0" "oci:$d/parallel/{}:{}" < "$work/images.txt")
+  read -r yt[r] yr[r] < <(measure skopeo --insecure-policy sync --all --src yaml --dest dir "$work/sync.yml" "$d/sync-dir")
   echo "run $((r + 1)): airlock ${at[r]} s, skopeo sequential ${st[r]} s, parallel ${pt[r]} s, sync ${yt[r]} s" >&2
 done
 
 # Sanity: airlock's layout and skopeo's hold the same blobs, and name the same images.
-a_blobs=$(ls "$work/airlock/images/blobs/sha256" | sort)
-s_blobs=$(ls "$work/skopeo/blobs/sha256" | sort)
+a_blobs=$(ls "$d/airlock/images/blobs/sha256" | sort)
+s_blobs=$(ls "$d/skopeo/blobs/sha256" | sort)
 echo "blobs: generated $(ls "$layout/blobs/sha256" | wc -l), airlock $(grep -c . <<< "$a_blobs"), skopeo $(grep -c . <<< "$s_blobs")" >&2
 [ "$a_blobs" = "$s_blobs" ] || { echo "the two layouts hold different blobs" >&2; exit 1; }
 refs() { python3 -c 'import json, sys; print("\n".join(sorted(m["annotations"]["org.opencontainers.image.ref.name"] for m in json.load(open(sys.argv[1]))["manifests"])))' "$1"; }
-[ "$(refs "$work/airlock/images/index.json")" = "$(refs "$work/skopeo/index.json")" ] || { echo "the layouts name different images" >&2; exit 1; }
+[ "$(refs "$d/airlock/images/index.json")" = "$(refs "$d/skopeo/index.json")" ] || { echo "the layouts name different images" >&2; exit 1; }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 largest() { printf '%s\n' "$@" | sort -g | tail -1; }

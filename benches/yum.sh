@@ -18,8 +18,8 @@
 # in target/bench-yum/ so reruns skip the build. Every run, each tool in turn: cold, into an
 # empty directory (dnf with an empty cache directory), then warm, the same command again (dnf
 # keeping the cache its cold run filled, as a user's rerun would). `sync` runs before each
-# timed command, untimed, so neither pays for the other's writeback; airlock flushes every file
-# to disk before renaming it into place (fsync), dnf does not.
+# timed command, untimed, so neither pays for the other's writeback; both flush every package
+# to disk (fsync) themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=${PACKAGES:-2000}
@@ -33,6 +33,7 @@ command -v dnf >/dev/null || need+=(dnf)
 [ -f /usr/lib/python3/dist-packages/dnf-plugins/reposync.py ] || need+=(dnf-plugins-core)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/bin/time ] || need+=(time)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "needs ${need[*]}: run as root, or apt-get install them" >&2; exit 1; }
   apt-get update -qq
@@ -120,7 +121,9 @@ url=http://127.0.0.1:$port
 for _ in $(seq 100); do curl -sf -o /dev/null "$url/repodata/repomd.xml" && break; sleep 0.1; done
 curl -sf -o /dev/null "$url/repodata/repomd.xml" || { cat "$work/nginx/error.log" >&2; exit 1; }
 
-cat > "$work/sync.yml" <<EOF
+# The playbook for the trees of run $1; prints its path.
+playbook() {
+  cat > "$work/run$1/sync.yml" <<EOF
 - hosts: localhost
   connection: local
   gather_facts: false
@@ -129,10 +132,12 @@ cat > "$work/sync.yml" <<EOF
       yum_sync:
         repos:
           - { name: bench, baseurl: "$url/" }
-        dest: $work/airlock
-        cache_dir: $work
+        dest: $work/run$1/airlock
+        cache_dir: $work/run$1
         concurrency: $CONCURRENCY
 EOF
+  echo "$work/run$1/sync.yml"
+}
 # dnf with its own configuration only: no host repositories, logs and state under $work.
 mkdir -p "$work/dnf/repos.d"
 cat > "$work/dnf/dnf.conf" <<EOF
@@ -143,8 +148,11 @@ logdir=$work/dnf/log
 persistdir=$work/dnf/persist
 max_parallel_downloads=$CONCURRENCY
 EOF
-dnf=(dnf -q -c "$work/dnf/dnf.conf" --setopt=reposdir="$work/dnf/repos.d" --setopt=cachedir="$work/dnf-cache" --releasever=9
-  --repofrompath=bench,"$url/" --repo=bench reposync --download-metadata --norepopath -p "$work/dnf-dest")
+# dnf's command for the trees of run $1, in the array `dnf`.
+dnf_args() {
+  dnf=(dnf -q -c "$work/dnf/dnf.conf" --setopt=reposdir="$work/dnf/repos.d" --setopt=cachedir="$work/run$1/dnf-cache" --releasever=9
+    --repofrompath=bench,"$url/" --repo=bench reposync --download-metadata --norepopath -p "$work/run$1/dnf")
+}
 
 # Runs "$@" once under /usr/bin/time -v, after a sync; prints "seconds max_rss_kib".
 measure() {
@@ -158,22 +166,27 @@ measure() {
 
 declare -a ac aw dc dw acr awr dcr dwr
 for ((r = 0; r < RUNS; r++)); do
-  rm -rf "$work/airlock" "$work/dnf-dest" "$work/dnf-cache" "$work/.airlock"
-  read -r ac[r] acr[r] < <(measure "$AIRLOCK" playbook -i localhost, "$work/sync.yml")
+  # New directories each run, nothing deleted until the end: on ext4, creating files just
+  # after deleting thousands costs more (the allocator skips recently freed inodes).
+  mkdir -p "$work/run$r"
+  pb=$(playbook "$r")
+  dnf_args "$r"
+  read -r ac[r] acr[r] < <(measure "$AIRLOCK" playbook -i localhost, "$pb")
   read -r dc[r] dcr[r] < <(measure "${dnf[@]}")
-  read -r aw[r] awr[r] < <(measure "$AIRLOCK" playbook -i localhost, "$work/sync.yml")
+  read -r aw[r] awr[r] < <(measure "$AIRLOCK" playbook -i localhost, "$pb")
   grep -q "changed=0" "$work/out.txt" || { cat "$work/out.txt" >&2; echo "airlock's warm run changed something" >&2; exit 1; }
   read -r dw[r] dwr[r] < <(measure "${dnf[@]}")
   echo "run $((r + 1)): cold airlock ${ac[r]} s, dnf ${dc[r]} s; warm airlock ${aw[r]} s, dnf ${dw[r]} s" >&2
 done
 
 # Sanity: both trees hold the same RPMs, byte for byte, and the same metadata files.
-a_rpms=$(cd "$work/airlock/bench" && find . -name '*.rpm' | sort)
-d_rpms=$(cd "$work/dnf-dest" && find . -name '*.rpm' | sort)
+last=$work/run$((RUNS - 1))
+a_rpms=$(cd "$last/airlock/bench" && find . -name '*.rpm' | sort)
+d_rpms=$(cd "$last/dnf" && find . -name '*.rpm' | sort)
 echo "RPMs: upstream $rpms, airlock $(grep -c . <<< "$a_rpms"), dnf $(grep -c . <<< "$d_rpms")" >&2
 [ "$a_rpms" = "$d_rpms" ] || { echo "the two trees hold different RPM files" >&2; exit 1; }
-diff -rq "$work/airlock/bench/Packages" "$work/dnf-dest/Packages" >&2 || { echo "RPM contents differ" >&2; exit 1; }
-diff -rq "$work/airlock/bench/repodata" "$work/dnf-dest/repodata" >&2 || { echo "repodata differs" >&2; exit 1; }
+diff -rq "$last/airlock/bench/Packages" "$last/dnf/Packages" >&2 || { echo "RPM contents differ" >&2; exit 1; }
+diff -rq "$last/airlock/bench/repodata" "$last/dnf/repodata" >&2 || { echo "repodata differs" >&2; exit 1; }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 largest() { printf '%s\n' "$@" | sort -g | tail -1; }
