@@ -220,7 +220,7 @@ row() { # what skopeo_s skopeo_kib
     printf "| %s | %d images, %d MiB of blobs | %.2f s | %.1f MiB | %s | %.2f s | %.1f MiB | %.2fx |\n",
       d, n, mib, as, ak / 1024, what, ss, sk / 1024, ss / as }'
 }
-echo "| date | images | airlock | airlock max RSS | skopeo 1.9 | skopeo | skopeo max RSS | skopeo / airlock |"
+echo "| date | images | airlock | airlock max RSS | skopeo 1.9.3, run as | skopeo | skopeo max RSS | skopeo / airlock |"
 echo "|---|---|---|---|---|---|---|---|"
 row "copy, one after the other, into one OCI layout" "$(median "${st[@]}")" "$(largest "${sr[@]}")"
 row "copy, 5 at once, one OCI layout each" "$(median "${pt[@]}")" "$(largest "${pr[@]}")"
