@@ -528,3 +528,66 @@ fn bearer_token_auth_against_a_token_server() {
     // One token serves the whole pull: manifests and every blob.
     assert!(asked.len() <= 3, "a token per request? {asked:?}");
 }
+
+#[test]
+fn pull_all_fetches_shared_layers_once_and_names_the_images_that_arrived() {
+    let reg = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    reg.push(images.dir(), "app", "test/app:v1", None);
+    reg.push(images.dir(), "multi", "test/multi:v1", None);
+    let work = tempfile::tempdir().unwrap();
+    let o = OciOptions { concurrency: 3, ..opts(work.path()) };
+    let app = ImageRef::parse(&format!("{}/test/app:v1", reg.host())).unwrap();
+    let multi = ImageRef::parse(&format!("{}/test/multi:v1", reg.host())).unwrap();
+    let counted = AtomicU64::new(0);
+    let on_bytes = |n: u64| {
+        counted.fetch_add(n, Ordering::Relaxed);
+    };
+
+    // Together, in the order given; the base layer both share is stored (and counted) once.
+    let layout = work.path().join("images");
+    let pulled = oci::pull_all(&fetcher(), &[app.clone(), multi.clone()], &layout, &o, &on_bytes).unwrap();
+    let names: Vec<&str> = pulled.iter().map(|p| p.reference.as_str()).collect();
+    assert_eq!(names, [app.to_string(), multi.to_string()]);
+    let listed: Vec<String> = index_json(&layout)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, names);
+    for p in &pulled {
+        assert_blobs_verified(p);
+        assert!(p.blobs.iter().any(|b| b.digest == digest(&images.base.desc)), "{} lists the shared base layer", p.reference);
+    }
+    let all: BTreeSet<String> = pulled.iter().flat_map(|p| &p.blobs).map(|b| b.digest[7..].to_string()).collect();
+    assert_eq!(blob_files(&layout), all, "one file per distinct blob, no temporary files left");
+    let stored: u64 = all.iter().map(|h| fs::metadata(layout.join("blobs/sha256").join(h)).unwrap().len()).sum();
+    assert_eq!(pulled.iter().map(|p| p.bytes_downloaded).sum::<u64>(), stored, "every byte stored was downloaded once");
+    // Progress saw every config and layer byte (manifests are not reported).
+    let manifest_bytes: u64 =
+        pulled.iter().flat_map(|p| &p.blobs).filter(|b| b.media_type.contains("manifest") || b.media_type.contains("index")).map(|b| b.size).sum();
+    assert!(counted.load(Ordering::Relaxed) + manifest_bytes >= stored);
+
+    // A missing image: its failure is returned before any layer is fetched, naming it.
+    let missing = ImageRef::parse(&format!("{}/test/app:nope", reg.host())).unwrap();
+    let fresh = work.path().join("fresh");
+    let e = oci::pull_all(&fetcher(), &[app.clone(), missing.clone()], &fresh, &o, &|_| {}).unwrap_err();
+    assert_eq!(e.kind, OciErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains(&missing.to_string()), "{e}");
+    assert!(!fresh.join("index.json").exists() || index_json(&fresh)["manifests"].as_array().unwrap().is_empty());
+    assert!(!blob_files(&fresh).contains(&digest(&images.app_layer.desc)[7..]), "no layer is fetched when a manifest fails");
+
+    // A layer the registry lost: the image that needs it fails, naming it; the other is named.
+    let lost = &digest(&images.amd64_layer.desc)[7..];
+    let data = reg.dir.path().join("data/docker/registry/v2/blobs/sha256").join(&lost[..2]).join(lost).join("data");
+    fs::remove_file(&data).unwrap_or_else(|e| panic!("{}: {e}", data.display()));
+    let partial = work.path().join("partial");
+    let e = oci::pull_all(&fetcher(), &[multi.clone(), app.clone()], &partial, &o, &|_| {}).unwrap_err();
+    assert!(e.to_string().contains(&multi.to_string()) && e.to_string().contains(lost), "{e}");
+    let listed: Vec<Value> = index_json(&partial)["manifests"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["annotations"]["org.opencontainers.image.ref.name"], app.to_string());
+    assert!(!blob_files(&partial).iter().any(|f| f.ends_with(".part")), "no partial download is left");
+}

@@ -76,9 +76,9 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let mut artifacts = Vec::new();
     let mut pulled = Vec::new();
     let mut changed = false;
-    for r in &refs {
-        pb.set_message(r.to_string());
-        let img = oci::pull(&fetcher, r, &dest, &opts, &on_bytes).map_err(|e| ModuleFail::new(e.to_string()))?;
+    pb.set_message(format!("{} image(s)", refs.len()));
+    let images = oci::pull_all(&fetcher, &refs, &dest, &opts, &on_bytes).map_err(|e| ModuleFail::new(e.to_string()))?;
+    for img in &images {
         for b in &img.blobs {
             artifacts.push(Artifact { kind: "blob".into(), path: rel(&root, &b.path)?, size: b.size, sha256: b.digest.trim_start_matches("sha256:").to_string(), source: img.reference.clone(), name: None, version: None });
         }

@@ -15,7 +15,7 @@
 //! so the layout's index may name manifests it does not hold (tools then pick a platform that
 //! is there, as `skopeo copy` without `--all` does).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs;
 use std::io::Write;
@@ -1323,31 +1323,100 @@ pub fn pull(
     opts: &OciOptions,
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<PulledImage, OciError> {
-    let s = Session::new(fetcher, image, opts);
-    opts.platform_filter().map_err(|m| s.err(OciErrorKind::Reference, m))?;
-    init_layout(layout).map_err(|m| s.err(OciErrorKind::Layout, m))?;
-    let Resolved { top, blobs, content, new_manifests } = resolve(&s, image, layout, opts, true)?;
-    let mut bytes_downloaded: u64 = new_manifests.iter().map(|(_, n)| n).sum();
-    let results = parallel(content, opts.concurrency.max(1), |d| s.blob(layout, &d, on_bytes));
-    for r in results {
-        let f = r?;
-        if f.downloaded {
-            bytes_downloaded += f.size;
+    let mut pulled = pull_all(fetcher, std::slice::from_ref(image), layout, opts, on_bytes)?;
+    Ok(pulled.pop().expect("one image pulled"))
+}
+
+/// Pulls several images into the layout at `layout`, each as [`pull`] does, but together:
+/// the manifests of every image first (`opts.concurrency` images at once), then the configs
+/// and layers of all of them in one pool of `opts.concurrency` downloads, so that an image
+/// never waits for the previous one's largest layer, and a blob several images share is
+/// fetched (or verified) once. `index.json` then names, in the order given, every image whose
+/// blobs all arrived; the result lists them in that order.
+///
+/// When a manifest fails, no config or layer is downloaded and the first such failure (in
+/// the order given) is returned. When blobs fail, the images that got all theirs are still
+/// named, and the failure of the first image that did not is returned: a rerun fetches only
+/// what is missing.
+pub fn pull_all(
+    fetcher: &Fetcher,
+    images: &[ImageRef],
+    layout: &Path,
+    opts: &OciOptions,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<PulledImage>, OciError> {
+    let sessions: Vec<Session> = images.iter().map(|i| Session::new(fetcher, i, opts)).collect();
+    let Some(first) = sessions.first() else { return Ok(Vec::new()) };
+    opts.platform_filter().map_err(|m| first.err(OciErrorKind::Reference, m))?;
+    init_layout(layout).map_err(|m| first.err(OciErrorKind::Layout, m))?;
+    let concurrency = opts.concurrency.max(1);
+    let resolved = parallel(sessions.iter().collect(), concurrency, |s| resolve(s, s.image, layout, opts, true))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // Every blob once, fetched through the first image that names it.
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    let mut tasks: Vec<(usize, &Descriptor)> = Vec::new();
+    for (i, r) in resolved.iter().enumerate() {
+        for d in &r.content {
+            if !owner.contains_key(d.digest.as_str()) {
+                owner.insert(&d.digest, i);
+                tasks.push((i, d));
+            }
         }
     }
+    let fetched: HashMap<&str, Result<Fetched, OciError>> =
+        parallel(tasks, concurrency, |(i, d)| (d.digest.as_str(), sessions[i].blob(layout, d, on_bytes))).into_iter().collect();
 
-    let reference = image.to_string();
-    let entry = json!({
-        "mediaType": top.media_type,
-        "digest": top.digest,
-        "size": top.bytes.len(),
-        "annotations": {
-            ANNOTATION_REF_NAME: reference,
-            ANNOTATION_SOURCE: s.base,
-        },
-    });
-    let index_changed = update_index(layout, entry, &reference).map_err(|m| s.err(OciErrorKind::Layout, m))?;
-    Ok(PulledImage { reference, digest: top.digest, media_type: top.media_type, blobs, bytes_downloaded, index_changed })
+    let mut pulled = Vec::with_capacity(images.len());
+    let mut first_error = None;
+    for (i, (s, r)) in sessions.iter().zip(&resolved).enumerate() {
+        let mut bytes_downloaded: u64 = r.new_manifests.iter().map(|(_, n)| n).sum();
+        let mut failed = None;
+        for d in &r.content {
+            match &fetched[d.digest.as_str()] {
+                Ok(f) if f.downloaded && owner[d.digest.as_str()] == i => bytes_downloaded += f.size,
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(e.clone());
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            first_error.get_or_insert(e);
+            continue;
+        }
+        let reference = s.image.to_string();
+        let entry = json!({
+            "mediaType": r.top.media_type,
+            "digest": r.top.digest,
+            "size": r.top.bytes.len(),
+            "annotations": {
+                ANNOTATION_REF_NAME: reference,
+                ANNOTATION_SOURCE: s.base,
+            },
+        });
+        let index_changed = match update_index(layout, entry, &reference) {
+            Ok(c) => c,
+            Err(m) => {
+                first_error.get_or_insert(s.err(OciErrorKind::Layout, m));
+                continue;
+            }
+        };
+        pulled.push(PulledImage {
+            reference,
+            digest: r.top.digest.clone(),
+            media_type: r.top.media_type.clone(),
+            blobs: r.blobs.clone(),
+            bytes_downloaded,
+            index_changed,
+        });
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(pulled),
+    }
 }
 
 /// What pulling an image would fetch, found from its manifests alone (check mode).
