@@ -122,7 +122,9 @@ archive_mb=$(( $(stat -c %s "$work/airlock.tar") >> 20 ))
 forget_images() {
   docker rm -f $(docker ps -aq --filter "name=$prefix") >/dev/null 2>&1 || true
   docker rmi -f "${refs[@]}" >/dev/null 2>&1 || true
-  docker rmi -f $(docker images -q --filter "reference=127.0.0.1:*/bench/*") >/dev/null 2>&1 || true
+  # The tags pushed to each run's registry, by name (removing by ID would take the
+  # airlock-test/* tags of the same images with them).
+  docker images --format '{{.Repository}}:{{.Tag}}' --filter 'reference=127.0.0.1:*/bench/*' | xargs -r docker rmi >/dev/null 2>&1 || true
 }
 # Any HTTP answer counts: DeepOps's nginx has no listings, so / answers 403.
 wait_http() { until curl -s -o /dev/null "$1"; do sleep 0.1; done; }
