@@ -132,6 +132,11 @@ fn resolve(s: &str, base: &Path) -> PathBuf {
         _ => PathBuf::from(&s),
     };
     let p = if p.is_absolute() { p } else { base.join(p) };
+    normalize_lexically(&p)
+}
+
+/// `.` and `..` removed without resolving symlinks (Ansible's `unfrackpath(follow=False)`).
+pub(crate) fn normalize_lexically(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {

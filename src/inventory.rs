@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use indexmap::IndexMap;
@@ -1625,17 +1625,7 @@ fn unfrack_path(s: &str) -> PathBuf {
     };
     let abs =
         if expanded.is_absolute() { expanded } else { std::env::current_dir().unwrap_or_default().join(expanded) };
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
+    crate::config::normalize_lexically(&abs)
 }
 
 fn canonical_dir(p: &Path) -> PathBuf {

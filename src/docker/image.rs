@@ -196,16 +196,6 @@ fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf, DockerError> {
     }
 }
 
-fn describe_platform(p: &Value) -> String {
-    let get = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
-    let mut s = format!("{}/{}", get("os"), get("architecture"));
-    if !get("variant").is_empty() {
-        s.push('/');
-        s.push_str(get("variant"));
-    }
-    s
-}
-
 /// Finds `want` in the OCI layout at `layout` and, for a multi-arch index, the manifest for
 /// `platform`. Every blob the archive needs must be in the layout with its recorded size.
 pub fn resolve_layout(layout: &Path, want: &ImageRef, platform: &EnginePlatform) -> Result<LayoutImage, DockerError> {
@@ -260,13 +250,13 @@ pub fn resolve_layout(layout: &Path, want: &ImageRef, platform: &EnginePlatform)
         match next {
             Some(m) => {
                 if let Some(p) = m.get("platform") {
-                    chosen_platform = Some(describe_platform(p));
+                    chosen_platform = Some(crate::sources::oci::describe_platform(p));
                 }
                 desc = (*m).clone();
             }
             None => {
-                let listed: Vec<String> = manifests.iter().filter_map(|m| m.get("platform").map(describe_platform)).collect();
-                let held: Vec<String> = manifests.iter().filter(present).filter_map(|m| m.get("platform").map(describe_platform)).collect();
+                let listed: Vec<String> = manifests.iter().filter_map(|m| m.get("platform").map(crate::sources::oci::describe_platform)).collect();
+                let held: Vec<String> = manifests.iter().filter(present).filter_map(|m| m.get("platform").map(crate::sources::oci::describe_platform)).collect();
                 let wanted_but_missing = manifests.iter().any(|m| matches(&m));
                 return Err(DockerError::input(if wanted_but_missing {
                     format!(

@@ -471,7 +471,8 @@ impl Platform {
     }
 }
 
-fn describe_platform(p: &Value) -> String {
+/// `os/architecture[/variant]` of an OCI platform object.
+pub fn describe_platform(p: &Value) -> String {
     let get = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
     let mut s = format!("{}/{}", get("os"), get("architecture"));
     if !get("variant").is_empty() {
