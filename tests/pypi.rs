@@ -104,7 +104,7 @@ fn requirement_with_dependencies_then_reruns() {
     let changed = reqs(&["requests==2.31.0", "idna<3.4"]);
     let e = pypi::download(&changed, &srv.index(), &[], &t, &dest, Some(Path::new(NO_PYTHON))).unwrap_err();
     assert!(matches!(e, PipError::Python { .. }), "{e}");
-    assert!(e.to_string().contains("not found") && e.to_string().contains("pip_python"), "{e}");
+    assert!(e.to_string().contains("not found") && e.to_string().contains("a `python` that has pip"), "{e}");
     let d2 = pypi::download(&changed, &srv.index(), &[], &t, &dest, None).unwrap();
     assert_eq!(versions(&d2).get("idna").map(String::as_str), Some("3.3"));
     check_files(&d2, &dest);
@@ -205,7 +205,7 @@ fn python_without_pip_fails_clearly() {
     assert!(st.success());
     let py = venv.join("bin/python3");
     let e = pypi::download(&reqs(&["idna"]), "http://127.0.0.1:9/simple", &[], &PipTarget::default(), &tmp.path().join("d"), Some(&py)).unwrap_err().to_string();
-    assert!(e.contains("No module named 'pip'") && e.contains("pip_python") && e.contains(py.to_str().unwrap()), "{e}");
+    assert!(e.contains("No module named 'pip'") && e.contains("a `python` that has pip") && e.contains(py.to_str().unwrap()), "{e}");
     let e = pypi::download(&reqs(&["idna"]), "http://127.0.0.1:9/simple", &[], &PipTarget::default(), &tmp.path().join("d"), Some(Path::new(NO_PYTHON))).unwrap_err().to_string();
     assert!(e.contains(NO_PYTHON) && e.contains("not found"), "{e}");
 }
