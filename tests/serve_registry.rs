@@ -1,0 +1,306 @@
+//! The registry of `airlock serve` (`registry_router`), run in-process on a loopback port over
+//! a storage filled by `registry_import`, and driven by real clients: skopeo (pulls, copies of
+//! every platform, pushes) and curl (headers, ranges, listings, errors, traversal). Where it
+//! matters, answers are compared with Debian's `docker-registry` (distribution) serving the
+//! same storage. Needs `bash .ci/setup-registry`; without it these tests fail, saying so.
+
+#[path = "fixtures/registry.rs"]
+mod registry;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use airlock::serve::registry::registry_router;
+use airlock::sources::registry_store::{ImportOptions, import};
+use registry::{Images, OCI_INDEX, OCI_MANIFEST, Registry, digest, require_tools, sha256_hex, skopeo, try_skopeo};
+use serde_json::{Value, json};
+
+/// Our registry on a free loopback port, stopped when dropped (with its runtime).
+struct Served {
+    port: u16,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Served {
+    fn start(storage: &Path, writable: bool) -> Served {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let router = registry_router(storage.to_path_buf(), writable);
+        rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Served { port, _rt: rt }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn docker(&self, name: &str) -> String {
+        format!("docker://{}/{name}", self.host())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.host())
+    }
+}
+
+/// The fixture's images in an OCI layout, named as the cache names them (`example.com/test/app:v1`,
+/// `example.com/test/multi:v1`), imported into `storage`.
+struct Fixture {
+    images: Images,
+    storage: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    require_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let images = Images::build(&dir.path().join("layout"));
+    let index_path = images.dir().join("index.json");
+    let mut index: Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    for m in index["manifests"].as_array_mut().unwrap() {
+        let name = m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap().to_string();
+        m["annotations"]["org.opencontainers.image.ref.name"] = json!(format!("example.com/test/{name}:v1"));
+    }
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let storage = dir.path().join("registry");
+    import(images.dir(), &storage, None, &ImportOptions::default(), &mut |_| {}).unwrap();
+    Fixture { images, storage, _dir: dir }
+}
+
+fn layout_bytes(images: &Images, digest: &str) -> Vec<u8> {
+    fs::read(images.dir().join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap())).unwrap()
+}
+
+fn raw_manifest(docker_ref: &str) -> Vec<u8> {
+    skopeo(&["inspect", "--raw", "--tls-verify=false", docker_ref])
+}
+
+/// A curl answer: status, headers (lowercased names), body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(String::as_str).unwrap_or_else(|| panic!("no {name} header in {self:?}"))
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn error_code(&self) -> String {
+        self.json()["errors"][0]["code"].as_str().unwrap_or_else(|| panic!("no error code: {self:?}")).to_string()
+    }
+}
+
+/// Runs curl (`--path-as-is`, so `..` reaches the server as sent) with `args` and the URL.
+fn curl(args: &[&str], url: &str) -> Answer {
+    let dir = tempfile::tempdir().unwrap();
+    let (head, body) = (dir.path().join("head"), dir.path().join("body"));
+    let out = Command::new("curl")
+        .args(["-sS", "--path-as-is", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "curl {args:?} {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let head = fs::read_to_string(&head).unwrap();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    Answer { status, headers, body: fs::read(&body).unwrap_or_default() }
+}
+
+/// Every blob of an OCI layout hashes to its name, and every descriptor of every manifest in
+/// it names a blob that is there; the number of blobs.
+fn verify_layout(layout: &Path) -> usize {
+    let blobs = layout.join("blobs/sha256");
+    let mut count = 0;
+    for e in fs::read_dir(&blobs).unwrap() {
+        let e = e.unwrap();
+        let bytes = fs::read(e.path()).unwrap();
+        assert_eq!(sha256_hex(&bytes), e.file_name().to_str().unwrap(), "{} verifies", e.path().display());
+        count += 1;
+        if let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+            && v.get("schemaVersion").is_some()
+        {
+            let descs = v["manifests"].as_array().into_iter().flatten().chain(v["layers"].as_array().into_iter().flatten()).chain(v.get("config"));
+            for d in descs {
+                assert!(blobs.join(&digest(d)[7..]).is_file(), "{} names {} which was not copied", e.path().display(), digest(d));
+            }
+        }
+    }
+    count
+}
+
+#[test]
+fn manifests_and_every_platform_copy_byte_identical_from_imported_storage() {
+    let f = fixture();
+    let ours = Served::start(&f.storage, false);
+    let distribution = Registry::serve_storage(&f.storage);
+    let (app, multi) = (digest(&f.images.app), digest(&f.images.multi));
+
+    for (name, want) in [
+        ("test/app:v1", layout_bytes(&f.images, &app)),
+        ("test/multi:v1", layout_bytes(&f.images, &multi)),
+        (&format!("test/app@{app}") as &str, layout_bytes(&f.images, &app)),
+        (&format!("test/multi@{}", digest(&f.images.multi_arm64)), layout_bytes(&f.images, &digest(&f.images.multi_arm64))),
+    ] {
+        let got = raw_manifest(&ours.docker(name));
+        assert_eq!(got, want, "{name}: the layout's bytes");
+        assert_eq!(got, distribution.raw_manifest(name), "{name}: as distribution serves it");
+    }
+    // skopeo's own digest check of what it is given, and a whole multi-arch copy.
+    let out = tempfile::tempdir().unwrap();
+    let copied = out.path().join("multi");
+    skopeo(&["copy", "--all", "--src-tls-verify=false", &ours.docker("test/multi:v1"), &format!("oci:{}:v1", copied.display())]);
+    // The index, two manifests, two configs, the shared base and two platform layers.
+    assert_eq!(verify_layout(&copied), 8);
+    let copied_index: Value = serde_json::from_slice(&fs::read(copied.join("index.json")).unwrap()).unwrap();
+    assert_eq!(copied_index["manifests"][0]["digest"], json!(multi), "the index digest is upstream's");
+    // A single image too, by way of skopeo's dir: transport.
+    let app_dir = out.path().join("app");
+    skopeo(&["copy", "--src-tls-verify=false", &ours.docker("test/app:v1"), &format!("dir:{}", app_dir.display())]);
+    assert_eq!(fs::read(app_dir.join("manifest.json")).unwrap(), layout_bytes(&f.images, &app));
+}
+
+#[test]
+fn headers_ranges_and_errors_over_http() {
+    let f = fixture();
+    let ours = Served::start(&f.storage, false);
+    let app = digest(&f.images.app);
+
+    let base = curl(&[], &ours.url("/v2/"));
+    assert_eq!((base.status, base.json()), (200, json!({})));
+    assert_eq!(base.header("docker-distribution-api-version"), "registry/2.0");
+
+    // HEAD and GET of a manifest: the same headers, the media type of the manifest.
+    let head = curl(&["-I"], &ours.url("/v2/test/app/manifests/v1"));
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), OCI_MANIFEST);
+    assert_eq!(head.header("docker-content-digest"), app);
+    assert_eq!(head.header("etag"), format!("\"{app}\""));
+    assert_eq!(head.header("content-length"), layout_bytes(&f.images, &app).len().to_string());
+    let index = curl(&[], &ours.url("/v2/test/multi/manifests/v1"));
+    assert_eq!((index.status, index.header("content-type")), (200, OCI_INDEX));
+
+    // Blobs: HEAD, whole, ranges.
+    let layer = digest(&f.images.app_layer.desc);
+    let bytes = layout_bytes(&f.images, &layer);
+    let len = bytes.len();
+    let url = ours.url(&format!("/v2/test/app/blobs/{layer}"));
+    let h = curl(&["-I"], &url);
+    assert_eq!((h.status, h.header("content-length"), h.header("docker-content-digest")), (200, &*len.to_string(), &*layer));
+    assert_eq!(h.header("content-type"), "application/octet-stream");
+    let whole = curl(&[], &url);
+    assert_eq!(whole.body, bytes);
+    let part = curl(&["-H", "Range: bytes=10-109"], &url);
+    assert_eq!((part.status, part.header("content-range")), (206, &*format!("bytes 10-109/{len}")));
+    assert_eq!(part.body, bytes[10..110]);
+    let tail = curl(&["-H", "Range: bytes=-5"], &url);
+    assert_eq!((tail.status, &tail.body[..]), (206, &bytes[len - 5..]));
+    let open = curl(&["-H", &format!("Range: bytes={}-", len - 3)], &url);
+    assert_eq!((open.status, &open.body[..]), (206, &bytes[len - 3..]));
+    let bad = curl(&["-H", &format!("Range: bytes={len}-")], &url);
+    assert_eq!((bad.status, bad.header("content-range")), (416, &*format!("bytes */{len}")));
+
+    // Unknown things: distribution's error bodies.
+    let missing = curl(&[], &ours.url("/v2/test/app/manifests/nope"));
+    assert_eq!((missing.status, missing.error_code()), (404, "MANIFEST_UNKNOWN".to_string()));
+    // A manifest held by another repository only is unknown here, as is a blob.
+    let other = curl(&[], &ours.url(&format!("/v2/test/multi/manifests/{app}")));
+    assert_eq!((other.status, other.error_code()), (404, "MANIFEST_UNKNOWN".to_string()));
+    let foreign = curl(&[], &ours.url(&format!("/v2/test/multi/blobs/{layer}")));
+    assert_eq!((foreign.status, foreign.error_code()), (404, "BLOB_UNKNOWN".to_string()));
+    let none = curl(&["-I"], &ours.url(&format!("/v2/test/app/blobs/sha256:{}", "0".repeat(64))));
+    assert_eq!(none.status, 404);
+    let invalid = curl(&[], &ours.url("/v2/test/app/blobs/md5:abc"));
+    assert_eq!((invalid.status, invalid.error_code()), (400, "DIGEST_INVALID".to_string()));
+
+    // Traversal: names outside the grammar never reach the filesystem.
+    let hex = &layer[7..];
+    for path in [
+        "/v2/../../../etc/manifests/v1".to_string(),
+        format!("/v2/test/../test/app/blobs/{layer}"),
+        format!("/v2/%2e%2e/test/app/blobs/{layer}"),
+        "/v2/test/app/manifests/..".to_string(),
+        format!("/v2/test/app/blobs/sha256:{}", "../".repeat(20) + &hex[..4]),
+        "/v2/Test/App/tags/list".to_string(),
+    ] {
+        let a = curl(&[], &ours.url(&path));
+        assert!(a.status == 400 || a.status == 404, "{path}: {a:?}");
+        assert!(a.json()["errors"].is_array(), "{path}: {a:?}");
+        assert_ne!(a.body, bytes, "{path}");
+    }
+    let name_invalid = curl(&[], &ours.url("/v2/test/../app/manifests/v1"));
+    assert_eq!((name_invalid.status, name_invalid.error_code()), (400, "NAME_INVALID".to_string()));
+
+    // Nothing can be written.
+    for (method, path) in [
+        ("PUT", "/v2/test/app/manifests/v2".to_string()),
+        ("POST", "/v2/test/app/blobs/uploads/".to_string()),
+        ("DELETE", format!("/v2/test/app/manifests/{app}")),
+        ("DELETE", format!("/v2/test/app/blobs/{layer}")),
+    ] {
+        let a = curl(&["-X", method, "--data-binary", "{}"], &ours.url(&path));
+        assert_eq!((a.status, a.error_code()), (405, "UNSUPPORTED".to_string()), "{method} {path}");
+    }
+    let e = try_skopeo(&["copy", "--dest-tls-verify=false", &format!("oci:{}:app", f.images.dir().display()), &ours.docker("test/pushed:v1")]);
+    assert!(e.is_err(), "a push into a read-only registry fails");
+    assert!(!f.storage.join("docker/registry/v2/repositories/test/pushed").exists());
+}
+
+#[test]
+fn tags_and_catalog_paginate_as_distribution_does() {
+    let f = fixture();
+    // More tags and repositories: the same images under other names.
+    let index_path = f.images.dir().join("index.json");
+    let mut index: Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    let app = index["manifests"][0].clone();
+    for name in ["example.com/test/app:v2", "example.com/test/app:latest", "example.com/other/deep/name:1", "docker.io/library/busybox:1"] {
+        let mut e = app.clone();
+        e["annotations"]["org.opencontainers.image.ref.name"] = json!(name);
+        index["manifests"].as_array_mut().unwrap().push(e);
+    }
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    import(f.images.dir(), &f.storage, None, &ImportOptions::default(), &mut |_| {}).unwrap();
+    let ours = Served::start(&f.storage, false);
+    let distribution = Registry::serve_storage(&f.storage);
+    let theirs = |path: &str| curl(&[], &format!("http://{}{path}", distribution.host()));
+
+    let tags = curl(&[], &ours.url("/v2/test/app/tags/list"));
+    assert_eq!(tags.json(), json!({"name": "test/app", "tags": ["latest", "v1", "v2"]}));
+    assert_eq!(tags.json(), theirs("/v2/test/app/tags/list").json());
+    let page = curl(&[], &ours.url("/v2/test/app/tags/list?n=2"));
+    assert_eq!(page.json()["tags"], json!(["latest", "v1"]));
+    assert_eq!(page.header("link"), "</v2/test/app/tags/list?last=v1&n=2>; rel=\"next\"");
+    let next = curl(&[], &ours.url("/v2/test/app/tags/list?last=v1&n=2"));
+    assert_eq!(next.json()["tags"], json!(["v2"]));
+    assert!(!next.headers.contains_key("link"));
+    let unknown = curl(&[], &ours.url("/v2/test/nothing/tags/list"));
+    assert_eq!((unknown.status, unknown.error_code()), (404, "NAME_UNKNOWN".to_string()));
+
+    let catalog = curl(&[], &ours.url("/v2/_catalog"));
+    let all = json!(["busybox", "library/busybox", "other/deep/name", "test/app", "test/multi"]);
+    assert_eq!(catalog.json(), json!({"repositories": all}));
+    assert_eq!(catalog.json(), theirs("/v2/_catalog").json());
+    let first = curl(&[], &ours.url("/v2/_catalog?n=3"));
+    assert_eq!(first.json()["repositories"], json!(["busybox", "library/busybox", "other/deep/name"]));
+    let link = first.header("link").to_string();
+    assert!(link.starts_with("</v2/_catalog?last=other%2Fdeep%2Fname&n=3>"), "{link}");
+    let rest = curl(&[], &ours.url(link.trim_start_matches('<').split('>').next().unwrap()));
+    assert_eq!(rest.json()["repositories"], json!(["test/app", "test/multi"]));
+    // Several path components, the manifest served under each name.
+    assert_eq!(raw_manifest(&ours.docker("other/deep/name:1")), layout_bytes(&f.images, &digest(&f.images.app)));
+    assert_eq!(raw_manifest(&ours.docker("library/busybox:1")), layout_bytes(&f.images, &digest(&f.images.app)));
+}
