@@ -304,3 +304,128 @@ fn tags_and_catalog_paginate_as_distribution_does() {
     assert_eq!(raw_manifest(&ours.docker("other/deep/name:1")), layout_bytes(&f.images, &digest(&f.images.app)));
     assert_eq!(raw_manifest(&ours.docker("library/busybox:1")), layout_bytes(&f.images, &digest(&f.images.app)));
 }
+
+/// Every file under `dir`, with its bytes.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(), fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn skopeo_pushes_into_a_writable_registry_in_distributions_layout() {
+    require_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let images = Images::build(&dir.path().join("layout"));
+    let storage = dir.path().join("registry");
+    let ours = Served::start(&storage, true);
+    let layout = |tag: &str| format!("oci:{}:{tag}", images.dir().display());
+    skopeo(&["copy", "--all", "--dest-tls-verify=false", &layout("app"), &ours.docker("test/app:v1")]);
+    skopeo(&["copy", "--all", "--dest-tls-verify=false", &layout("multi"), &ours.docker("test/multi:v1")]);
+    // Converted to Docker media types on the way: a Docker manifest list.
+    skopeo(&["copy", "--all", "--format=v2s2", "--dest-tls-verify=false", &layout("multi"), &ours.docker("test/docker-multi:v1")]);
+    // A second push of the same is a no-op that succeeds (blobs found, mounted or skipped).
+    skopeo(&["copy", "--all", "--dest-tls-verify=false", &layout("app"), &ours.docker("other/app:v1")]);
+
+    assert_eq!(raw_manifest(&ours.docker("test/app:v1")), layout_bytes(&images, &digest(&images.app)));
+    assert_eq!(raw_manifest(&ours.docker("test/multi:v1")), layout_bytes(&images, &digest(&images.multi)));
+    assert_eq!(raw_manifest(&ours.docker("other/app:v1")), layout_bytes(&images, &digest(&images.app)));
+    let docker_list: Value = serde_json::from_slice(&raw_manifest(&ours.docker("test/docker-multi:v1"))).unwrap();
+    assert_eq!(docker_list["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json");
+
+    // Distribution serves what was pushed, byte for byte, every platform verifying.
+    let distribution = Registry::serve_storage(&storage);
+    for name in ["test/app:v1", "test/multi:v1", "test/docker-multi:v1", "other/app:v1"] {
+        assert_eq!(distribution.raw_manifest(name), raw_manifest(&ours.docker(name)), "{name}");
+    }
+    let out = tempfile::tempdir().unwrap();
+    for name in ["test/multi:v1", "test/docker-multi:v1"] {
+        let copied = out.path().join(name.replace([':', '/'], "-"));
+        skopeo(&["copy", "--all", "--src-tls-verify=false", &distribution.docker(name), &format!("oci:{}:v1", copied.display())]);
+        assert_eq!(verify_layout(&copied), 8, "{name}");
+    }
+    // Link files as distribution writes them; nothing staged or half-uploaded is left.
+    let v2 = storage.join("docker/registry/v2");
+    for (path, content) in files(&v2.join("repositories")) {
+        assert!(path.ends_with("/link"), "{path} is a link file");
+        let text = String::from_utf8(content).unwrap();
+        assert!(text.len() == 71 && text.starts_with("sha256:"), "{path}: {text:?}");
+        if !path.ends_with("current/link") {
+            assert_eq!(&text[7..], path.rsplit('/').nth(1).unwrap(), "{path} names its own digest");
+        }
+    }
+    assert!(fs::read_dir(&storage).unwrap().all(|e| e.unwrap().file_name() == "docker"), "no staged file is left");
+    assert_eq!(
+        fs::read(v2.join("repositories/test/multi/_manifests/tags/v1/current/link")).unwrap(),
+        digest(&images.multi).into_bytes()
+    );
+}
+
+#[test]
+fn chunked_uploads_mounts_and_refused_pushes_over_http() {
+    let f = fixture();
+    let ours = Served::start(&f.storage, true);
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let d = format!("sha256:{}", sha256_hex(&bytes));
+    let chunks = tempfile::tempdir().unwrap();
+    let (a, b) = (chunks.path().join("a"), chunks.path().join("b"));
+    fs::write(&a, &bytes[..100_000]).unwrap();
+    fs::write(&b, &bytes[100_000..]).unwrap();
+
+    let start = curl(&["-X", "POST"], &ours.url("/v2/up/load/blobs/uploads/"));
+    assert_eq!((start.status, start.header("range")), (202, "0-0"));
+    let location = start.header("location").to_string();
+    let first = curl(&["-X", "PATCH", "-H", "Content-Range: 0-99999", "--data-binary", &format!("@{}", a.display())], &ours.url(&location));
+    assert_eq!((first.status, first.header("range")), (202, "0-99999"));
+    // A chunk that does not start where the upload ends is refused.
+    let gap = curl(&["-X", "PATCH", "-H", "Content-Range: 5-10", "--data-binary", "xxxxxx"], &ours.url(&location));
+    assert_eq!(gap.status, 416);
+    let status = curl(&[], &ours.url(&location));
+    assert_eq!((status.status, status.header("range")), (204, "0-99999"));
+    let done = curl(&["-X", "PUT", "--data-binary", &format!("@{}", b.display())], &ours.url(&format!("{location}?digest={d}")));
+    assert_eq!((done.status, done.header("docker-content-digest")), (201, &*d));
+    assert_eq!(curl(&[], &ours.url(&format!("/v2/up/load/blobs/{d}"))).body, bytes);
+    assert_eq!(curl(&[], &ours.url(&location)).error_code(), "BLOB_UPLOAD_UNKNOWN", "a finished upload is gone");
+
+    // A wrong digest: refused, nothing linked.
+    let wrong = format!("sha256:{}", "1".repeat(64));
+    let bad = curl(&["-X", "POST", "--data-binary", "hello"], &ours.url(&format!("/v2/up/load/blobs/uploads/?digest={wrong}")));
+    assert_eq!((bad.status, bad.error_code()), (400, "DIGEST_INVALID".to_string()));
+    assert_eq!(curl(&["-I"], &ours.url(&format!("/v2/up/load/blobs/{wrong}"))).status, 404);
+    // Monolithic, then mounted into another repository; a mount from a repository that does
+    // not link the blob starts an upload instead.
+    let hello = format!("sha256:{}", sha256_hex(b"hello"));
+    let mono = curl(&["-X", "POST", "--data-binary", "hello"], &ours.url(&format!("/v2/up/load/blobs/uploads/?digest={hello}")));
+    assert_eq!(mono.status, 201);
+    let mount = curl(&["-X", "POST"], &ours.url(&format!("/v2/else/where/blobs/uploads/?mount={hello}&from=up/load")));
+    assert_eq!((mount.status, mount.header("location")), (201, &*format!("/v2/else/where/blobs/{hello}")));
+    assert_eq!(curl(&[], &ours.url(&format!("/v2/else/where/blobs/{hello}"))).body, b"hello");
+    let no_mount = curl(&["-X", "POST"], &ours.url(&format!("/v2/third/blobs/uploads/?mount={hello}&from=test/app")));
+    assert_eq!(no_mount.status, 202);
+
+    // A manifest naming a blob the repository lacks; one whose digest is not the URL's.
+    let manifest = layout_bytes(&f.images, &digest(&f.images.app));
+    let mfile = chunks.path().join("manifest");
+    fs::write(&mfile, &manifest).unwrap();
+    let put = |name: &str, reference: &str| {
+        curl(&["-X", "PUT", "-H", &format!("Content-Type: {OCI_MANIFEST}"), "--data-binary", &format!("@{}", mfile.display())], &ours.url(&format!("/v2/{name}/manifests/{reference}")))
+    };
+    let unknown = put("else/where", "v1");
+    assert_eq!((unknown.status, unknown.error_code()), (400, "MANIFEST_BLOB_UNKNOWN".to_string()));
+    let mismatch = put("test/app", &wrong);
+    assert_eq!((mismatch.status, mismatch.error_code()), (400, "DIGEST_INVALID".to_string()));
+    let ok = put("test/app", "v2");
+    assert_eq!((ok.status, ok.header("docker-content-digest")), (201, &*digest(&f.images.app)));
+    assert_eq!(raw_manifest(&ours.docker("test/app:v2")), manifest);
+}

@@ -11,7 +11,8 @@
 //! blobs verified and renamed into place before any link names them, tag links last.
 
 use std::fs;
-use std::io::{self, SeekFrom};
+use std::io::{self, Read as _, SeekFrom, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -20,14 +21,19 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
+use futures_util::StreamExt as _;
 use regex::Regex;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use sha2::Digest as _;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use crate::sources::registry_store::v2_root;
 
 const API_VERSION: &str = "Docker-Distribution-API-Version";
 const CONTENT_DIGEST: &str = "Docker-Content-Digest";
+const UPLOAD_UUID: &str = "Docker-Upload-UUID";
+/// The largest manifest taken in a push (distribution's limit too).
+const MAX_MANIFEST: usize = 4 << 20;
 
 /// A repository name, as distribution's reference grammar has it: lowercase components
 /// separated by `/`, so `.`, `..` and empty components never reach the filesystem.
@@ -42,11 +48,12 @@ static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z
 /// With `writable` false every write answers 405 `UNSUPPORTED`.
 pub fn registry_router(storage_root: PathBuf, writable: bool) -> Router {
     let v2 = v2_root(&storage_root);
-    let store = Arc::new(Store { v2, writable });
+    let store = Arc::new(Store { root: storage_root, v2, writable });
     Router::new().fallback(handle).with_state(store)
 }
 
 struct Store {
+    root: PathBuf,
     v2: PathBuf,
     writable: bool,
 }
@@ -60,7 +67,7 @@ enum Route<'a> {
     Manifest(&'a str, &'a str),
     Blob(&'a str, &'a str),
     UploadStart(&'a str),
-    Upload(&'a str),
+    Upload(&'a str, &'a str),
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -83,7 +90,7 @@ fn route(path: &str) -> Option<Route<'_>> {
     match kind {
         "manifests" => Some(Route::Manifest(name, last)),
         "blobs" => Some(Route::Blob(name, last)),
-        "uploads" => name.strip_suffix("/blobs").map(Route::Upload),
+        "uploads" => name.strip_suffix("/blobs").map(|n| Route::Upload(n, last)),
         _ => None,
     }
 }
@@ -175,6 +182,11 @@ impl Store {
         self.repo_dir(name).join("_manifests").join("tags").join(tag)
     }
 
+    /// Where a blob upload of `name` collects its bytes, as distribution keeps them.
+    fn upload_dir(&self, name: &str, id: &str) -> PathBuf {
+        self.repo_dir(name).join("_uploads").join(id)
+    }
+
 }
 
 /// The digest a link file holds, when it holds one.
@@ -208,8 +220,8 @@ fn media_type_of(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
-async fn handle(State(store): State<Arc<Store>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let mut resp = dispatch(&store, &method, &uri, &headers).await;
+async fn handle(State(store): State<Arc<Store>>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let mut resp = dispatch(&store, &method, &uri, &headers, body).await;
     resp.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     resp
 }
@@ -222,13 +234,13 @@ fn query_get<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-async fn dispatch(store: &Arc<Store>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+async fn dispatch(store: &Arc<Store>, method: &Method, uri: &Uri, headers: &HeaderMap, body: Body) -> Response {
     let Some(route) = route(uri.path()) else {
         return error(StatusCode::NOT_FOUND, "NOT_FOUND", "not an endpoint of the registry API", json!({"path": uri.path()}));
     };
     let name = match &route {
         Route::Base | Route::Catalog => None,
-        Route::Tags(n) | Route::Manifest(n, _) | Route::Blob(n, _) | Route::UploadStart(n) | Route::Upload(n) => Some(*n),
+        Route::Tags(n) | Route::Manifest(n, _) | Route::Blob(n, _) | Route::UploadStart(n) | Route::Upload(n, _) => Some(*n),
     };
     if let Some(n) = name
         && (n.len() > 255 || !NAME.is_match(n))
@@ -242,11 +254,14 @@ async fn dispatch(store: &Arc<Store>, method: &Method, uri: &Uri, headers: &Head
     let head = *method == Method::HEAD;
     let q = query(uri);
     match (route, method.clone()) {
-        (Route::Base, m) if read || m == Method::GET => json_response(&json!({})),
+        (Route::Base, _) if read => json_response(&json!({})),
         (Route::Catalog, Method::GET) => catalog(store, &q).await,
         (Route::Tags(name), Method::GET) => tags(store, name, &q).await,
         (Route::Manifest(name, reference), _) if read => get_manifest(store, name, reference, head).await,
         (Route::Blob(name, digest), _) if read => get_blob(store, name, digest, headers, head).await,
+        (Route::Manifest(name, reference), Method::PUT) => put_manifest(store, name, reference, body).await,
+        (Route::UploadStart(name), Method::POST) => start_upload(store, name, &q, body).await,
+        (Route::Upload(name, id), m) => upload(store, name, id, &m, headers, &q, body).await,
         _ => unsupported("this method is not supported on this endpoint"),
     }
 }
@@ -455,4 +470,303 @@ async fn catalog(store: &Store, q: &[(String, String)]) -> Response {
         Ok((page, link)) => listing("repositories", None, page, link),
         Err(resp) => *resp,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pushes
+
+fn storage_error(e: io::Error) -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "UNKNOWN",
+        &format!("cannot write the registry storage: {e}: check that it is writable and has room"),
+        Value::Null,
+    )
+}
+
+/// Runs blocking filesystem work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
+}
+
+/// A new file beside `docker/` (so on the storage's filesystem, where the registry never
+/// reads), mode 0644 as the registry's own files, to be renamed into place.
+fn staged(root: &Path, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
+    fs::create_dir_all(root)?;
+    let mut tmp = tempfile::Builder::new().prefix(".airlock-serve-").tempfile_in(root)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+    Ok(tmp)
+}
+
+/// Writes a link file (`sha256:<hex>`, no newline) atomically, unless it holds `digest`.
+fn write_link(root: &Path, path: &Path, digest: &str) -> io::Result<()> {
+    if fs::read(path).is_ok_and(|b| b == digest.as_bytes()) {
+        return Ok(());
+    }
+    let tmp = staged(root, digest.as_bytes())?;
+    fs::create_dir_all(path.parent().expect("links have a directory"))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> io::Result<String> {
+    let mut f = fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+fn upload_location(name: &str, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+/// The `Range` of an upload holding `len` bytes, as distribution writes it.
+fn upload_range(len: u64) -> String {
+    format!("0-{}", len.saturating_sub(1))
+}
+
+fn upload_progress(status: StatusCode, name: &str, id: &str, len: u64) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::LOCATION, header_value(&upload_location(name, id)))
+        .header(header::RANGE, header_value(&upload_range(len)))
+        .header(UPLOAD_UUID, header_value(id))
+        .header(header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .expect("valid response")
+}
+
+fn blob_created(name: &str, digest: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::LOCATION, header_value(&format!("/v2/{name}/blobs/{digest}")))
+        .header(CONTENT_DIGEST, header_value(digest))
+        .header(header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .expect("valid response")
+}
+
+/// Appends a request body to an upload's file, as it arrives; the file's length after.
+async fn append(path: &Path, body: Body) -> io::Result<u64> {
+    let mut f = tokio::fs::OpenOptions::new().append(true).open(path).await?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        f.write_all(&chunk.map_err(io::Error::other)?).await?;
+    }
+    f.flush().await?;
+    Ok(f.metadata().await?.len())
+}
+
+/// A new upload of `name`: its id (random, the name of its directory).
+async fn new_upload(store: &Store, name: &str) -> io::Result<String> {
+    let parent = store.repo_dir(name).join("_uploads");
+    blocking(move || {
+        fs::create_dir_all(&parent)?;
+        let dir = tempfile::Builder::new().prefix("").rand_bytes(32).tempdir_in(&parent)?.keep();
+        fs::OpenOptions::new().write(true).create_new(true).open(dir.join("data"))?.set_permissions(fs::Permissions::from_mode(0o644))?;
+        Ok(dir.file_name().and_then(|n| n.to_str()).expect("random names are ASCII").to_string())
+    })
+    .await
+}
+
+async fn start_upload(store: &Store, name: &str, q: &[(String, String)], body: Body) -> Response {
+    // A cross-repository mount: only of a blob the other repository links.
+    if let (Some(digest), Some(from)) = (query_get(q, "mount"), query_get(q, "from"))
+        && let Some(hex) = sha256_hex(digest)
+        && NAME.is_match(from)
+        && link_holds(&store.layer_link(from, hex), digest).await
+        && tokio::fs::metadata(store.data_path(hex)).await.is_ok()
+    {
+        let (root, link, digest_owned) = (store.root.clone(), store.layer_link(name, hex), digest.to_string());
+        return match blocking(move || write_link(&root, &link, &digest_owned)).await {
+            Ok(()) => blob_created(name, digest),
+            Err(e) => storage_error(e),
+        };
+    }
+    let id = match new_upload(store, name).await {
+        Ok(id) => id,
+        Err(e) => return storage_error(e),
+    };
+    match query_get(q, "digest") {
+        // A monolithic upload: the blob is the body.
+        Some(digest) => {
+            let dir = store.upload_dir(name, &id);
+            if let Err(e) = append(&dir.join("data"), body).await {
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+                return storage_error(e);
+            }
+            finish_upload(store, name, &id, digest).await
+        }
+        None => upload_progress(StatusCode::ACCEPTED, name, &id, 0),
+    }
+}
+
+/// Verifies an upload against `digest`, puts the blob in place and links it in `name`.
+async fn finish_upload(store: &Store, name: &str, id: &str, digest: &str) -> Response {
+    let dir = store.upload_dir(name, id);
+    let Some(hex) = sha256_hex(digest) else {
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        return digest_invalid(digest);
+    };
+    let data = dir.join("data");
+    let (root, dest, link, digest_owned, hex_owned) =
+        (store.root.clone(), store.data_path(hex), store.layer_link(name, hex), digest.to_string(), hex.to_string());
+    let done = blocking(move || {
+        let actual = hash_file(&data)?;
+        if actual != hex_owned {
+            fs::remove_dir_all(&dir)?;
+            return Ok(false);
+        }
+        fs::File::open(&data)?.sync_all()?;
+        // Content-addressed: a blob already in place is the same bytes.
+        if fs::metadata(&dest).is_err() {
+            fs::create_dir_all(dest.parent().expect("blob paths have a directory"))?;
+            fs::rename(&data, &dest)?;
+        }
+        fs::remove_dir_all(&dir)?;
+        write_link(&root, &link, &digest_owned)?;
+        Ok(true)
+    })
+    .await;
+    match done {
+        Ok(true) => blob_created(name, digest),
+        Ok(false) => digest_invalid(digest),
+        Err(e) => storage_error(e),
+    }
+}
+
+async fn upload(store: &Store, name: &str, id: &str, method: &Method, headers: &HeaderMap, q: &[(String, String)], body: Body) -> Response {
+    let unknown = || error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", json!({"uuid": id}));
+    // Ids are the random directory names `new_upload` makes: nothing else reaches the disk.
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return unknown();
+    }
+    let dir = store.upload_dir(name, id);
+    let data = dir.join("data");
+    let Ok(meta) = tokio::fs::metadata(&data).await else { return unknown() };
+    match *method {
+        Method::GET => upload_progress(StatusCode::NO_CONTENT, name, id, meta.len()),
+        Method::DELETE => match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).expect("valid response"),
+            Err(e) => storage_error(e),
+        },
+        Method::PATCH | Method::PUT => {
+            // A chunk must start where the upload ends.
+            if let Some(range) = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok())
+                && let Some((start, _)) = range.trim().trim_start_matches("bytes ").split_once('-')
+                && start.parse::<u64>().ok() != Some(meta.len())
+            {
+                return Response::builder()
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::LOCATION, header_value(&upload_location(name, id)))
+                    .header(header::RANGE, header_value(&upload_range(meta.len())))
+                    .header(UPLOAD_UUID, header_value(id))
+                    .body(Body::empty())
+                    .expect("valid response");
+            }
+            let len = match append(&data, body).await {
+                Ok(len) => len,
+                Err(e) => return storage_error(e),
+            };
+            if *method == Method::PATCH {
+                return upload_progress(StatusCode::ACCEPTED, name, id, len);
+            }
+            match query_get(q, "digest") {
+                Some(digest) => finish_upload(store, name, id, digest).await,
+                None => digest_invalid(""),
+            }
+        }
+        _ => unsupported("this method is not supported on an upload"),
+    }
+}
+
+/// What a manifest or index names that the repository must hold first: (digest, whether it
+/// is a manifest).
+fn references(manifest: &Value) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for m in manifest.get("manifests").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(d) = m.get("digest").and_then(Value::as_str) {
+            out.push((d.to_string(), true));
+        }
+    }
+    let blobs = manifest.get("config").into_iter().chain(manifest.get("layers").and_then(Value::as_array).into_iter().flatten());
+    for b in blobs {
+        // Foreign layers are fetched from their URLs, never pushed.
+        if b.get("urls").and_then(Value::as_array).is_some_and(|u| !u.is_empty()) {
+            continue;
+        }
+        if let Some(d) = b.get("digest").and_then(Value::as_str) {
+            out.push((d.to_string(), false));
+        }
+    }
+    out
+}
+
+async fn put_manifest(store: &Store, name: &str, reference: &str, body: Body) -> Response {
+    let invalid = |message: &str| error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message, Value::Null);
+    let bytes = match axum::body::to_bytes(body, MAX_MANIFEST).await {
+        Ok(b) => b,
+        Err(_) => return invalid(&format!("manifest larger than {MAX_MANIFEST} bytes, or not received whole")),
+    };
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+    let tag = if reference.contains(':') {
+        if reference != digest {
+            return digest_invalid(reference);
+        }
+        None
+    } else if TAG.is_match(reference) {
+        Some(reference.to_string())
+    } else {
+        return error(StatusCode::BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI", json!({"tag": reference}));
+    };
+    let manifest: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return invalid(&format!("manifest is not JSON: {e}")),
+    };
+    if manifest.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
+        return invalid("only schema 2 manifests and indexes (Docker and OCI) are taken");
+    }
+    for (d, is_manifest) in references(&manifest) {
+        let Some(hex) = sha256_hex(&d) else { return digest_invalid(&d) };
+        let link = if is_manifest { store.revision_link(name, hex) } else { store.layer_link(name, hex) };
+        if !link_holds(&link, &d).await {
+            return error(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", "manifest references a manifest or blob unknown to registry", json!({"digest": d}));
+        }
+    }
+    let hex = digest[7..].to_string();
+    let (root, dest, revision) = (store.root.clone(), store.data_path(&hex), store.revision_link(name, &hex));
+    let tag_dir = tag.as_deref().map(|t| store.tag_dir(name, t));
+    let digest_owned = digest.clone();
+    let written = blocking(move || {
+        if !fs::read(&dest).is_ok_and(|b| b == bytes) {
+            let tmp = staged(&root, &bytes)?;
+            tmp.as_file().sync_all()?;
+            fs::create_dir_all(dest.parent().expect("blob paths have a directory"))?;
+            tmp.persist(&dest).map_err(|e| e.error)?;
+        }
+        write_link(&root, &revision, &digest_owned)?;
+        if let Some(dir) = tag_dir {
+            write_link(&root, &dir.join("index").join("sha256").join(&hex).join("link"), &digest_owned)?;
+            write_link(&root, &dir.join("current").join("link"), &digest_owned)?;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = written {
+        return storage_error(e);
+    }
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::LOCATION, header_value(&format!("/v2/{name}/manifests/{digest}")))
+        .header(CONTENT_DIGEST, header_value(&digest))
+        .header(header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .expect("valid response")
 }
