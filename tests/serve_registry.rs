@@ -112,7 +112,7 @@ fn curl(args: &[&str], url: &str) -> Answer {
         .args(args)
         .arg(url)
         .output()
-        .expect("curl runs");
+        .unwrap_or_else(|e| panic!("cannot run curl ({e}): run `sudo bash .ci/setup-registry`"));
     assert!(out.status.success(), "curl {args:?} {url}: {}", String::from_utf8_lossy(&out.stderr));
     let head = fs::read_to_string(&head).unwrap();
     let mut lines = head.lines();
