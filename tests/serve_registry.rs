@@ -429,3 +429,45 @@ fn chunked_uploads_mounts_and_refused_pushes_over_http() {
     assert_eq!((ok.status, ok.header("docker-content-digest")), (201, &*digest(&f.images.app)));
     assert_eq!(raw_manifest(&ours.docker("test/app:v2")), manifest);
 }
+
+/// Runs the docker CLI; (success, stdout, stderr).
+fn docker(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("docker").args(args).output().unwrap_or_else(|e| panic!("cannot run docker ({e}): run `sudo bash .ci/setup-docker`"));
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).trim().to_string())
+}
+
+/// Removes the test's container and images however the test ends.
+struct DockerCleanup(Vec<String>);
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        for thing in &self.0 {
+            let _ = Command::new("docker").args(["rm", "-f", thing]).output();
+            let _ = Command::new("docker").args(["rmi", "-f", thing]).output();
+        }
+    }
+}
+
+#[test]
+fn docker_engine_pulls_its_platform_of_an_index() {
+    let (ok, _, err) = docker(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(ok, "the Docker Engine does not answer ({err}): run `sudo bash .ci/setup-docker`");
+    let f = fixture();
+    let ours = Served::start(&f.storage, false);
+    // The Engine takes 127.0.0.0/8 as an insecure registry: plain HTTP, as airlock serves it.
+    let image = format!("{}/test/multi:v1", ours.host());
+    let container = format!("airlock-serve-registry-{}", ours.port);
+    let _cleanup = DockerCleanup(vec![container.clone(), image.clone()]);
+    let (ok, out, err) = docker(&["pull", &image]);
+    assert!(ok, "docker pull {image}: {out}\n{err}");
+    let (_, digests, _) = docker(&["image", "inspect", "--format", "{{json .RepoDigests}}", &image]);
+    assert!(digests.contains(&digest(&f.images.multi)), "the index digest is upstream's: {digests}");
+    // Its platform's layer, unpacked by the Engine.
+    let (ok, _, err) = docker(&["create", "--name", &container, &image, "/bin/true"]);
+    assert!(ok, "{err}");
+    let out = tempfile::tempdir().unwrap();
+    let (ok, _, err) = docker(&["cp", &format!("{container}:/opt/arch"), &out.path().join("arch").to_string_lossy()]);
+    assert!(ok, "{err}");
+    let arch = if cfg!(target_arch = "aarch64") { "arm64\n" } else { "amd64\n" };
+    assert_eq!(fs::read_to_string(out.path().join("arch")).unwrap(), arch);
+}
