@@ -449,7 +449,7 @@ impl Drop for DockerCleanup {
 }
 
 #[test]
-fn docker_engine_pulls_its_platform_of_an_index() {
+fn docker_engine_pulls_its_platform_of_an_index_and_pushes() {
     let (ok, _, err) = docker(&["version", "--format", "{{.Server.Version}}"]);
     assert!(ok, "the Docker Engine does not answer ({err}): run `sudo bash .ci/setup-docker`");
     let f = fixture();
@@ -470,4 +470,19 @@ fn docker_engine_pulls_its_platform_of_an_index() {
     assert!(ok, "{err}");
     let arch = if cfg!(target_arch = "aarch64") { "arm64\n" } else { "amd64\n" };
     assert_eq!(fs::read_to_string(out.path().join("arch")).unwrap(), arch);
+
+    // Pushed by the Engine into a writable registry (chunked uploads without Content-Range),
+    // then pulled from it by skopeo, blobs verifying.
+    let storage = tempfile::tempdir().unwrap();
+    let writable = Served::start(storage.path(), true);
+    let pushed = format!("{}/pushed/multi:v1", writable.host());
+    let _cleanup_pushed = DockerCleanup(vec![pushed.clone()]);
+    assert!(docker(&["tag", &image, &pushed]).0);
+    let (ok, out_text, err) = docker(&["push", &pushed]);
+    assert!(ok, "docker push {pushed}: {out_text}\n{err}");
+    let copied = out.path().join("copied");
+    skopeo(&["copy", "--src-tls-verify=false", &writable.docker("pushed/multi:v1"), &format!("oci:{}:v1", copied.display())]);
+    assert_eq!(verify_layout(&copied), 4, "manifest, config and two layers");
+    let tags = curl(&[], &writable.url("/v2/pushed/multi/tags/list"));
+    assert_eq!(tags.json(), json!({"name": "pushed/multi", "tags": ["v1"]}));
 }
