@@ -486,3 +486,17 @@ fn docker_engine_pulls_its_platform_of_an_index_and_pushes() {
     let tags = curl(&[], &writable.url("/v2/pushed/multi/tags/list"));
     assert_eq!(tags.json(), json!({"name": "pushed/multi", "tags": ["v1"]}));
 }
+
+#[test]
+fn the_router_merges_with_other_routes() {
+    let f = fixture();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = axum::Router::new().route("/other", axum::routing::get(|| async { "other" })).merge(registry_router(f.storage.clone(), false));
+    rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
+    assert_eq!(curl(&[], &format!("http://127.0.0.1:{port}/other")).body, b"other");
+    let tags = curl(&[], &format!("http://127.0.0.1:{port}/v2/test/app/tags/list"));
+    assert_eq!(tags.json(), json!({"name": "test/app", "tags": ["v1"]}));
+    assert_eq!(curl(&[], &format!("http://127.0.0.1:{port}/v2")).status, 200);
+}

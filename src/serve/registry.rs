@@ -21,6 +21,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
+use axum::routing::any;
 use futures_util::StreamExt as _;
 use regex::Regex;
 use serde_json::{Value, json};
@@ -45,11 +46,18 @@ static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z
 
 /// The router answering `/v2/...` from the registry storage `storage_root` (the directory
 /// distribution is given as `rootdirectory`; the layout is under `docker/registry/v2/`).
-/// With `writable` false every write answers 405 `UNSUPPORTED`.
+/// With `writable` false every write answers 405 `UNSUPPORTED`. It routes `/v2` and what is
+/// under it only, without a fallback, so it merges (`Router::merge`) with the mirrors' routes.
 pub fn registry_router(storage_root: PathBuf, writable: bool) -> Router {
     let v2 = v2_root(&storage_root);
     let store = Arc::new(Store { root: storage_root, v2, writable });
-    Router::new().fallback(handle).with_state(store)
+    // One handler parses the raw path itself: names have any number of components, and
+    // axum's path parameters would be percent-decoded (`%2e%2e`) before they are checked.
+    Router::new()
+        .route("/v2", any(handle))
+        .route("/v2/", any(handle))
+        .route("/v2/{*rest}", any(handle))
+        .with_state(store)
 }
 
 struct Store {
