@@ -183,3 +183,26 @@ fn set_fact_accumulates_over_a_loop_as_in_ansible() {
         &[],
     );
 }
+
+/// An inline `if` without `else` prints nothing when false, in a larger template.
+#[test]
+fn inline_if_without_else_prints_nothing() {
+    compare(
+        r#"
+- hosts: localhost
+  gather_facts: false
+  vars:
+    xs: [a, b, c]
+  tasks:
+    - debug:
+        msg: "x{{ ' ' if false }}y{{ 'z' if true }}"
+    - debug:
+        msg: "{% for x in xs %}{{ x }}{{ ', ' if not loop.last }}{% endfor %}."
+    - debug:
+        msg: "[{{ 'q' if xs | length > 5 else 'r' }}] [{{ 'w' if 'if' in xs }}]"
+    - debug:
+        msg: "{{ {'k': 1 if true else 2}['k'] }}-{{ 'no' if missing is defined -}} end"
+"#,
+        &[],
+    );
+}

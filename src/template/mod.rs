@@ -151,6 +151,7 @@ impl Templar {
             return Ok(src.to_string());
         }
         let fixed = literal_backslashes(src, false);
+        let fixed = else_for_inline_if(&fixed);
         let tmpl = self.env.template_from_str(&fixed).map_err(|e| describe(e, src, ctx))?;
         tmpl.render(ctx).map_err(|e| describe(e, src, ctx))
     }
@@ -289,6 +290,74 @@ fn literal_backslashes(src: &str, whole_is_expr: bool) -> std::borrow::Cow<'_, s
         out.push_str(&src[i..i + len]);
         i += len;
     }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Gives every `{{ x if cond }}` printed in a template an `else ''`: Jinja2 (and so Ansible)
+/// prints an inline `if` without `else` whose condition is false as nothing, where minijinja
+/// would print an undefined value. Only the top level of each `{{ }}` is looked at, outside
+/// strings and brackets.
+fn else_for_inline_if(src: &str) -> std::borrow::Cow<'_, str> {
+    if !src.contains(" if ") {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let b = src.as_bytes();
+    let mut inserts: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if !(b[i] == b'{' && b[i + 1] == b'{') {
+            i += 1;
+            continue;
+        }
+        i += 2;
+        let (mut depth, mut quote, mut ifs, mut elses) = (0i32, None::<u8>, 0, 0);
+        while i < b.len() {
+            let c = b[i];
+            if let Some(q) = quote {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == q {
+                    quote = None;
+                }
+            } else if c == b'\'' || c == b'"' {
+                quote = Some(c);
+            } else if matches!(c, b'(' | b'[' | b'{') {
+                depth += 1;
+            } else if matches!(c, b')' | b']') || (c == b'}' && depth > 0) {
+                depth -= 1;
+            } else if c == b'}' && b.get(i + 1) == Some(&b'}') {
+                if ifs > elses {
+                    let end = if i > 0 && b[i - 1] == b'-' { i - 1 } else { i };
+                    inserts.push(end);
+                }
+                i += 2;
+                break;
+            } else if depth == 0 && c.is_ascii_alphabetic() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b'.')) {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                match &src[start..i] {
+                    "if" => ifs += 1,
+                    "else" => elses += 1,
+                    _ => {}
+                }
+                continue;
+            }
+            i += 1;
+        }
+    }
+    if inserts.is_empty() {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len() + inserts.len() * 9);
+    let mut last = 0;
+    for at in inserts {
+        out.push_str(&src[last..at]);
+        out.push_str(" else '' ");
+        last = at;
+    }
+    out.push_str(&src[last..]);
     std::borrow::Cow::Owned(out)
 }
 
