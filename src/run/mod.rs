@@ -544,6 +544,11 @@ impl Runner {
         magic.insert("omit".into(), json!(template::OMIT));
         magic.insert("ansible_run_tags".into(), json!(if self.opts.tags.is_empty() { vec!["all".to_string()] } else { self.opts.tags.clone() }));
         magic.insert("ansible_skip_tags".into(), json!(self.opts.skip_tags));
+        // The running airlock, for tasks that start it again (the embedded mirrors' service).
+        static EXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        if let Some(exe) = EXE.get_or_init(|| std::env::current_exe().ok().map(|p| p.display().to_string())) {
+            magic.insert("airlock_executable".into(), json!(exe));
+        }
         magic.insert("ansible_version".into(), json!({"full": "2.19.0", "major": 2, "minor": 19, "revision": 0, "string": "2.19.0 (airlock)"}));
         magic.insert("role_names".into(), json!(pc.roles.iter().map(|r| r.name.clone()).collect::<Vec<_>>()));
         if let Some(dir) = self.inventory.dirs().first() {
