@@ -142,24 +142,56 @@ fn curl(url: &str) -> Vec<u8> {
     run(Command::new("curl").args(["-fsS", "--max-time", "30", url]))
 }
 
+/// Stops the detached `airlock serve` the embedded backend started, however the test ends.
+struct Served(std::path::PathBuf);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("airlock-serve.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).output();
+        }
+    }
+}
+
 #[test]
 fn build_offline_mirrors_serves_every_kind_to_real_clients() {
-    for (_, local, _, _) in SERVICE_IMAGES {
-        let ok = Command::new("docker").args(["image", "inspect", local]).output().is_ok_and(|o| o.status.success());
-        assert!(ok, "image {local} is missing: run `bash .ci/build-service-images` (and check that Docker runs)");
+    end_to_end(Backend::Docker);
+}
+
+/// The same clients against `mirror_backend: embedded` (airlock serve, no Docker).
+#[test]
+fn build_offline_mirrors_embedded_serves_every_kind_to_real_clients() {
+    end_to_end(Backend::Embedded);
+}
+
+#[derive(PartialEq)]
+enum Backend {
+    Docker,
+    Embedded,
+}
+
+fn end_to_end(backend: Backend) {
+    let docker = backend == Backend::Docker;
+    if docker {
+        for (_, local, _, _) in SERVICE_IMAGES {
+            let ok = Command::new("docker").args(["image", "inspect", local]).output().is_ok_and(|o| o.status.success());
+            assert!(ok, "image {local} is missing: run `bash .ci/build-service-images` (and check that Docker runs)");
+        }
     }
-    // The connected side: every upstream, plus the service images pushed to the registry.
+    // The connected side: every upstream, plus (for Docker) the service images pushed to the
+    // registry.
     let up = Upstreams::start();
     let host = up.reg.host();
-    for (_, local, path, version) in SERVICE_IMAGES {
+    let services = if docker { SERVICE_IMAGES } else { &[] };
+    for (_, local, path, version) in services {
         run(Command::new("skopeo").args(["copy", "--insecure-policy", "--dest-tls-verify=false", &format!("docker-daemon:{local}"), &format!("docker://{host}/{path}:{version}")]));
     }
     let p = Project::new();
     let cache = p.path("cache");
     let archive = p.path("deepops-archive.tar");
     p.file("config.yml", &up.config(&cache, &archive, "3.11"));
-    let mut mirror_images = String::from("mirror_images:\n");
-    for (name, _, path, version) in SERVICE_IMAGES {
+    let mut mirror_images = String::from(if docker { "mirror_images:\n" } else { "mirror_images: []\n" });
+    for (name, _, path, version) in services {
         mirror_images.push_str(&format!("  - {{name: {name}, repo: \"{host}/\", image: \"{path}\", version: \"{version}\"}}\n"));
     }
     p.file("images.yml", &mirror_images);
@@ -182,15 +214,17 @@ fn build_offline_mirrors_serves_every_kind_to_real_clients() {
     let pid = std::process::id();
     let names: Vec<String> = ["registry", "yum", "helm", "pip", "misc"].iter().map(|n| format!("airlock-e2e-{pid}-{n}")).collect();
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let loaded: Vec<String> = SERVICE_IMAGES.iter().map(|(_, _, path, version)| format!("{host}/{path}:{version}")).collect();
-    let _guard = Containers(names.clone(), loaded);
+    let loaded: Vec<String> = services.iter().map(|(_, _, path, version)| format!("{host}/{path}:{version}")).collect();
+    let _guard = Containers(if docker { names.clone() } else { Vec::new() }, loaded);
     let dest = p.path("opt/deepops");
+    let _served = Served(dest.clone());
+    let backend_vars = if docker { "mirror_backend: docker\n" } else { "mirror_backend: embedded\nmirror_embedded_systemd: false\n" };
     p.file(
         "mirrors.yml",
         &format!(
             "deepops_dest_path: \"{}\"\nmirror_bind_address: 127.0.0.1\ndeepops_mirror_host: 127.0.0.1\n\
              docker_local_registry_name: {}\nyum_mirror_name: {}\nhelm_mirror_name: {}\npip_mirror_name: {}\nnginx_misc_name: {}\n\
-             docker_local_registry_port: {}\nyum_mirror_port: {}\nhelm_port: {}\npip_port: {}\nnginx_misc_port: {}\n",
+             docker_local_registry_port: {}\nyum_mirror_port: {}\nhelm_port: {}\npip_port: {}\nnginx_misc_port: {}\n{backend_vars}",
             dest.display(),
             names[0], names[1], names[2], names[3], names[4],
             ports[0], ports[1], ports[2], ports[3], ports[4],
@@ -274,8 +308,9 @@ fn build_offline_mirrors_serves_every_kind_to_real_clients() {
     assert!(cfg("helm-repos.sh").contains(&format!("helm repo add stable http://127.0.0.1:{}/stable", ports[2])));
     assert!(cfg("offline_repo_vars.yml").contains(&format!("deepops_misc_mirror: \"http://127.0.0.1:{}\"", ports[4])));
 
-    // A second run changes nothing.
+    // A second run changes nothing (the embedded server is restarted, and serves again).
     let again = p.airlock(&args);
     again.success();
-    assert_eq!(again.recap("localhost").changed, 0, "{}", again.stdout);
+    assert_eq!(again.recap("localhost").changed, if docker { 0 } else { 1 }, "{}", again.stdout);
+    assert_eq!(curl(&format!("http://127.0.0.1:{}/kubectl", ports[4])), kubectl);
 }
