@@ -1,0 +1,211 @@
+//! `airlock serve`: the offline mirrors that `build-offline-mirrors.yml` lays out under
+//! `/opt/deepops`, served without Docker on DeepOps's ports: Yum (nginx-like static files),
+//! Helm (ChartMuseum's read API), PyPI (the simple API) and plain files.
+//!
+//! Every mirror resolves request paths with [`resolve`], which refuses anything that would leave
+//! its root, and answers through the same static-file code ([`files::serve_file`]) with `HEAD`,
+//! single `Range`s, `ETag` and `Last-Modified`.
+
+pub mod files;
+pub mod helm;
+pub mod pypi;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::body::HttpBody as _;
+
+/// What `airlock serve` serves, and where.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The mirror tree (`deepops_dest_path`, `/opt/deepops`).
+    pub root: PathBuf,
+    /// The address every listener binds.
+    pub bind: IpAddr,
+    pub registry_port: u16,
+    pub yum_port: u16,
+    pub helm_port: u16,
+    pub pip_port: u16,
+    pub files_port: u16,
+    /// Accept pushes on the registry.
+    pub registry_writable: bool,
+}
+
+/// One listener: a mirror's name, its port, the directory it serves and its routes.
+struct Mirror {
+    name: &'static str,
+    port: u16,
+    dir: PathBuf,
+    what: &'static str,
+    router: Router,
+}
+
+/// Runs the mirrors until the process is stopped; an error names the listener or directory at
+/// fault and the flag that fixes it.
+pub fn run(opts: &ServeOptions) -> Result<(), String> {
+    let root = opts.root.canonicalize().map_err(|e| format!("cannot serve {}: {e}; give the mirror tree with --root (build-offline-mirrors.yml lays it out under /opt/deepops)", opts.root.display()))?;
+    if !root.is_dir() {
+        return Err(format!("cannot serve {}: not a directory", root.display()));
+    }
+    let yum = root.join("yum");
+    let helm = root.join("helm");
+    let pip = root.join("pip");
+    let misc = root.join("misc-files");
+    let mut mirrors = vec![
+        Mirror { name: "yum", port: opts.yum_port, router: files::router(&yum), dir: yum, what: "Yum repositories (static, listings)" },
+        Mirror { name: "helm", port: opts.helm_port, router: helm::router(&helm), dir: helm, what: "Helm charts (ChartMuseum API, one repo per directory)" },
+        Mirror { name: "pip", port: opts.pip_port, router: pypi::router(&pip), dir: pip, what: "Python packages (simple API, /simple/)" },
+        Mirror { name: "files", port: opts.files_port, router: files::router(&misc), dir: misc, what: "plain files (static, listings)" },
+    ];
+    // REGISTRY: the registry listener is mounted here once src/serve/registry.rs exists:
+    let registry: Option<Router> = None;
+    let has_registry = registry.is_some();
+    if let Some(router) = registry {
+        mirrors.insert(0, Mirror { name: "registry", port: opts.registry_port, dir: root.join("registry"), what: "container images (distribution API)", router });
+    }
+
+    let mut listeners = Vec::new();
+    for m in &mirrors {
+        let addr = SocketAddr::new(opts.bind, m.port);
+        let l = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} for the {} mirror: {e}; choose another port with --{}-port or another address with --bind", m.name, m.name))?;
+        l.set_nonblocking(true).map_err(|e| format!("{addr}: {e}"))?;
+        listeners.push(l);
+    }
+
+    eprintln!("airlock serve: {}", root.display());
+    eprintln!("  {:<9} {:<22} {:<40} serves", "mirror", "address", "directory");
+    for m in &mirrors {
+        let missing = if m.dir.is_dir() { "" } else { "  (missing: answers 404)" };
+        eprintln!("  {:<9} {:<22} {:<40} {}{missing}", m.name, SocketAddr::new(opts.bind, m.port).to_string(), m.dir.display().to_string(), m.what);
+    }
+    if !has_registry {
+        eprintln!("  {:<9} {:<22} {:<40} not built into this airlock: port {} is not bound", "registry", "-", root.join("registry").display().to_string(), opts.registry_port);
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_io().build().map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for (m, l) in mirrors.into_iter().zip(listeners) {
+            let listener = tokio::net::TcpListener::from_std(l).map_err(|e| format!("{}: {e}", m.name))?;
+            let name = m.name;
+            let app = m.router.layer(middleware::from_fn(move |req, next| log_request(name, req, next)));
+            tasks.push(tokio::spawn(async move {
+                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.map_err(|e| format!("the {name} mirror stopped: {e}"))
+            }));
+        }
+        for t in tasks {
+            t.await.map_err(|e| format!("a mirror failed: {e}"))??;
+        }
+        Ok(())
+    })
+}
+
+/// One line per request on stderr: time, mirror, client, method, path, status, bytes, ms.
+async fn log_request(mirror: &'static str, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "-".into());
+    let resp = next.run(req).await;
+    let declared = resp.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let bytes = if method == axum::http::Method::HEAD { Some(0) } else { declared.or(resp.body().size_hint().exact()) };
+    let bytes = bytes.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    eprintln!("{} {mirror} {client} {method} {path} {} {bytes} {ms:.1}ms", crate::bundle::manifest::rfc3339_utc(std::time::SystemTime::now()), resp.status().as_u16());
+    resp
+}
+
+/// Why a request path cannot be served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PathError {
+    /// Malformed or trying to leave the root (`..`, encoded slashes, NUL): 400.
+    Bad,
+    /// Nothing there, or it resolves outside the root (a link pointing out): 404.
+    NotFound,
+}
+
+impl IntoResponse for PathError {
+    fn into_response(self) -> Response {
+        match self {
+            PathError::Bad => text(StatusCode::BAD_REQUEST, "bad request path\n"),
+            PathError::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+/// The segments of a raw (still percent-encoded) URL path, decoded one by one. A segment that
+/// decodes to `..`, or holds a slash, backslash or NUL once decoded, makes the path bad: an
+/// encoded slash must not become a separator after the check. Empty and `.` segments drop.
+pub fn segments(raw_path: &str) -> Result<Vec<String>, PathError> {
+    let mut out = Vec::new();
+    for seg in raw_path.split('/') {
+        let dec = percent_encoding::percent_decode_str(seg).decode_utf8().map_err(|_| PathError::Bad)?;
+        if dec.contains(['/', '\\', '\0']) || dec == ".." {
+            return Err(PathError::Bad);
+        }
+        if dec.is_empty() || dec == "." {
+            continue;
+        }
+        out.push(dec.into_owned());
+    }
+    Ok(out)
+}
+
+/// The file or directory `segs` name under `root`, after following links: a path that does
+/// not exist, or whose real location is outside the real `root`, is not found.
+pub fn resolve(root: &Path, segs: &[String]) -> Result<PathBuf, PathError> {
+    let mut p = root.to_path_buf();
+    for s in segs {
+        // `segments` already refused separators; this also keeps out `C:`-like prefixes.
+        if Path::new(s).components().count() != 1 || !matches!(Path::new(s).components().next(), Some(Component::Normal(_))) {
+            return Err(PathError::Bad);
+        }
+        p.push(s);
+    }
+    let real_root = root.canonicalize().map_err(|_| PathError::NotFound)?;
+    let real = p.canonicalize().map_err(|_| PathError::NotFound)?;
+    if !real.starts_with(&real_root) {
+        return Err(PathError::NotFound);
+    }
+    Ok(real)
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: &'static str) -> Response {
+    (status, [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], Body::from(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_refuse_what_would_leave_the_root() {
+        assert_eq!(segments("/a/./b//c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(segments("/a%20b/").unwrap(), ["a b"]);
+        for bad in ["/../etc", "/a/%2e%2e/b", "/a/%2E%2e", "/a%2fb", "/a%2Fb", "/a%5cb", "/a%00", "/%ff"] {
+            assert_eq!(segments(bad), Err(PathError::Bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_pointing_out_are_not_found() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(d.path().join("secret"), "x").unwrap();
+        std::fs::write(root.join("sub/in"), "y").unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret"), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("sub/in", root.join("inside")).unwrap();
+        assert_eq!(resolve(&root, &["out".into()]), Err(PathError::NotFound));
+        assert!(resolve(&root, &["inside".into()]).is_ok());
+        assert_eq!(resolve(&root, &["nothing".into()]), Err(PathError::NotFound));
+    }
+}
