@@ -84,8 +84,9 @@ async fn route(m: Arc<Museum>, method: &Method, uri: &Uri, headers: &HeaderMap) 
             Err(r) => r,
         },
         [repo, "charts", file] => {
+            // ChartMuseum answers 500 here; a 404 says the same without suggesting a fault.
             if !(file.ends_with(".tgz") || file.ends_with(".prov")) {
-                return error(StatusCode::INTERNAL_SERVER_ERROR, "unsupported file extension");
+                return error(StatusCode::NOT_FOUND, "object not found: only .tgz and .prov files are served");
             }
             let ctype = if file.ends_with(".tgz") { "application/x-tar" } else { "application/pgp-signature" };
             match resolve(&m.root, &[repo.to_string(), file.to_string()]) {

@@ -149,6 +149,9 @@ async fn project_page(ix: &Arc<Index>, project: &str, form: &'static str) -> Res
     let Some(files) = projects(&ix.root).remove(project) else { return text(StatusCode::NOT_FOUND, "no such project on this mirror\n") };
     let ix2 = ix.clone();
     let infos = tokio::task::spawn_blocking(move || files.into_iter().filter_map(|f| ix2.info(&f).map(|i| (f, i))).collect::<Vec<_>>()).await.unwrap_or_default();
+    if infos.is_empty() {
+        return text(StatusCode::NOT_FOUND, "no such project on this mirror\n");
+    }
     if form == JSON_V1 {
         let list: Vec<Json> = infos
             .iter()
