@@ -12,6 +12,8 @@ pub mod pypi;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
@@ -20,7 +22,6 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::body::HttpBody as _;
 
 /// What `airlock serve` serves, and where.
 #[derive(Clone, Debug)]
@@ -107,19 +108,55 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     })
 }
 
-/// One line per request on stderr: time, mirror, client, method, path, status, bytes, ms.
+/// One line per request on stderr: time, mirror, client, method, path, status, the body bytes
+/// sent and the milliseconds until the last of them (written when the body is done or dropped,
+/// so a download cut short logs what was really sent).
 async fn log_request(mirror: &'static str, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "-".into());
-    let resp = next.run(req).await;
-    let declared = resp.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let bytes = if method == axum::http::Method::HEAD { Some(0) } else { declared.or(resp.body().size_hint().exact()) };
-    let bytes = bytes.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    eprintln!("{} {mirror} {client} {method} {path} {} {bytes} {ms:.1}ms", crate::bundle::manifest::rfc3339_utc(std::time::SystemTime::now()), resp.status().as_u16());
-    resp
+    let when = crate::bundle::manifest::rfc3339_utc(std::time::SystemTime::now());
+    let (parts, body) = next.run(req).await.into_parts();
+    let line = format!("{when} {mirror} {client} {method} {path} {}", parts.status.as_u16());
+    Response::from_parts(parts, Body::new(LoggedBody { inner: body, sent: 0, line, start }))
+}
+
+/// A response body that counts what goes out and logs the request when it is dropped.
+struct LoggedBody {
+    inner: Body,
+    sent: u64,
+    line: String,
+    start: Instant,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.sent += data.len() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        eprintln!("{} {} {:.1}ms", self.line, self.sent, self.start.elapsed().as_secs_f64() * 1000.0);
+    }
 }
 
 /// Why a request path cannot be served.
