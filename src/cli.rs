@@ -110,6 +110,16 @@ pub struct ServeArgs {
     /// Accept image pushes on the registry (read-only by default).
     #[arg(long)]
     pub registry_writable: bool,
+    /// Serve HTTPS with this certificate (PEM, the chain after it).
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a CA and server certificate kept in DIR (made on first use); prints
+    /// how clients trust the CA.
+    #[arg(long, value_name = "DIR")]
+    pub tls_self_signed: Option<PathBuf>,
 }
 
 /// ansible-playbook's everyday flags, with the same meaning.
@@ -193,6 +203,11 @@ fn serve(a: ServeArgs) -> i32 {
         pip_port: a.pip_port,
         files_port: a.files_port,
         registry_writable: a.registry_writable,
+        tls: match (a.tls_cert, a.tls_key, a.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(crate::serve::tls::TlsSource::Files { cert, key }),
+            (_, _, Some(dir)) => Some(crate::serve::tls::TlsSource::SelfSigned(dir)),
+            _ => None,
+        },
     };
     match crate::serve::run(&opts) {
         Ok(()) => 0,

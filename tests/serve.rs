@@ -24,6 +24,7 @@ fn free_port() -> u16 {
 /// `airlock serve` on free ports of 127.0.0.1, killed when dropped; its stderr goes to a file.
 struct Serve {
     child: Child,
+    scheme: &'static str,
     yum: u16,
     helm: u16,
     pip: u16,
@@ -40,6 +41,11 @@ impl Drop for Serve {
 
 impl Serve {
     fn start(root: &Path) -> Serve {
+        Serve::start_with(root, &[])
+    }
+
+    /// With more `airlock serve` options.
+    fn start_with(root: &Path, extra: &[&str]) -> Serve {
         let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
         let log = root.parent().unwrap().join("serve.log");
         let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
@@ -49,11 +55,13 @@ impl Serve {
             .args(["--bind", "127.0.0.1", "--registry-port", &free_port().to_string()])
             .args(["--yum-port", &ports[0].to_string(), "--helm-port", &ports[1].to_string()])
             .args(["--pip-port", &ports[2].to_string(), "--files-port", &ports[3].to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let s = Serve { child, yum: ports[0], helm: ports[1], pip: ports[2], files: ports[3], log };
+        let scheme = if extra.iter().any(|a| a.starts_with("--tls")) { "https" } else { "http" };
+        let s = Serve { child, scheme, yum: ports[0], helm: ports[1], pip: ports[2], files: ports[3], log };
         let deadline = Instant::now() + Duration::from_secs(30);
         for port in &ports {
             while TcpStream::connect(("127.0.0.1", *port)).is_err() {
@@ -74,6 +82,17 @@ fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out.stdout
+}
+
+/// pip from a venv, reading no configuration of this machine (its find-links, certificate
+/// bundles or indexes) so that what it gets comes from the mirror alone.
+fn pip(venv: &Path) -> Command {
+    let mut c = Command::new(venv.join("bin/pip"));
+    c.env("PIP_CONFIG_FILE", "/dev/null");
+    for var in ["PIP_FIND_LINKS", "PIP_CERT", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] {
+        c.env_remove(var);
+    }
+    c
 }
 
 /// curl's status, headers and body for a request (`-i`), never following redirects; the path
@@ -233,10 +252,10 @@ fn pypi_serves_pip_in_a_fresh_venv_in_both_forms() {
 
     let venv = d.path().join("venv");
     run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-    run(Command::new(venv.join("bin/pip")).args(["install", "--disable-pip-version-check", "--no-cache-dir", "--index-url", &format!("{base}/simple/"), "requests==2.31.0"]));
+    run(pip(&venv).args(["install", "--disable-pip-version-check", "--no-cache-dir", "--index-url", &format!("{base}/simple/"), "requests==2.31.0"]));
     run(Command::new(venv.join("bin/python")).args(["-c", "import requests, urllib3, idna, certifi, charset_normalizer"]));
     // Never a fallback: what is not here is not found.
-    let out = Command::new(venv.join("bin/pip")).args(["download", "--no-deps", "--disable-pip-version-check", "--no-cache-dir", "-d"]).arg(d.path().join("dl")).args(["--index-url", &format!("{base}/simple/"), "six"]).output().unwrap();
+    let out = pip(&venv).args(["download", "--no-deps", "--disable-pip-version-check", "--no-cache-dir", "-d"]).arg(d.path().join("dl")).args(["--index-url", &format!("{base}/simple/"), "six"]).output().unwrap();
     assert!(!out.status.success(), "pip found six on the mirror");
     let (st, _, _) = curl(&[], &format!("{base}/simple/six/"));
     assert_eq!(st, 404);
@@ -396,4 +415,50 @@ fn requests_that_leave_the_root_get_400_or_404_and_no_byte_from_outside() {
     assert!(st == 404 || !String::from_utf8_lossy(&page).contains("evil-1.0"), "{st}");
     let (_, _, index) = curl(&[], &format!("http://127.0.0.1:{}/stable/index.yaml", s.helm));
     assert!(!String::from_utf8_lossy(&index).contains("evil"));
+}
+
+#[test]
+fn tls_with_a_self_signed_ca_or_given_files_serves_curl_and_pip() {
+    let fixture = pypiserver::fixture();
+    let (d, root) = tree();
+    fs::copy(fixture.join("idna-3.4-py3-none-any.whl"), root.join("pip/idna-3.4-py3-none-any.whl")).unwrap();
+    fs::write(root.join("misc-files/ok.txt"), "fine\n").unwrap();
+    let tls = d.path().join("tls");
+    let tls_arg = tls.to_str().unwrap();
+    let ca = tls.join("ca.pem");
+    let ca_arg = ca.to_str().unwrap();
+    let first_ca;
+    {
+        let s = Serve::start_with(&root, &["--tls-self-signed", tls_arg]);
+        assert_eq!(s.scheme, "https");
+        assert!(s.log().contains(&format!("clients trust the mirrors with {}", ca.display())), "{}", s.log());
+        let (st, _, body) = curl(&["--cacert", ca_arg], &format!("https://localhost:{}/ok.txt", s.files));
+        assert_eq!((st, &body[..]), (200, &b"fine\n"[..]));
+        let (st, _, _) = curl(&["--cacert", ca_arg], &format!("https://127.0.0.1:{}/", s.yum));
+        assert_eq!(st, 200);
+        // Without the CA, curl refuses the certificate.
+        let out = Command::new("curl").args(["-sS", &format!("https://127.0.0.1:{}/ok.txt", s.files)]).output().unwrap();
+        assert!(!out.status.success(), "curl trusted the self-signed certificate without the CA");
+        // pip, trusting the CA.
+        let venv = d.path().join("venv");
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+        run(pip(&venv).args(["download", "--no-deps", "--disable-pip-version-check", "--no-cache-dir", "--cert", ca_arg, "-d"]).arg(d.path().join("dl")).args(["--index-url", &format!("https://127.0.0.1:{}/simple/", s.pip), "idna"]));
+        assert!(d.path().join("dl/idna-3.4-py3-none-any.whl").is_file());
+        first_ca = fs::read(&ca).unwrap();
+    }
+    // A restart keeps the CA clients already trust.
+    {
+        let s = Serve::start_with(&root, &["--tls-self-signed", tls_arg]);
+        assert_eq!(fs::read(&ca).unwrap(), first_ca, "the CA was made again");
+        let (st, _, _) = curl(&["--cacert", ca_arg], &format!("https://localhost:{}/ok.txt", s.files));
+        assert_eq!(st, 200);
+    }
+    // The same certificate given as files.
+    let s = Serve::start_with(&root, &["--tls-cert", tls.join("server.pem").to_str().unwrap(), "--tls-key", tls.join("server-key.pem").to_str().unwrap()]);
+    let (st, _, _) = curl(&["--cacert", ca_arg], &format!("https://localhost:{}/health", s.helm));
+    assert_eq!(st, 200);
+    // A key that does not exist is named.
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock")).args(["serve", "--root"]).arg(&root).args(["--tls-cert", ca_arg, "--tls-key", "/nonexistent/key.pem", "--files-port", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the TLS key /nonexistent/key.pem"), "{}", String::from_utf8_lossy(&out.stderr));
 }

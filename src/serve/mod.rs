@@ -9,6 +9,7 @@
 pub mod files;
 pub mod helm;
 pub mod pypi;
+pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
@@ -37,6 +38,8 @@ pub struct ServeOptions {
     pub files_port: u16,
     /// Accept pushes on the registry.
     pub registry_writable: bool,
+    /// Serve every mirror over HTTPS with this certificate.
+    pub tls: Option<tls::TlsSource>,
 }
 
 /// One listener: a mirror's name, its port, the directory it serves and its routes.
@@ -72,6 +75,14 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
         mirrors.insert(0, Mirror { name: "registry", port: opts.registry_port, dir: root.join("registry"), what: "container images (distribution API)", router });
     }
 
+    let tls = match &opts.tls {
+        Some(src) => Some(tls::acceptor(src, opts.bind)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some((_, Some(ca))) = &tls {
+        eprintln!("airlock serve: {}", tls::trust_hint(ca));
+    }
     let mut listeners = Vec::new();
     for m in &mirrors {
         let addr = SocketAddr::new(opts.bind, m.port);
@@ -80,7 +91,7 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
         listeners.push(l);
     }
 
-    eprintln!("airlock serve: {}", root.display());
+    eprintln!("airlock serve: {} ({scheme})", root.display());
     eprintln!("  {:<9} {:<22} {:<40} serves", "mirror", "address", "directory");
     for m in &mirrors {
         let missing = if m.dir.is_dir() { "" } else { "  (missing: answers 404)" };
@@ -90,15 +101,21 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
         eprintln!("  {:<9} {:<22} {:<40} not built into this airlock: port {} is not bound", "registry", "-", root.join("registry").display().to_string(), opts.registry_port);
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_io().build().map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    let acceptor = tls.as_ref().map(|(a, _)| a.clone());
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_io().enable_time().build().map_err(|e| format!("cannot start the server runtime: {e}"))?;
     rt.block_on(async move {
         let mut tasks = Vec::new();
         for (m, l) in mirrors.into_iter().zip(listeners) {
             let listener = tokio::net::TcpListener::from_std(l).map_err(|e| format!("{}: {e}", m.name))?;
             let name = m.name;
             let app = m.router.layer(middleware::from_fn(move |req, next| log_request(name, req, next)));
+            let acceptor = acceptor.clone();
             tasks.push(tokio::spawn(async move {
-                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.map_err(|e| format!("the {name} mirror stopped: {e}"))
+                match acceptor {
+                    Some(a) => tls::serve(listener, app, a).await,
+                    None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.map_err(|e| format!("the {name} mirror stopped: {e}")),
+                }
             }));
         }
         for t in tasks {
