@@ -203,7 +203,8 @@ pub async fn serve_file(path: &Path, method: &Method, headers: &HeaderMap, ctype
 fn file_body(reader: tokio::io::Take<tokio::fs::File>) -> Body {
     let stream = futures_util::stream::unfold(Some(reader), |state| async move {
         let mut r = state?;
-        let mut buf = vec![0u8; 256 * 1024];
+        // Never more than is left: small files are the common case (repodata, charts).
+        let mut buf = vec![0u8; r.limit().clamp(1, 256 * 1024) as usize];
         match r.read(&mut buf).await {
             Ok(0) => None,
             Ok(n) => {
