@@ -165,6 +165,8 @@ fn yum_and_files_serve_dnf_and_curl_with_ranges_and_validators() {
     let s = Serve::start(&root);
 
     // dnf: the newest gamma from the Yum mirror, byte for byte.
+    let has_dnf = Command::new("dnf").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    assert!(has_dnf, "dnf is missing: run `bash .ci/setup-yum` (as root)");
     let dnf_root = tempfile::tempdir().unwrap();
     let dl = d.path().join("dnf-download");
     run(Command::new("dnf").args([
