@@ -21,6 +21,8 @@ pub enum Command {
     Playbook(PlaybookArgs),
     /// Offline archives: inspect and verify.
     Archive(ArchiveArgs),
+    /// Serve the offline mirrors under --root without Docker, on DeepOps's ports.
+    Serve(ServeArgs),
     /// Internal: runs one module from a JSON request on stdin (used by `become`).
     #[command(name = "__module", hide = true)]
     InternalModule,
@@ -78,6 +80,46 @@ pub enum ArchiveCommand {
         path: PathBuf,
         dest: PathBuf,
     },
+}
+
+/// `airlock serve`: the mirror tree that build-offline-mirrors.yml lays out, on DeepOps's ports
+/// (docker_local_registry_port, yum_mirror_port, helm_port, pip_port, nginx_misc_port).
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The mirror tree (deepops_dest_path): yum/, helm/, pip/, misc-files/, registry/.
+    #[arg(long, default_value = "/opt/deepops")]
+    pub root: PathBuf,
+    /// The address every mirror listens on (mirror_bind_address).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: std::net::IpAddr,
+    /// The Docker registry's port (docker_local_registry_port).
+    #[arg(long, default_value_t = 5000)]
+    pub registry_port: u16,
+    /// The Yum mirror's port (yum_mirror_port).
+    #[arg(long, default_value_t = 8001)]
+    pub yum_port: u16,
+    /// The Helm (ChartMuseum) mirror's port (helm_port).
+    #[arg(long, default_value_t = 8002)]
+    pub helm_port: u16,
+    /// The PyPI mirror's port (pip_port).
+    #[arg(long, default_value_t = 8003)]
+    pub pip_port: u16,
+    /// The files mirror's port (nginx_misc_port).
+    #[arg(long, default_value_t = 8004)]
+    pub files_port: u16,
+    /// Accept image pushes on the registry (read-only by default).
+    #[arg(long)]
+    pub registry_writable: bool,
+    /// Serve HTTPS with this certificate (PEM, the chain after it).
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a CA and server certificate kept in DIR (made on first use); prints
+    /// how clients trust the CA.
+    #[arg(long, value_name = "DIR")]
+    pub tls_self_signed: Option<PathBuf>,
 }
 
 /// ansible-playbook's everyday flags, with the same meaning.
@@ -146,7 +188,33 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Playbook(a) => playbook(a),
         Command::Archive(a) => archive(a.command),
+        Command::Serve(a) => serve(a),
         Command::InternalModule => run::escalate::child_main(),
+    }
+}
+
+fn serve(a: ServeArgs) -> i32 {
+    let opts = crate::serve::ServeOptions {
+        root: a.root,
+        bind: a.bind,
+        registry_port: a.registry_port,
+        yum_port: a.yum_port,
+        helm_port: a.helm_port,
+        pip_port: a.pip_port,
+        files_port: a.files_port,
+        registry_writable: a.registry_writable,
+        tls: match (a.tls_cert, a.tls_key, a.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(crate::serve::tls::TlsSource::Files { cert, key }),
+            (_, _, Some(dir)) => Some(crate::serve::tls::TlsSource::SelfSigned(dir)),
+            _ => None,
+        },
+    };
+    match crate::serve::run(&opts) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("ERROR! {msg}");
+            1
+        }
     }
 }
 

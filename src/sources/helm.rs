@@ -546,7 +546,8 @@ fn write_if_changed(path: &Path, data: &[u8]) -> Result<bool, HelmError> {
 // Semantic versions and constraints, as Helm reads them (Masterminds semver v3)
 // ---------------------------------------------------------------------------------------------
 
-mod semver {
+/// Helm's (Masterminds semver v3) versions and constraints, also used to order a served index.
+pub mod semver {
     use std::cmp::Ordering;
 
     #[derive(Clone, Debug, PartialEq, Eq)]
