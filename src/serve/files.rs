@@ -158,7 +158,10 @@ fn parse_range(range: &str, size: u64) -> Answer {
 
 /// A file's bytes (or part of them) with the headers clients rely on to cache and resume.
 pub async fn serve_file(path: &Path, method: &Method, headers: &HeaderMap, ctype: &'static str) -> Response {
-    let Ok(meta) = tokio::fs::metadata(path).await else { return PathError::NotFound.into_response() };
+    // One trip to the blocking pool opens and stats the file (each tokio::fs call is one).
+    let p = path.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || std::fs::File::open(&p).and_then(|f| f.metadata().map(|m| (f, m)))).await;
+    let Ok(Ok((file, meta))) = opened else { return PathError::NotFound.into_response() };
     if !meta.is_file() {
         return PathError::NotFound.into_response();
     }
@@ -191,20 +194,36 @@ pub async fn serve_file(path: &Path, method: &Method, headers: &HeaderMap, ctype
     if method == Method::HEAD {
         return b.body(Body::empty()).unwrap_or_default();
     }
-    let Ok(mut f) = tokio::fs::File::open(path).await else { return PathError::NotFound.into_response() };
+    if len <= WHOLE_READ {
+        // Most mirror files (repodata, charts, index pages' targets) are small: one positioned
+        // read in the blocking pool, one body.
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start).map(|_| buf)
+        })
+        .await;
+        return match read {
+            Ok(Ok(buf)) => b.body(Body::from(buf)).unwrap_or_default(),
+            _ => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n"),
+        };
+    }
+    let mut f = tokio::fs::File::from_std(file);
     if start > 0 && f.seek(SeekFrom::Start(start)).await.is_err() {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
     }
     b.body(file_body(f.take(len))).unwrap_or_default()
 }
 
-/// The bytes of a reader as a streamed body, 256 KiB at a time; a read error ends the body
+/// Bodies up to this size are read in one go; larger ones are streamed.
+const WHOLE_READ: u64 = 1 << 20;
+
+/// The bytes of a reader as a streamed body, 1 MiB at a time; a read error ends the body
 /// early, which the client sees as a short read against Content-Length.
 fn file_body(reader: tokio::io::Take<tokio::fs::File>) -> Body {
     let stream = futures_util::stream::unfold(Some(reader), |state| async move {
         let mut r = state?;
         // Never more than is left: small files are the common case (repodata, charts).
-        let mut buf = vec![0u8; r.limit().clamp(1, 256 * 1024) as usize];
+        let mut buf = vec![0u8; r.limit().clamp(1, WHOLE_READ) as usize];
         match r.read(&mut buf).await {
             Ok(0) => None,
             Ok(n) => {

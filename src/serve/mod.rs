@@ -216,12 +216,27 @@ pub fn resolve(root: &Path, segs: &[String]) -> Result<PathBuf, PathError> {
         }
         p.push(s);
     }
-    let real_root = root.canonicalize().map_err(|_| PathError::NotFound)?;
+    let real_root = real_root(root).ok_or(PathError::NotFound)?;
     let real = p.canonicalize().map_err(|_| PathError::NotFound)?;
     if !real.starts_with(&real_root) {
         return Err(PathError::NotFound);
     }
     Ok(real)
+}
+
+/// A mirror root's real path, found once per root and thread (it is on every request's path).
+fn real_root(root: &Path) -> Option<PathBuf> {
+    thread_local! {
+        static ROOTS: std::cell::RefCell<std::collections::HashMap<PathBuf, PathBuf>> = Default::default();
+    }
+    ROOTS.with(|m| {
+        if let Some(r) = m.borrow().get(root) {
+            return Some(r.clone());
+        }
+        let real = root.canonicalize().ok()?;
+        m.borrow_mut().insert(root.to_path_buf(), real.clone());
+        Some(real)
+    })
 }
 
 /// A plain-text response.
