@@ -11,7 +11,7 @@
 //! blobs verified and renamed into place before any link names them, tag links last.
 
 use std::fs;
-use std::io::{self, Read as _, SeekFrom, Write as _};
+use std::io::{self, SeekFrom, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -518,19 +518,6 @@ fn write_link(root: &Path, path: &Path, digest: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn hash_file(path: &Path) -> io::Result<String> {
-    let mut f = fs::File::open(path)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
-}
-
 fn upload_location(name: &str, id: &str) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
 }
@@ -627,7 +614,7 @@ async fn finish_upload(store: &Store, name: &str, id: &str, digest: &str) -> Res
     let (root, dest, link, digest_owned, hex_owned) =
         (store.root.clone(), store.data_path(hex), store.layer_link(name, hex), digest.to_string(), hex.to_string());
     let done = blocking(move || {
-        let actual = hash_file(&data)?;
+        let actual = crate::sources::fetch::hash_file(&data, crate::sources::fetch::Algo::Sha256)?.0;
         if actual != hex_owned {
             fs::remove_dir_all(&dir)?;
             return Ok(false);
