@@ -120,7 +120,8 @@ pid $work/nginx.pid;
 error_log $work/nginx-error.log;
 events { worker_connections 1024; }
 http {
-  access_log off;
+  # Logged, as the mirrors run (and as airlock serve logs every request).
+  access_log $work/nginx-access.log;
   sendfile on;
   tcp_nopush on;
   keepalive_requests 100000;
