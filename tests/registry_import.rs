@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::oci::{self, ImageRef, OciOptions};
-use common::{Project, Run};
+use common::{Project, Run, tree as files};
 use registry::{Images, Registry, digest, sha256_hex, skopeo, try_skopeo};
 use serde_json::{Value, json};
 
@@ -122,24 +122,6 @@ fn import(p: &Project, layout: &Path, storage: &Path, extra: &str, flags: &[&str
     let run = p.playbook("import.yml", flags);
     let value = fs::read(&result).map(|b| serde_json::from_slice(&b).unwrap()).unwrap_or(Value::Null);
     (run, value)
-}
-
-/// Every file under `dir` with its bytes (`_uploads` and directories left out).
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(), fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// Every entry under `dir` (directories too) with its inode, mtime and size.
