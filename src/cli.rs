@@ -17,13 +17,14 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run playbooks, as ansible-playbook does (local connection).
+    /// Run playbooks, as ansible-playbook does (local and ssh connections).
     Playbook(PlaybookArgs),
     /// Offline archives: inspect and verify.
     Archive(ArchiveArgs),
     /// Serve the offline mirrors under --root without Docker, on DeepOps's ports.
     Serve(ServeArgs),
-    /// Internal: runs one module from a JSON request on stdin (used by `become`).
+    /// Internal: runs one module from a JSON request on stdin (used by `become` and on hosts
+    /// reached over SSH).
     #[command(name = "__module", hide = true)]
     InternalModule,
 }
@@ -171,10 +172,10 @@ pub struct PlaybookArgs {
     /// Write every event as a JSON line to this file.
     #[arg(long = "json-events", value_name = "FILE")]
     pub json_events: Option<PathBuf>,
-    /// Accepted for compatibility; hosts run one after another for now.
+    /// How many hosts run a task at once (default 5, or `forks` in ansible.cfg / ANSIBLE_FORKS).
     #[arg(short = 'f', long = "forks", value_name = "FORKS")]
     pub forks: Option<usize>,
-    /// Connection type; only `local` is supported for now.
+    /// Connection type when neither the host nor the play names one: `local` or `ssh`.
     #[arg(short = 'c', long = "connection", value_name = "CONNECTION")]
     pub connection: Option<String>,
     /// Run operations with become (a no-op when already root).
@@ -238,10 +239,14 @@ fn playbook(a: PlaybookArgs) -> i32 {
         }
     }
     if let Some(c) = &a.connection
-        && c != "local" {
-            eprintln!("ERROR! connection '{c}' is not supported yet; airlock runs plays with the local connection");
+        && !run::connection::SUPPORTED.contains(&c.as_str()) {
+            eprintln!("ERROR! connection '{c}' is not supported; airlock connects with: {}", run::connection::SUPPORTED.join(", "));
             return run::exit::BAD_OPTIONS;
         }
+    if a.forks == Some(0) {
+        eprintln!("ERROR! --forks must be at least 1");
+        return run::exit::BAD_OPTIONS;
+    }
     let config = crate::config::Config::load();
     for w in &config.warnings {
         eprintln!("[WARNING]: {w}");
@@ -269,6 +274,7 @@ fn playbook(a: PlaybookArgs) -> i32 {
         roles_path: config.roles_path,
         become_: a.become_,
         connection: a.connection.clone(),
+        forks: a.forks.or(config.forks).unwrap_or(5),
     };
     run::run(&a.playbooks, opts)
 }

@@ -473,11 +473,14 @@ fn verbose_shows_results_and_task_paths() {
 #[test]
 fn remote_hosts_are_unreachable_not_run_here() {
     let p = Project::new();
-    p.file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=ran\n");
+    p.file("site.yml", "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: touch ran-{{ inventory_hostname }}\n    - debug: msg=after\n");
+    // node1 does not resolve: ssh fails, the host is unreachable and leaves the play.
     let r = p.airlock(&["playbook", "-i", "node1,localhost", "site.yml"]);
-    r.code(4).has("fatal: [node1]: UNREACHABLE!");
+    r.code(4).has("fatal: [node1]: UNREACHABLE!").has("Failed to connect to the host via ssh");
     assert_eq!(r.recap("node1").unreachable, 1);
-    assert_eq!(r.recap("localhost").ok, 1);
+    assert_eq!(r.recap("node1").ok, 0, "an unreachable host runs nothing more");
+    assert_eq!(r.recap("localhost").ok, 2);
+    assert!(!p.dir.path().join("ran-node1").exists(), "node1's command must not run here");
 }
 
 /// `become` from an unprivileged user through sudo (the user and sudo come from
@@ -578,12 +581,12 @@ fn lookups_env_and_file_and_hostvars() {
 }
 
 #[test]
-fn delegate_to_localhost_runs_here_and_to_a_remote_host_fails_clearly() {
+fn delegate_to_localhost_runs_here_and_to_an_unreachable_host_is_reported() {
     let p = Project::new();
     p.file(
         "site.yml",
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n      delegate_to: localhost\n    - command: \"true\"\n      delegate_to: node9\n",
     );
     let r = p.playbook("site.yml", &[]);
-    r.code(2).has("delegate_to: node9 uses connection 'ssh'");
+    r.code(4).has("fatal: [localhost]: UNREACHABLE!").has("Failed to connect to the host via ssh");
 }

@@ -467,6 +467,7 @@ pub(crate) mod tests {
             diff_mode: false,
             search_paths: vec![dir.to_path_buf()],
             render_file: &|p| Ok(std::fs::read_to_string(p).unwrap()),
+            provided: &[],
             progress,
         }
     }

@@ -32,6 +32,7 @@ pub mod registry_import;
 pub mod pause;
 pub mod docker_image;
 pub mod docker_container;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 
@@ -121,6 +122,9 @@ pub struct ModuleContext<'a> {
     pub render_file: &'a dyn Fn(&Path) -> Result<String, String>,
     /// Creates progress bars for long work; hidden when output is not a terminal.
     pub progress: &'a crate::run::output::ProgressFactory,
+    /// Files the controller sent along with the request (templates it rendered): found by
+    /// their path even where they do not exist (on a host reached over SSH).
+    pub provided: &'a [PathBuf],
 }
 
 impl ModuleContext<'_> {
@@ -129,7 +133,7 @@ impl ModuleContext<'_> {
     pub fn find_file(&self, subdir: &str, name: &str) -> Option<PathBuf> {
         let p = Path::new(name);
         if p.is_absolute() {
-            return p.exists().then(|| p.to_path_buf());
+            return (self.provided.iter().any(|f| f == p) || p.exists()).then(|| p.to_path_buf());
         }
         for base in &self.search_paths {
             for cand in [base.join(subdir).join(name), base.join(name)] {
@@ -184,6 +188,7 @@ pub fn lookup(name: &str) -> Option<ModuleFn> {
         "registry_import" => registry_import::run,
         "docker_image" => docker_image::run,
         "docker_container" => docker_container::run,
+        "setup" => setup::run,
         _ => return None,
     };
     Some(f)

@@ -33,10 +33,7 @@ pub(super) fn run_executor_action(runner: &mut Runner, pc: &mut PlayCtx, task: &
         }
         "include_vars" => include_vars(pc, task, args),
         "meta" => meta(runner, pc, host, args),
-        "setup" | "gather_facts" => {
-            runner.gather_facts(host);
-            json!({"changed": false})
-        }
+        "setup" | "gather_facts" => runner.gather_facts(pc, host),
         "noop" => json!({"changed": false}),
         _ => return None,
     })

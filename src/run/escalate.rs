@@ -1,6 +1,7 @@
 //! `become`: running a module as another user. Already root and becoming root is a no-op;
 //! otherwise the module runs in a child `airlock __module` under `sudo -n -u USER`, which
-//! reads the request as JSON on stdin and writes the result as JSON on stdout.
+//! reads the request as JSON on stdin and writes the result as JSON on stdout. Hosts reached
+//! over SSH run modules through the same child (see `connection`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -68,16 +69,24 @@ pub fn run_as(user: &str, req: &ModuleRequest) -> Json {
         Ok(o) => o,
         Err(e) => return json!({"changed": false, "failed": true, "msg": format!("become: sudo failed: {e}")}),
     };
+    child_result(&out, Some(user))
+}
+
+/// The result a `__module` child printed, or a failure that says why there is none (naming
+/// sudo's complaint when it ran under `become_user`).
+pub fn child_result(out: &std::process::Output, become_user: Option<&str>) -> Json {
     match serde_json::from_slice::<Json>(&out.stdout) {
         Ok(v) if out.status.success() => v,
         _ => {
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            let msg = if stderr.contains("a password is required") || stderr.contains("a terminal is required") {
-                format!("Missing sudo password: become to '{user}' needs passwordless sudo for the user running airlock ({stderr})")
-            } else {
-                format!("become to '{user}' failed: {stderr}")
+            let msg = match become_user {
+                Some(user) if stderr.contains("a password is required") || stderr.contains("a terminal is required") => {
+                    format!("Missing sudo password: become to '{user}' needs passwordless sudo for the user running airlock ({stderr})")
+                }
+                Some(user) => format!("become to '{user}' failed: {stderr}"),
+                None => format!("the module failed to run: {stderr}"),
             };
-            json!({"changed": false, "failed": true, "msg": msg, "module_stderr": stderr})
+            json!({"changed": false, "failed": true, "msg": msg, "module_stderr": stderr, "rc": out.status.code()})
         }
     }
 }
@@ -103,7 +112,8 @@ pub fn child_main() -> i32 {
     let rendered = req.rendered.clone();
     let render = move |p: &Path| -> Result<String, String> { rendered.get(p).cloned().ok_or_else(|| format!("template {} was not rendered before become", p.display())) };
     let progress = super::output::ProgressFactory::default();
-    let ctx = crate::modules::ModuleContext { check_mode: req.check_mode, diff_mode: req.diff_mode, search_paths: req.search_paths.clone(), render_file: &render, progress: &progress };
+    let provided: Vec<PathBuf> = req.rendered.keys().cloned().collect();
+    let ctx = crate::modules::ModuleContext { check_mode: req.check_mode, diff_mode: req.diff_mode, search_paths: req.search_paths.clone(), render_file: &render, progress: &progress, provided: &provided };
     let result = super::module_result_json(module(&req.args, &ctx));
     println!("{result}");
     0

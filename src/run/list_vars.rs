@@ -28,16 +28,16 @@ const HIDDEN: [&str; 2] = ["inventory_file", "inventory_dir"];
 pub(super) fn list(runner: &mut Runner, books: &[Playbook]) -> i32 {
     let mut lines = KeyLines::default();
     for book in books {
-        runner.out.line(&format!("\nplaybook: {}", shown_path(&book.path)));
+        runner.out.lock().line(&format!("\nplaybook: {}", shown_path(&book.path)));
         for play in &book.plays {
             if let Err(Fatal(msg)) = list_play(runner, play, &mut lines) {
-                runner.out.flush();
+                runner.out.lock().flush();
                 eprintln!("ERROR! {msg}");
                 return exit::ERROR;
             }
         }
     }
-    runner.out.line(
+    runner.out.lock().line(
         "\nNot listed: facts (gathered when a play runs) and what tasks set while running (set_fact, register, include_vars, block and task vars, include params).",
     );
     exit::OK
@@ -45,9 +45,9 @@ pub(super) fn list(runner: &mut Runner, books: &[Playbook]) -> i32 {
 
 fn list_play(runner: &mut Runner, play: &Play, lines: &mut KeyLines) -> Result<(), Fatal> {
     let hosts = runner.play_hosts(play)?;
-    runner.out.play_start(&play.name);
+    runner.out.lock().play_start(&play.name);
     if hosts.is_empty() {
-        runner.out.line("skipping: no hosts matched");
+        runner.out.lock().line("skipping: no hosts matched");
         return Ok(());
     }
     for h in &hosts {
@@ -58,7 +58,7 @@ fn list_play(runner: &mut Runner, play: &Play, lines: &mut KeyLines) -> Result<(
     let mut roles: Vec<String> = pc.roles.iter().map(|r| r.name.clone()).collect();
     roles.extend(included.iter().map(|(r, at)| format!("{} (include_role at {at}: its defaults and vars reach its own tasks only)", r.name)));
     if !roles.is_empty() {
-        runner.out.line(&format!("roles: {}", roles.join(", ")));
+        runner.out.lock().line(&format!("roles: {}", roles.join(", ")));
     }
     for host in &hosts {
         let mut layers = runner.layers(&pc, host, None, &Inherit::default(), None);
@@ -68,7 +68,7 @@ fn list_play(runner: &mut Runner, play: &Play, lines: &mut KeyLines) -> Result<(
         for r in pc.roles.iter().filter(|r| !r.params.is_empty()) {
             layers.push(Level::RoleParams, format!("role {} params (its tasks only)", r.name), r.params.clone());
         }
-        runner.out.banner(&format!("HOST [{host}]"));
+        runner.out.lock().banner(&format!("HOST [{host}]"));
         let ctx = runner.context(&pc, host, None, runner.opts.check, &layers, None).ctx();
         let ordered = layers.ordered();
         let names: BTreeSet<&str> = ordered.iter().flat_map(|l| l.vars.keys().map(String::as_str)).filter(|n| !HIDDEN.contains(n)).collect();
@@ -83,10 +83,10 @@ fn list_play(runner: &mut Runner, play: &Play, lines: &mut KeyLines) -> Result<(
             {
                 head.push_str(&format!(" => {}", compact(&v)));
             }
-            runner.out.line(&head);
-            runner.out.line(&format!("    {}", source(winner, name, play, lines)));
+            runner.out.lock().line(&head);
+            runner.out.lock().line(&format!("    {}", source(winner, name, play, lines)));
             for l in defined {
-                runner.out.line(&format!("    overrides {} from {}", compact(&l.vars[name]), source(l, name, play, lines)));
+                runner.out.lock().line(&format!("    overrides {} from {}", compact(&l.vars[name]), source(l, name, play, lines)));
             }
         }
     }
@@ -135,7 +135,7 @@ fn included_roles(runner: &mut Runner, pc: &PlayCtx) -> Vec<(Arc<Role>, String)>
                 flatten(&tasks, &mut todo);
                 out.push((role, at));
             }
-            Err(e) => runner.out.warning(&format!("include_role at {at}: {e}; its variables are not listed")),
+            Err(e) => runner.out.lock().warning(&format!("include_role at {at}: {e}; its variables are not listed")),
         }
     }
     out

@@ -1,9 +1,11 @@
 //! The executor: plays, blocks and tasks with when, loops, register, handlers, tags, check mode.
 //!
 //! Strategy is Ansible's `linear`: each task runs on every active host before the next task
-//! starts. Hosts are local for now (connection `local`).
+//! starts, on up to `forks` hosts at once. Hosts are reached with the `local` or `ssh`
+//! connection (see `connection`); `serial` splits a play's hosts into batches.
 
 mod actions;
+pub mod connection;
 pub mod escalate;
 mod list_vars;
 mod listing;
@@ -19,7 +21,7 @@ use crate::inventory::Inventory;
 use crate::playbook::{self, Body, LoadOptions, LoopKind, Play, Role, Task};
 use crate::template::{self, Templar, Vars};
 use crate::vars::{Layers, Level, VarMap};
-use output::{Outcome, Output, Stats};
+use output::{Outcome, Output, SharedOutput, Stats};
 
 /// Exit codes as ansible-playbook's.
 pub mod exit {
@@ -58,10 +60,12 @@ pub struct RunOptions {
     pub connection: Option<String>,
     /// `-b`: become for every play.
     pub become_: bool,
+    /// `-f`: how many hosts run a task at once (Ansible's default is 5).
+    pub forks: usize,
 }
 
 /// Per-host state that lives across plays.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct HostState {
     /// `ansible_facts` and the `ansible_*` names of each fact.
     facts: VarMap,
@@ -70,6 +74,8 @@ struct HostState {
     set_facts: VarMap,
     include_vars: VarMap,
     failed: bool,
+    /// Could not be reached: out of the rest of the run.
+    unreachable: bool,
     ended: bool,
     /// Handlers notified (by name or listen topic), in notification order.
     notified: Vec<String>,
@@ -125,6 +131,7 @@ impl Inherit {
 }
 
 /// State of the play being run.
+#[derive(Clone)]
 struct PlayCtx<'p> {
     play: &'p Play,
     hosts: Vec<String>,
@@ -199,16 +206,20 @@ pub fn run(playbooks: &[PathBuf], opts: RunOptions) -> i32 {
     for w in &inventory.warnings {
         out.warning(w);
     }
+    let out = SharedOutput::new(out);
+    let forks = opts.forks.max(1);
     let extra_layers = extra_layers(&opts);
     let mut runner = Runner {
         templar,
         start_at: opts.start_at_task.clone(),
         extra_vars: Arc::new(opts.extra_vars.clone()),
         extra_layers,
-        opts,
-        load_opts,
-        inventory,
+        opts: Arc::new(opts),
+        load_opts: Arc::new(load_opts),
+        inventory: Arc::new(inventory),
         out,
+        forks,
+        connections: connection::Connections::default(),
         hosts: IndexMap::new(),
         stats: IndexMap::new(),
         inv_layers: std::collections::HashMap::new(),
@@ -216,20 +227,27 @@ pub fn run(playbooks: &[PathBuf], opts: RunOptions) -> i32 {
     };
     if runner.opts.list_vars {
         let code = list_vars::list(&mut runner, &books);
-        runner.out.flush();
+        runner.out.lock().flush();
         return code;
     }
     let code = runner.run_books(&books);
-    runner.out.flush();
+    runner.out.lock().flush();
     code
 }
 
+/// The executor's state. Hosts run in parallel (`forks`) each in a copy of it (`fork`), whose
+/// state for its own host is merged back when the task is done on every host.
+#[derive(Clone)]
 struct Runner {
     templar: Arc<Templar>,
-    opts: RunOptions,
-    load_opts: LoadOptions,
-    inventory: Inventory,
-    out: Output,
+    opts: Arc<RunOptions>,
+    load_opts: Arc<LoadOptions>,
+    inventory: Arc<Inventory>,
+    out: SharedOutput,
+    /// How many hosts run a task at once.
+    forks: usize,
+    /// Open SSH connections, shared by every copy.
+    connections: connection::Connections,
     hosts: IndexMap<String, HostState>,
     stats: IndexMap<String, Stats>,
     extra_vars: VarMap,
@@ -271,21 +289,21 @@ struct Fatal(String);
 impl Runner {
     fn run_books(&mut self, books: &[playbook::Playbook]) -> i32 {
         for b in books {
-            self.out.playbook_start(&b.path);
+            self.out.lock().playbook_start(&b.path);
             for play in &b.plays {
                 if let Err(Fatal(msg)) = self.run_play(play) {
-                    self.out.flush();
+                    self.out.lock().flush();
                     eprintln!("ERROR! {msg}");
-                    self.out.recap(&self.stats);
+                    self.out.lock().recap(&self.stats);
                     return exit::ERROR;
                 }
-                if self.stats.values().any(|s| s.failed > 0 || s.unreachable > 0) && self.hosts.values().all(|h| h.failed || h.ended) {
+                if self.stats.values().any(|s| s.failed > 0 || s.unreachable > 0) && self.hosts.values().all(|h| h.failed || h.ended || h.unreachable) {
                     break;
                 }
             }
         }
         let stats = self.stats.clone();
-        self.out.recap(&stats);
+        self.out.lock().recap(&stats);
         if stats.values().any(|s| s.unreachable > 0) {
             exit::UNREACHABLE
         } else if stats.values().any(|s| s.failed > 0) || self.hosts.values().any(|h| h.failed) {
@@ -314,34 +332,33 @@ impl Runner {
 
     fn run_play(&mut self, play: &Play) -> Result<(), Fatal> {
         let hosts = self.play_hosts(play)?;
-        self.out.play_start(&play.name);
+        self.out.lock().play_start(&play.name);
         if hosts.is_empty() {
-            self.out.line("skipping: no hosts matched");
+            self.out.lock().line("skipping: no hosts matched");
             return Ok(());
         }
         for h in &hosts {
             self.hosts.entry(h.clone()).or_default();
             self.stats.entry(h.clone()).or_default();
         }
-        // Only the local connection exists so far: other hosts are unreachable, never run
-        // locally by mistake.
-        let mut hosts = hosts;
-        let mut reachable = Vec::new();
-        for h in hosts.drain(..) {
-            let conn = self.connection_of(play, &h);
-            if conn == "local" {
-                reachable.push(h);
-            } else {
-                let msg = format!("connection '{conn}' is not supported yet by airlock (only 'local'); set ansible_connection=local for hosts to run on this machine");
-                self.stats.get_mut(&h).unwrap().unreachable += 1;
-                self.hosts.get_mut(&h).unwrap().failed = true;
-                self.out.result(&h, "connect", Outcome::Unreachable, &json!({"changed": false, "msg": msg, "unreachable": true}), None, false, false);
+        let batches = serial_batches(play.serial.as_ref(), &hosts).map_err(|e| Fatal(format!("{e} (play '{}' at {})", play.name, play.pos)))?;
+        for batch in batches {
+            let active = self.active_hosts(&batch);
+            if active.is_empty() {
+                continue;
+            }
+            self.run_batch(play, &active)?;
+            // Ansible stops the play when every host of a batch failed.
+            if self.active_hosts(&batch).is_empty() {
+                break;
             }
         }
-        let hosts = reachable;
-        if hosts.is_empty() {
-            return Ok(());
-        }
+        Ok(())
+    }
+
+    /// Runs a play on one batch of its hosts (all of them without `serial`).
+    fn run_batch(&mut self, play: &Play, hosts: &[String]) -> Result<(), Fatal> {
+        let hosts = hosts.to_vec();
         let mut pc = self.play_ctx(play, &hosts)?;
         let base = Inherit {
             tags: play.tags.clone(),
@@ -360,15 +377,11 @@ impl Runner {
             Some(v) => template::to_bool_strict(v).unwrap_or(true),
         };
         if gather && self.tags_selected(&play.tags) {
-            let need: Vec<String> = hosts.iter().filter(|h| !self.hosts[*h].facts_gathered).cloned().collect();
-            if !need.is_empty() || !hosts.is_empty() {
-                self.out.task_start("Gathering Facts", false, &play.pos.to_string());
-                for h in &hosts {
-                    self.gather_facts(h);
-                    self.stats.get_mut(h).unwrap().ok += 1;
-                    self.out.result(h, "Gathering Facts", Outcome::Ok, &json!({"changed": false}), None, false, false);
-                }
-            }
+            self.out.lock().task_start("Gathering Facts", false, &play.pos.to_string());
+            self.on_hosts(&mut pc, &hosts, true, |me, pc, h| {
+                let r = me.gather_facts(pc, h);
+                me.record(h, "Gathering Facts", r);
+            });
         }
         self.run_list(&mut pc, &play.pre_tasks, &base, false)?;
         self.flush_handlers(&mut pc)?;
@@ -377,6 +390,81 @@ impl Runner {
         self.run_list(&mut pc, &play.post_tasks, &base, false)?;
         self.flush_handlers(&mut pc)?;
         Ok(())
+    }
+
+    /// Counts and prints a result of the executor's own (fact gathering): ok, failed, or
+    /// unreachable (the host leaves the play).
+    fn record(&mut self, host: &str, name: &str, r: Json) {
+        let outcome = if r.get("unreachable").and_then(Json::as_bool).unwrap_or(false) {
+            self.stats.get_mut(host).unwrap().unreachable += 1;
+            self.hosts.get_mut(host).unwrap().unreachable = true;
+            Outcome::Unreachable
+        } else if r.get("failed").and_then(Json::as_bool).unwrap_or(false) {
+            self.stats.get_mut(host).unwrap().failed += 1;
+            self.hosts.get_mut(host).unwrap().failed = true;
+            Outcome::Failed
+        } else {
+            self.stats.get_mut(host).unwrap().ok += 1;
+            Outcome::Ok
+        };
+        self.out.lock().result(host, name, outcome, &r, None, false, false);
+    }
+
+    /// Runs `f` for each host, up to `forks` at once when `parallel`. Each parallel host runs
+    /// in its own copy of the runner and play state; what it changed for its host (facts,
+    /// registered results, stats, notified handlers, roles and handlers it included) is
+    /// merged back in host order.
+    fn on_hosts<'p, R: Send>(&mut self, pc: &mut PlayCtx<'p>, hosts: &[String], parallel: bool, f: impl Fn(&mut Runner, &mut PlayCtx<'p>, &str) -> R + Sync) -> Vec<R> {
+        if !parallel || hosts.len() < 2 || self.forks < 2 {
+            return hosts.iter().map(|h| f(self, pc, h)).collect();
+        }
+        let mut out = Vec::with_capacity(hosts.len());
+        for chunk in hosts.chunks(self.forks) {
+            let handlers_before = pc.handlers.len();
+            let done: Vec<(Runner, PlayCtx<'p>, R)> = std::thread::scope(|s| {
+                let f = &f;
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|h| {
+                        let mut sub = self.clone();
+                        let mut spc = pc.clone();
+                        s.spawn(move || {
+                            let r = f(&mut sub, &mut spc, h);
+                            (sub, spc, r)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            });
+            for ((sub, spc, r), h) in done.into_iter().zip(chunk) {
+                self.merge_host(pc, h, sub, spc, handlers_before);
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Takes back what a parallel copy changed for `host`.
+    fn merge_host(&mut self, pc: &mut PlayCtx, host: &str, mut sub: Runner, spc: PlayCtx, handlers_before: usize) {
+        if let Some(hs) = sub.hosts.swap_remove(host) {
+            self.hosts.insert(host.to_string(), hs);
+        }
+        if let Some(st) = sub.stats.swap_remove(host) {
+            self.stats.insert(host.to_string(), st);
+        }
+        if sub.start_at.is_none() {
+            self.start_at = None;
+        }
+        for (dir, layers) in sub.inv_layers {
+            self.inv_layers.entry(dir).or_insert(layers);
+        }
+        for r in spc.roles {
+            if !pc.roles.iter().any(|x| Arc::ptr_eq(x, &r)) {
+                pc.roles.push(r);
+            }
+        }
+        pc.handlers.extend(spc.handlers.into_iter().skip(handlers_before));
+        pc.end_play |= spc.end_play;
     }
 
     /// The state a play starts with on these hosts (not empty): its variables, `vars_files`
@@ -418,8 +506,25 @@ impl Runner {
         if matches!(host, "localhost" | "127.0.0.1" | "::1") { "local".into() } else { "ssh".into() }
     }
 
-    fn gather_facts(&mut self, host: &str) {
-        let facts = crate::vars::facts::gather();
+    /// Gathers a host's facts where it runs (the `setup` module over SSH) and keeps them for
+    /// the rest of the run. Returns the task result (unreachable when the host is).
+    fn gather_facts(&mut self, pc: &PlayCtx, host: &str) -> Json {
+        let facts = match self.connection_of(pc.play, host).as_str() {
+            "local" => crate::vars::facts::gather(),
+            "ssh" => {
+                let ssh = match self.ssh_params(pc, host).and_then(|p| self.connections.ssh(&p)) {
+                    Ok(c) => c,
+                    Err(msg) => return json!({"changed": false, "failed": true, "msg": msg}),
+                };
+                let mut req = escalate::ModuleRequest { module: "setup".into(), ..Default::default() };
+                let r = ssh.run_module(&mut req, None, &[]);
+                match r.get("ansible_facts") {
+                    Some(Json::Object(f)) => f.clone(),
+                    _ => return r,
+                }
+            }
+            other => return connection::unreachable_result(&format!("connection '{other}' is not supported; airlock connects with: {}", connection::SUPPORTED.join(", "))),
+        };
         let mut layer = Map::with_capacity(facts.len() * 2 + 1);
         for (k, v) in &facts {
             layer.insert(format!("ansible_{k}"), v.clone());
@@ -428,6 +533,7 @@ impl Runner {
         let hs = self.hosts.get_mut(host).unwrap();
         hs.facts = Arc::new(layer);
         hs.facts_gathered = true;
+        json!({"changed": false})
     }
 
     /// `vars_files`: each entry a file, or a list whose first existing file is used.
@@ -614,7 +720,7 @@ impl Runner {
     }
 
     fn active_hosts(&self, hosts: &[String]) -> Vec<String> {
-        hosts.iter().filter(|h| self.hosts.get(*h).is_some_and(|s| !s.failed && !s.ended)).cloned().collect()
+        hosts.iter().filter(|h| self.hosts.get(*h).is_some_and(|s| !s.failed && !s.ended && !s.unreachable)).cloned().collect()
     }
 
     fn run_list(&mut self, pc: &mut PlayCtx, tasks: &[Task], inh: &Inherit, handler: bool) -> Result<(), Fatal> {
@@ -704,25 +810,27 @@ impl Runner {
             } else {
                 name.clone()
             };
-            self.out.task_start(&shown, handler, &task.pos.to_string());
+            self.out.lock().task_start(&shown, handler, &task.pos.to_string());
         }
         let mut any_fatal = false;
-        for host in &hosts {
-            let res = self.run_on_host(pc, task, inh, host, handler);
-            match res {
-                Ok(HostRun::Done { failed, .. }) => {
-                    if failed {
-                        any_fatal |= self.opt_bool(task.any_errors_fatal.as_ref().or(inh.any_errors_fatal.as_ref())).unwrap_or(false);
-                    }
-                }
-                Ok(HostRun::Include(tasks, child, role)) => {
+        // Executor actions that act on the play as a whole stay one host at a time.
+        let parallel = !matches!(task.action().map(|a| a.trim_start_matches("ansible.builtin.")), Some("meta" | "pause" | "add_host" | "group_by"));
+        let results = self.on_hosts(pc, &hosts, parallel, |me, pc, host| -> Result<bool, Fatal> {
+            match me.run_on_host(pc, task, inh, host, handler)? {
+                HostRun::Done { failed, .. } => Ok(failed),
+                HostRun::Include(tasks, child, role) => {
                     if let Some(role) = role
                         && !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role)) {
                             pc.roles.push(role);
                         }
-                    self.run_list_on(pc, &tasks, &child, handler, std::slice::from_ref(host))?;
+                    me.run_list_on(pc, &tasks, &child, handler, std::slice::from_ref(&host.to_string()))?;
+                    Ok(false)
                 }
-                Err(f) => return Err(f),
+            }
+        });
+        for r in results {
+            if r? {
+                any_fatal |= self.opt_bool(task.any_errors_fatal.as_ref().or(inh.any_errors_fatal.as_ref())).unwrap_or(false);
             }
         }
         if run_once {
@@ -843,6 +951,9 @@ impl Runner {
                     json!({"changed": false, "failed": true, "msg": format!("The conditional check failed: {e} (task '{}' at {})", task.display_name(), task.pos)})
                 }
             };
+            if r.get("unreachable").and_then(Json::as_bool).unwrap_or(false) {
+                return self.finish(task, inh, host, r, &name, false, no_log);
+            }
             r[&loop_var] = item.clone();
             r["ansible_loop_var"] = json!(loop_var);
             if let Some(iv) = &task.loop_control.index_var {
@@ -870,7 +981,7 @@ impl Runner {
                 Outcome::Ok
             };
             let shown = if no_log { censored(changed) } else { r.clone() };
-            self.out.result(host, &name, outcome, &shown, Some(&label), action == "debug", false);
+            self.out.lock().result(host, &name, outcome, &shown, Some(&label), action == "debug", false);
             if let Some(p) = &task.loop_control.pause
                 && let Some(secs) = p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())) {
                     std::thread::sleep(std::time::Duration::from_secs_f64(secs));
@@ -929,7 +1040,7 @@ impl Runner {
         }
         self.stats.get_mut(host).unwrap().skipped += 1;
         let shown = if no_log { censored(false) } else { r.clone() };
-        self.out.result(host, name, Outcome::Skipped, &shown, None, false, false);
+        self.out.lock().result(host, name, Outcome::Skipped, &shown, None, false, false);
         if let Some(reg) = &task.register {
             let hs = self.hosts.get_mut(host).unwrap();
             Arc::make_mut(&mut hs.set_facts).insert(reg.clone(), r);
@@ -1077,8 +1188,8 @@ impl Runner {
             match ok {
                 Ok(true) => return result,
                 Ok(false) if attempt <= retries => {
-                    self.out.line(&format!("FAILED - RETRYING: [{host}]: {} ({} retries left).", task.display_name(), retries + 1 - attempt));
-                    self.out.flush();
+                    self.out.lock().line(&format!("FAILED - RETRYING: [{host}]: {} ({} retries left).", task.display_name(), retries + 1 - attempt));
+                    self.out.lock().flush();
                     std::thread::sleep(std::time::Duration::from_secs_f64(delay.max(0.0)));
                 }
                 Ok(false) => {
@@ -1102,19 +1213,16 @@ impl Runner {
             Some(b) => b,
             None => self.opts.diff,
         };
-        // delegate_to: every reachable host is this machine for now, so delegating to one is
-        // running here; delegating to a host on another connection cannot be done yet.
-        if let Some(d) = task.delegate_to.as_ref().or(inh.delegate_to.as_ref()) {
-            let target = match self.templar.template_json(d, &ctx) {
+        // delegate_to: the module runs on that host, through its connection, with this
+        // host's variables (as Ansible does).
+        let target = match task.delegate_to.as_ref().or(inh.delegate_to.as_ref()) {
+            Some(d) => match self.templar.template_json(d, &ctx) {
                 Ok(Json::String(s)) => s,
                 Ok(other) => other.to_string(),
                 Err(e) => return json!({"changed": false, "failed": true, "msg": e.msg}),
-            };
-            let conn = self.connection_of(pc.play, &target);
-            if conn != "local" {
-                return json!({"changed": false, "failed": true, "msg": format!("delegate_to: {target} uses connection '{conn}', which airlock does not support yet (only 'local')")});
-            }
-        }
+            },
+            None => host.to_string(),
+        };
         // Templating of arguments is the action's own business for a few actions (they need
         // the raw text, e.g. `debug: var=`, `assert: that=`).
         let raw_args_actions = ["debug", "assert"];
@@ -1165,35 +1273,107 @@ impl Runner {
             templar.render_str(&text, &render_vars.ctx()).map_err(|e| format!("{} (in template {})", e.msg, p.display()))
         };
         // become: a child process under sudo when the target user is not who we are.
-        if self.eval_bool_opt(task.become_.as_ref().or(inh.become_.as_ref()), &ctx).unwrap_or(false) {
-            let user = match task.become_user.as_ref().or(inh.become_user.as_ref()) {
+        let become_user = if self.eval_bool_opt(task.become_.as_ref().or(inh.become_.as_ref()), &ctx).unwrap_or(false) {
+            match task.become_user.as_ref().or(inh.become_user.as_ref()) {
                 Some(u) => match self.templar.template_json(u, &ctx) {
-                    Ok(Json::String(s)) => s,
-                    Ok(other) => other.to_string(),
+                    Ok(Json::String(s)) => Some(s),
+                    Ok(other) => Some(other.to_string()),
                     Err(e) => return json!({"changed": false, "failed": true, "msg": e.msg}),
                 },
-                None => "root".to_string(),
-            };
-            if escalate::needs_switch(&user) {
-                let mut rendered = std::collections::HashMap::new();
-                if action == "template" {
-                    let probe = crate::modules::ModuleContext { check_mode: check, diff_mode: diff, search_paths: search.clone(), render_file: &render, progress: &self.out.progress };
-                    if let Some(src) = targs.get("src").and_then(Json::as_str).and_then(|s| probe.find_file("templates", s)) {
-                        match render(&src) {
-                            Ok(text) => {
-                                rendered.insert(src, text);
+                None => Some("root".to_string()),
+            }
+        } else {
+            None
+        };
+        let progress = self.out.progress();
+        let conn = self.connection_of(pc.play, &target);
+        let remote = conn != "local";
+        if remote || become_user.as_deref().is_some_and(escalate::needs_switch) {
+            // The module runs in a child, here under sudo or on the host: templates are
+            // rendered here (the child has no variables), and over SSH the local files a
+            // module reads are copied along.
+            let mut rendered = std::collections::HashMap::new();
+            let mut uploads = Vec::new();
+            let probe = crate::modules::ModuleContext { check_mode: check, diff_mode: diff, search_paths: search.clone(), render_file: &render, progress: &progress, provided: &[] };
+            let short = action.strip_prefix("ansible.builtin.").or_else(|| action.strip_prefix("ansible.legacy.")).unwrap_or(action);
+            let src = targs.get("src").and_then(Json::as_str).map(str::to_string);
+            if short == "template" {
+                if let Some(path) = src.as_deref().and_then(|s| probe.find_file("templates", s)) {
+                    match render(&path) {
+                        Ok(text) => {
+                            if remote {
+                                targs.insert("src".into(), json!(path.display().to_string()));
                             }
-                            Err(e) => return json!({"changed": false, "failed": true, "msg": e}),
+                            rendered.insert(path, text);
                         }
+                        Err(e) => return json!({"changed": false, "failed": true, "msg": e}),
                     }
                 }
-                let req = escalate::ModuleRequest { module: action.to_string(), args: targs, check_mode: check, diff_mode: diff, search_paths: search, rendered };
-                return escalate::run_as(&user, &req);
+            } else if remote && matches!(short, "copy" | "unarchive") && !targs.get("remote_src").and_then(template::to_bool_strict).unwrap_or(false) {
+                if let Some(s) = src.as_deref() {
+                    let Some(path) = probe.find_file("files", s.trim_end_matches('/')) else {
+                        return json!({"changed": false, "failed": true, "msg": format!("Could not find or access '{s}' on the Ansible Controller (searched files/ of {})", search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))});
+                    };
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "src".into());
+                    uploads.push((path, name));
+                }
             }
+            let mut req = escalate::ModuleRequest { module: action.to_string(), args: targs, check_mode: check, diff_mode: diff, search_paths: if remote { Vec::new() } else { search }, rendered };
+            if !remote {
+                return escalate::run_as(become_user.as_deref().unwrap_or("root"), &req);
+            }
+            if conn != "ssh" {
+                return connection::unreachable_result(&format!("connection '{conn}' of {target} is not supported; airlock connects with: {}", connection::SUPPORTED.join(", ")));
+            }
+            let ssh = match self.ssh_params(pc, &target).and_then(|p| self.connections.ssh(&p)) {
+                Ok(c) => c,
+                Err(msg) => return json!({"changed": false, "failed": true, "msg": msg}),
+            };
+            return ssh.run_module(&mut req, become_user.as_deref(), &uploads);
         }
-        let mctx = crate::modules::ModuleContext { check_mode: check, diff_mode: diff, search_paths: search, render_file: &render, progress: &self.out.progress };
+        let mctx = crate::modules::ModuleContext { check_mode: check, diff_mode: diff, search_paths: search, render_file: &render, progress: &progress, provided: &[] };
         let res = module(&targs, &mctx);
         module_result_json(res)
+    }
+
+    /// How to reach `host` over SSH, from its variables (templated in its own context).
+    fn ssh_params(&mut self, pc: &PlayCtx, host: &str) -> Result<connection::SshParams, String> {
+        let hv = self.hostvars(pc);
+        let hvars = hv.get_item(&minijinja::Value::from(host)).ok().filter(|v| !v.is_undefined());
+        let get = |names: &[&str]| -> Option<Json> {
+            let hv = hvars.as_ref()?;
+            names.iter().find_map(|n| {
+                let v = hv.get_attr(n).ok().filter(|v| !v.is_undefined() && !v.is_none())?;
+                serde_json::to_value(&v).ok()
+            })
+        };
+        let text = |names: &[&str]| get(names).map(|v| match v {
+            Json::String(s) => s,
+            other => other.to_string(),
+        });
+        let args = |names: &[&str]| -> Result<Vec<String>, String> {
+            match text(names) {
+                Some(s) => crate::modules::command::shlex_split(&s).map_err(|e| format!("{}: {e}", names[0])),
+                None => Ok(Vec::new()),
+            }
+        };
+        let port = match text(&["ansible_port", "ansible_ssh_port"]) {
+            Some(p) => Some(p.trim().parse::<u16>().map_err(|_| format!("ansible_port of {host} is '{p}', not a port number"))?),
+            None => None,
+        };
+        if text(&["ansible_password", "ansible_ssh_pass"]).is_some() {
+            return Err(format!("{host} sets ansible_password: airlock's ssh connection logs in with keys only (ansible_ssh_private_key_file or the SSH agent)"));
+        }
+        Ok(connection::SshParams {
+            host: text(&["ansible_host", "ansible_ssh_host"]).unwrap_or_else(|| host.to_string()),
+            port,
+            user: text(&["ansible_user", "ansible_ssh_user"]),
+            key: text(&["ansible_ssh_private_key_file", "ansible_private_key_file"]).map(|k| PathBuf::from(crate::modules::fileattrs::expand_user(&k))),
+            common_args: args(&["ansible_ssh_common_args"])?,
+            extra_args: args(&["ansible_ssh_extra_args"])?,
+            timeout: text(&["ansible_ssh_timeout", "ansible_timeout"]).and_then(|t| t.trim().parse().ok()).unwrap_or(10),
+            binary: text(&["airlock_remote_binary"]).map(PathBuf::from),
+        })
     }
 
     /// Applies changed_when/failed_when/ignore_errors, registers, notifies, prints, counts.
@@ -1230,6 +1410,12 @@ impl Runner {
                     }
                 }
             }
+        }
+        if result.get("unreachable").and_then(Json::as_bool).unwrap_or(false) {
+            // The host is gone for the rest of the run: counted and shown as unreachable,
+            // never rescued.
+            self.record(host, name, result);
+            return Ok(HostRun::Done { failed: true });
         }
         let failed = result.get("failed").and_then(Json::as_bool).unwrap_or(false);
         let changed = result.get("changed").and_then(Json::as_bool).unwrap_or(false);
@@ -1282,7 +1468,7 @@ impl Runner {
             let shown = if no_log { censored(changed) } else { result.clone() };
             let display = if looped { strip_results(&shown) } else { shown };
             let verbose_always = !looped && task.action() == Some("debug");
-            self.out.result(host, name, outcome, &display, None, verbose_always, ignore);
+            self.out.lock().result(host, name, outcome, &display, None, verbose_always, ignore);
         }
         if changed && !failed && !task.notify.is_empty() {
             let hs = self.hosts.get_mut(host).unwrap();
@@ -1425,7 +1611,7 @@ impl Runner {
             };
             match playbook::load_task_file(file, &task.pos.file, task.role.as_ref(), &pc.play.dir, &self.load_opts) {
                 Ok((path, tasks)) => {
-                    self.out.line(&format!("included: {} for {host}{item_suffix}", path.display()));
+                    self.out.lock().line(&format!("included: {} for {host}{item_suffix}", path.display()));
                     self.stats.get_mut(host).unwrap().ok += 1;
                     Ok(HostRun::Include(tasks, child, None))
                 }
@@ -1450,6 +1636,42 @@ impl Runner {
             }
         }
     }
+}
+
+/// Splits a play's hosts into the batches `serial` asks for: a number, a percentage of the
+/// play's hosts (at least one), or a list of those, whose last entry repeats. None or 0 is
+/// one batch of every host.
+fn serial_batches(spec: Option<&Json>, hosts: &[String]) -> Result<Vec<Vec<String>>, String> {
+    let sizes: Vec<Json> = match spec {
+        None | Some(Json::Null) => return Ok(vec![hosts.to_vec()]),
+        Some(Json::Array(a)) if a.is_empty() => return Ok(vec![hosts.to_vec()]),
+        Some(Json::Array(a)) => a.clone(),
+        Some(v) => vec![v.clone()],
+    };
+    let size_of = |v: &Json| -> Result<usize, String> {
+        let text = match v {
+            Json::Number(n) => n.to_string(),
+            Json::String(s) => s.trim().to_string(),
+            other => return Err(format!("serial must be a number, a percentage or a list of those, not {other}")),
+        };
+        let n = if let Some(pct) = text.strip_suffix('%') {
+            let p: f64 = pct.trim().parse().map_err(|_| format!("serial: '{text}' is not a percentage"))?;
+            ((p / 100.0) * hosts.len() as f64).floor().max(1.0) as usize
+        } else {
+            text.parse::<usize>().map_err(|_| format!("serial: '{text}' is not a number of hosts"))?
+        };
+        Ok(if n == 0 { hosts.len() } else { n })
+    };
+    let mut out = Vec::new();
+    let mut rest = hosts;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let n = size_of(&sizes[i.min(sizes.len() - 1)])?.min(rest.len());
+        out.push(rest[..n].to_vec());
+        rest = &rest[n..];
+        i += 1;
+    }
+    Ok(out)
 }
 
 /// A role's defaults and vars as layers.
@@ -1600,3 +1822,26 @@ impl Runner {
     }
 }
 
+
+#[cfg(test)]
+mod serial_tests {
+    use super::serial_batches;
+    use serde_json::json;
+
+    fn sizes(spec: serde_json::Value, n: usize) -> Vec<usize> {
+        let hosts: Vec<String> = (0..n).map(|i| format!("h{i}")).collect();
+        serial_batches(Some(&spec), &hosts).unwrap().iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn serial_numbers_percentages_and_lists() {
+        assert_eq!(sizes(json!(2), 5), vec![2, 2, 1]);
+        assert_eq!(sizes(json!("40%"), 5), vec![2, 2, 1]);
+        assert_eq!(sizes(json!("10%"), 5), vec![1, 1, 1, 1, 1]);
+        assert_eq!(sizes(json!([1, "50%"]), 6), vec![1, 3, 2]);
+        assert_eq!(sizes(json!(0), 3), vec![3]);
+        let hosts = vec!["a".to_string()];
+        assert!(serial_batches(Some(&json!("many")), &hosts).unwrap_err().contains("not a number"));
+        assert_eq!(serial_batches(None, &hosts).unwrap(), vec![hosts.clone()]);
+    }
+}

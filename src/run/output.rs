@@ -62,6 +62,27 @@ pub fn py_json(v: &Json, indent: Option<usize>) -> String {
     crate::template::pyfmt::json_dumps(v, indent, true, false)
 }
 
+/// The output as the executor holds it: hosts that run in parallel (`forks`) share it, and
+/// each call takes the lock, so one result's lines are never interleaved with another's.
+#[derive(Clone)]
+pub struct SharedOutput(std::sync::Arc<std::sync::Mutex<Output>>);
+
+impl SharedOutput {
+    pub fn new(out: Output) -> SharedOutput {
+        SharedOutput(std::sync::Arc::new(std::sync::Mutex::new(out)))
+    }
+
+    /// The output, locked. A thread that panicked while printing leaves it usable.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Output> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The progress bar factory, for modules.
+    pub fn progress(&self) -> ProgressFactory {
+        self.lock().progress.clone()
+    }
+}
+
 /// Where results go: the terminal, in Ansible's words, and optionally a JSON-lines file.
 pub struct Output {
     out: BufWriter<std::io::Stdout>,
