@@ -224,7 +224,7 @@ impl Ssh {
         let binary = format!("{base}/bin/{id}");
         if state != "present" {
             // Copied under a temporary name and renamed, so an interrupted copy is never run.
-            let tmp = format!("{base}/bin/.{id}.{}", std::process::id());
+            let tmp = format!("{base}/bin/.{id}.{}-{}", std::process::id(), unique());
             self.put(&self.local_binary, &tmp)?;
             let out = self.exec(&format!("chmod 0755 {t} && mv -f {t} {b}", t = shlex_quote(&tmp), b = shlex_quote(&binary)), b"")?;
             if !out.status.success() {

@@ -341,7 +341,14 @@ impl Runner {
             self.hosts.entry(h.clone()).or_default();
             self.stats.entry(h.clone()).or_default();
         }
-        let batches = serial_batches(play.serial.as_ref(), &hosts).map_err(|e| Fatal(format!("{e} (play '{}' at {})", play.name, play.pos)))?;
+        let serial = match &play.serial {
+            Some(Json::String(t)) if template::is_template(t) => {
+                let vars = Vars::new(self.templar.clone(), vec![self.extra_vars.clone(), play.vars.clone()]);
+                Some(self.templar.template_json(&Json::String(t.clone()), &vars.ctx()).map_err(|e| Fatal(format!("could not template the play's serial: {}", e.msg)))?)
+            }
+            other => other.clone(),
+        };
+        let batches = serial_batches(serial.as_ref(), &hosts).map_err(|e| Fatal(format!("{e} (play '{}' at {})", play.name, play.pos)))?;
         for batch in batches {
             let active = self.active_hosts(&batch);
             if active.is_empty() {
