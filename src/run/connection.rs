@@ -41,7 +41,7 @@ pub struct SshParams {
 }
 
 /// A failure to reach the host: the host is unreachable for the rest of the play.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Unreachable(pub String);
 
 /// The result Ansible gives for an unreachable host.
@@ -126,7 +126,9 @@ pub struct Ssh {
     control_dir: PathBuf,
     local_binary: PathBuf,
     binary_id: String,
-    remote: Mutex<Option<Remote>>,
+    /// What the first contact found, or why it failed (not retried within a run: the host
+    /// is unreachable for the rest of it, as in Ansible).
+    remote: Mutex<Option<Result<Remote, String>>>,
 }
 
 impl Ssh {
@@ -200,8 +202,14 @@ impl Ssh {
     fn prepare(&self) -> Result<Remote, Unreachable> {
         let mut slot = self.remote.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = slot.as_ref() {
-            return Ok(r.clone());
+            return r.clone().map_err(Unreachable);
         }
+        let r = self.first_contact();
+        *slot = Some(r.clone().map_err(|Unreachable(m)| m));
+        r
+    }
+
+    fn first_contact(&self) -> Result<Remote, Unreachable> {
         let id = &self.binary_id;
         let probe = format!(
             "umask 077; b=\"$HOME/.airlock\"; mkdir -p \"$b/bin\" \"$b/tmp\" || exit 3; echo \"$b\"; id -un; uname -m; if test -x \"$b/bin/{id}\"; then echo present; else echo missing; fi"
@@ -231,9 +239,13 @@ impl Ssh {
                 return Err(Unreachable(format!("could not install airlock on {}: {}", self.params.host, String::from_utf8_lossy(&out.stderr).trim())));
             }
         }
-        let r = Remote { base, user, binary };
-        *slot = Some(r.clone());
-        Ok(r)
+        Ok(Remote { base, user, binary })
+    }
+
+    /// Where airlock is on the host (copying it there first); None when the host cannot be
+    /// reached, which the next module run reports.
+    pub fn remote_binary(&self) -> Option<String> {
+        self.prepare().ok().map(|r| r.binary)
     }
 
     /// Runs one module on the host, as `become_user` when given (through `sudo -n`), after

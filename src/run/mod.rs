@@ -657,9 +657,15 @@ impl Runner {
         magic.insert("omit".into(), json!(template::OMIT));
         magic.insert("ansible_run_tags".into(), json!(if self.opts.tags.is_empty() { vec!["all".to_string()] } else { self.opts.tags.clone() }));
         magic.insert("ansible_skip_tags".into(), json!(self.opts.skip_tags));
-        // The running airlock, for tasks that start it again (the embedded mirrors' service).
+        // The airlock that runs this host's modules, for tasks that start it again (the
+        // embedded mirrors' service): this one, or its copy on a host reached over SSH.
         static EXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        if let Some(exe) = EXE.get_or_init(|| std::env::current_exe().ok().map(|p| p.display().to_string())) {
+        let exe = if self.connection_of(pc.play, host) == "ssh" {
+            self.ssh_params(pc, host).and_then(|p| self.connections.ssh(&p)).ok().and_then(|c| c.remote_binary())
+        } else {
+            EXE.get_or_init(|| std::env::current_exe().ok().map(|p| p.display().to_string())).clone()
+        };
+        if let Some(exe) = exe {
             magic.insert("airlock_executable".into(), json!(exe));
         }
         magic.insert("ansible_version".into(), json!({"full": "2.19.0", "major": 2, "minor": 19, "revision": 0, "string": "2.19.0 (airlock)"}));
