@@ -2,6 +2,8 @@
 //! Docker) the five mirrors started and used by real clients.
 
 mod common;
+#[path = "fixtures/nodes.rs"]
+mod nodes;
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 #[path = "fixtures/registry.rs"]
@@ -138,6 +140,12 @@ impl Drop for Containers {
     }
 }
 
+/// A container's address on Docker's network, which this machine reaches directly.
+fn container_ip(container: &str) -> String {
+    let out = run(Command::new("docker").args(["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", container]));
+    String::from_utf8_lossy(&out).split_whitespace().next().expect("the container has an address").to_string()
+}
+
 fn curl(url: &str) -> Vec<u8> {
     run(Command::new("curl").args(["-fsS", "--max-time", "30", url]))
 }
@@ -164,10 +172,18 @@ fn build_offline_mirrors_embedded_serves_every_kind_to_real_clients() {
     end_to_end(Backend::Embedded);
 }
 
+/// The same clients against the embedded backend run by systemd, on a node (a container with
+/// systemd as PID 1) that the playbook reaches over SSH, with DeepOps's own ports.
+#[test]
+fn build_offline_mirrors_embedded_under_systemd_on_a_node_serves_every_kind() {
+    end_to_end(Backend::EmbeddedSystemdOnNode);
+}
+
 #[derive(PartialEq)]
 enum Backend {
     Docker,
     Embedded,
+    EmbeddedSystemdOnNode,
 }
 
 fn end_to_end(backend: Backend) {
@@ -216,13 +232,33 @@ fn end_to_end(backend: Backend) {
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let loaded: Vec<String> = services.iter().map(|(_, _, path, version)| format!("{host}/{path}:{version}")).collect();
     let _guard = Containers(if docker { names.clone() } else { Vec::new() }, loaded);
-    let dest = p.path("opt/deepops");
-    let _served = Served(dest.clone());
-    let backend_vars = if docker { "mirror_backend: docker\n" } else { "mirror_backend: embedded\nmirror_embedded_systemd: false\n" };
+    let on_node = backend == Backend::EmbeddedSystemdOnNode;
+    // On a node: the archive copied there, the mirrors on DeepOps's ports of the node's
+    // address, the playbook over SSH with become.
+    let node = on_node.then(|| nodes::Nodes::start(1));
+    let (mirror, ports) = match &node {
+        Some(n) => {
+            let node = &n.nodes[0];
+            node.copy_in(&archive, "/tmp/deepops-archive.tar");
+            (container_ip(&node.container), vec![5000, 8001, 8002, 8003, 8004])
+        }
+        None => ("127.0.0.1".to_string(), ports),
+    };
+    if let Some(n) = &node {
+        p.file("inventory.ini", &n.inventory());
+    }
+    let dest = if on_node { std::path::PathBuf::from("/opt/deepops") } else { p.path("opt/deepops") };
+    let _served = Served(if on_node { p.path("none") } else { dest.clone() });
+    let backend_vars = match backend {
+        Backend::Docker => "mirror_backend: docker\n",
+        Backend::Embedded => "mirror_backend: embedded\nmirror_embedded_systemd: false\n",
+        Backend::EmbeddedSystemdOnNode => "mirror_backend: embedded\ntar_file_path: /tmp/deepops-archive.tar\n",
+    };
+    let bind = if on_node { "0.0.0.0" } else { "127.0.0.1" };
     p.file(
         "mirrors.yml",
         &format!(
-            "deepops_dest_path: \"{}\"\nmirror_bind_address: 127.0.0.1\ndeepops_mirror_host: 127.0.0.1\n\
+            "deepops_dest_path: \"{}\"\nmirror_bind_address: {bind}\ndeepops_mirror_host: {mirror}\n\
              docker_local_registry_name: {}\nyum_mirror_name: {}\nhelm_mirror_name: {}\npip_mirror_name: {}\nnginx_misc_name: {}\n\
              docker_local_registry_port: {}\nyum_mirror_port: {}\nhelm_port: {}\npip_port: {}\nnginx_misc_port: {}\n{backend_vars}",
             dest.display(),
@@ -231,19 +267,30 @@ fn end_to_end(backend: Backend) {
         ),
     );
     let mirrors_pb = root.join("playbooks/build-offline-mirrors.yml");
-    let args = ["playbook", mirrors_pb.to_str().unwrap(), "-e", "@config.yml", "-e", "@images.yml", "-e", "@mirrors.yml"];
+    let mut args = vec!["playbook", mirrors_pb.to_str().unwrap(), "-e", "@config.yml", "-e", "@images.yml", "-e", "@mirrors.yml"];
+    if on_node {
+        args.extend(["-i", "inventory.ini", "-e", "offline_mirror_hosts=node1", "--become"]);
+    }
     let first = p.airlock(&args);
     first.success();
     for port in &ports {
-        first.has(&format!("127.0.0.1:{port}"));
+        first.has(&format!("{mirror}:{port}"));
+    }
+    if let Some(n) = &node {
+        // systemd runs the service, from the airlock copied to the node.
+        let node = &n.nodes[0];
+        assert_eq!(node.exec_ok("systemctl is-active airlock-mirrors.service").trim(), "active");
+        assert_eq!(node.exec_ok("systemctl is-enabled airlock-mirrors.service").trim(), "enabled");
+        let unit = node.read_file("/etc/systemd/system/airlock-mirrors.service").unwrap();
+        assert!(unit.contains("/home/deploy/.airlock/bin/airlock-") && unit.contains("--registry-port 5000"), "{unit}");
     }
 
     // skopeo: the images from the registry, manifests byte for byte, every blob verified.
     for (name, raw) in &manifests {
-        let got = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://127.0.0.1:{}/{name}", ports[0])]));
+        let got = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{mirror}:{}/{name}", ports[0])]));
         assert_eq!(&got, raw, "{name}: the mirror's manifest differs from upstream");
         let out = p.path(&format!("pulled-{}", name.replace([':', '/'], "-")));
-        run(Command::new("skopeo").args(["copy", "--all", "--insecure-policy", "--src-tls-verify=false", &format!("docker://127.0.0.1:{}/{name}", ports[0]), &format!("oci:{}:x", out.display())]));
+        run(Command::new("skopeo").args(["copy", "--all", "--insecure-policy", "--src-tls-verify=false", &format!("docker://{mirror}:{}/{name}", ports[0]), &format!("oci:{}:x", out.display())]));
         let digest = format!("sha256:{}", sha256_hex(raw));
         let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
         assert_eq!(index["manifests"][0]["digest"], digest.as_str(), "{name} copied with another digest");
@@ -259,7 +306,7 @@ fn end_to_end(backend: Backend) {
         "--setopt=reposdir=/nonexistent",
         "--setopt=cachedir=/var/tmp/airlock-dnf-cache",
         "--nogpgcheck",
-        &format!("--repofrompath=mirror,http://127.0.0.1:{}/fixture/", ports[1]),
+        &format!("--repofrompath=mirror,http://{mirror}:{}/fixture/", ports[1]),
         "--repo=mirror",
         "download",
         &format!("--destdir={}", dl.display()),
@@ -275,13 +322,15 @@ fn end_to_end(backend: Backend) {
         "--disable-pip-version-check",
         "--no-cache-dir",
         "--index-url",
-        &format!("http://127.0.0.1:{}/simple/", ports[3]),
+        &format!("http://{mirror}:{}/simple/", ports[3]),
+        "--trusted-host",
+        &mirror,
         "requests==2.31.0",
     ]));
     run(Command::new(venv.join("bin/python")).args(["-c", "import requests, urllib3, idna, certifi, charset_normalizer"]));
 
     // Helm: every chart the index lists downloads with its digest.
-    let base = format!("http://127.0.0.1:{}/stable", ports[2]);
+    let base = format!("http://{mirror}:{}/stable", ports[2]);
     let index = String::from_utf8(curl(&format!("{base}/index.yaml"))).unwrap();
     let mut seen = 0;
     for (file, bytes) in &charts {
@@ -296,21 +345,24 @@ fn end_to_end(backend: Backend) {
     assert_eq!(seen, charts.len());
 
     // curl: the files.
-    assert_eq!(curl(&format!("http://127.0.0.1:{}/kubectl", ports[4])), kubectl);
+    assert_eq!(curl(&format!("http://{mirror}:{}/kubectl", ports[4])), kubectl);
 
     // The clients' configuration names the mirrors.
-    let cfg = |rel: &str| std::fs::read_to_string(dest.join("client-config").join(rel)).unwrap();
-    assert!(cfg("yum.repos.d/fixture.repo").contains(&format!("baseurl=http://127.0.0.1:{}/fixture/", ports[1])));
-    assert!(cfg("pip.conf").contains(&format!("index-url = http://127.0.0.1:{}/simple/", ports[3])));
+    let cfg = |rel: &str| match &node {
+        Some(n) => n.nodes[0].read_file(&format!("{}/client-config/{rel}", dest.display())).unwrap(),
+        None => std::fs::read_to_string(dest.join("client-config").join(rel)).unwrap(),
+    };
+    assert!(cfg("yum.repos.d/fixture.repo").contains(&format!("baseurl=http://{mirror}:{}/fixture/", ports[1])));
+    assert!(cfg("pip.conf").contains(&format!("index-url = http://{mirror}:{}/simple/", ports[3])));
     let daemon: serde_json::Value = serde_json::from_str(&cfg("docker-daemon.json")).unwrap();
-    assert_eq!(daemon["insecure-registries"][0], format!("127.0.0.1:{}", ports[0]).as_str());
-    assert!(cfg("containerd/certs.d/_default/hosts.toml").contains(&format!("[host.\"http://127.0.0.1:{}\"]", ports[0])));
-    assert!(cfg("helm-repos.sh").contains(&format!("helm repo add stable http://127.0.0.1:{}/stable", ports[2])));
-    assert!(cfg("offline_repo_vars.yml").contains(&format!("deepops_misc_mirror: \"http://127.0.0.1:{}\"", ports[4])));
+    assert_eq!(daemon["insecure-registries"][0], format!("{mirror}:{}", ports[0]).as_str());
+    assert!(cfg("containerd/certs.d/_default/hosts.toml").contains(&format!("[host.\"http://{mirror}:{}\"]", ports[0])));
+    assert!(cfg("helm-repos.sh").contains(&format!("helm repo add stable http://{mirror}:{}/stable", ports[2])));
+    assert!(cfg("offline_repo_vars.yml").contains(&format!("deepops_misc_mirror: \"http://{mirror}:{}\"", ports[4])));
 
     // A second run changes nothing (the embedded server is restarted, and serves again).
     let again = p.airlock(&args);
     again.success();
-    assert_eq!(again.recap("localhost").changed, if docker { 0 } else { 1 }, "{}", again.stdout);
-    assert_eq!(curl(&format!("http://127.0.0.1:{}/kubectl", ports[4])), kubectl);
+    assert_eq!(again.recap(if on_node { "node1" } else { "localhost" }).changed, if docker { 0 } else { 1 }, "{}", again.stdout);
+    assert_eq!(curl(&format!("http://{mirror}:{}/kubectl", ports[4])), kubectl);
 }
