@@ -3,78 +3,19 @@
 
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
+#[path = "fixtures/serve.rs"]
+mod serve;
 mod yumfix;
 
 use std::fs;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use sha2::Digest;
+use serve::Serve;
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `airlock serve` on free ports of 127.0.0.1, killed when dropped; its stderr goes to a file.
-struct Serve {
-    child: Child,
-    scheme: &'static str,
-    yum: u16,
-    helm: u16,
-    pip: u16,
-    files: u16,
-    log: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    fn start(root: &Path) -> Serve {
-        Serve::start_with(root, &[])
-    }
-
-    /// With more `airlock serve` options.
-    fn start_with(root: &Path, extra: &[&str]) -> Serve {
-        let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-        let log = root.parent().unwrap().join("serve.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .arg("serve")
-            .arg("--root")
-            .arg(root)
-            .args(["--bind", "127.0.0.1", "--registry-port", &free_port().to_string()])
-            .args(["--yum-port", &ports[0].to_string(), "--helm-port", &ports[1].to_string()])
-            .args(["--pip-port", &ports[2].to_string(), "--files-port", &ports[3].to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let scheme = if extra.iter().any(|a| a.starts_with("--tls")) { "https" } else { "http" };
-        let s = Serve { child, scheme, yum: ports[0], helm: ports[1], pip: ports[2], files: ports[3], log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for port in &ports {
-            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
-                assert!(Instant::now() < deadline, "airlock serve did not listen on {port}:\n{}", s.log());
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        s
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 #[track_caller]

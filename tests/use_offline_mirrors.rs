@@ -6,55 +6,15 @@
 mod common;
 #[path = "fixtures/nodes.rs"]
 mod nodes;
+#[path = "fixtures/serve.rs"]
+mod serve;
 #[allow(dead_code)]
 mod yumfix;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::Project;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `airlock serve` on every address (the nodes reach it through Docker's bridge), killed
-/// when dropped.
-struct Mirror {
-    child: Child,
-    yum: u16,
-    files: u16,
-    registry: u16,
-    pip: u16,
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Mirror {
-    fn start(root: &Path, log: &Path) -> Mirror {
-        let (registry, yum, helm, pip, files) = (free_port(), free_port(), free_port(), free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["serve", "--bind", "0.0.0.0", "--root"])
-            .arg(root)
-            .args(["--registry-port", &registry.to_string(), "--yum-port", &yum.to_string(), "--helm-port", &helm.to_string(), "--pip-port", &pip.to_string(), "--files-port", &files.to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", files)).is_err() {
-            assert!(Instant::now() < deadline, "airlock serve did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Mirror { child, yum, files, registry, pip }
-    }
-}
 
 /// The mirror tree: `yum/offline-test/` (one RPM, createrepo_c) and `misc-files/apt/` (one
 /// .deb with a Packages index written here, as dpkg-scanpackages would).
@@ -98,7 +58,8 @@ fn use_offline_mirrors_configures_both_nodes_then_changes_nothing() {
     let p = Project::new();
     let root = p.dir.path().join("mirror");
     mirror_tree(&root);
-    let mirror = Mirror::start(&root, &p.dir.path().join("serve.log"));
+    // On every address: the nodes reach it through Docker's bridge.
+    let mirror = serve::Serve::start_on(&root, "0.0.0.0", &[]);
     let host = gateway(&node1.container);
 
     // node1 takes the Yum repositories (it has dnf), node2 apt sources (Debian's default).
