@@ -88,7 +88,15 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         .with("sources_removed", removed);
     for (p, before, after) in &changes {
         if ctx.diff_mode {
-            r.diff.push(fsutil::content_diff(p, before.as_deref().map(str::as_bytes), after.as_deref().unwrap_or("").as_bytes()));
+            let mut d = fsutil::content_diff(p, before.as_deref().map(str::as_bytes), after.as_deref().unwrap_or("").as_bytes());
+            // As Ansible: a new file's "before" is /dev/null, a removed file's "after".
+            if before.is_none() {
+                d.before_header = "/dev/null".into();
+            }
+            if after.is_none() {
+                d.after_header = "/dev/null".into();
+            }
+            r.diff.push(d);
         }
         if ctx.check_mode {
             continue;

@@ -15,12 +15,12 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
     let src = args::opt_str(a, "src")?.or(args::opt_str(a, "path")?).ok_or_else(|| ModuleFail::new("missing required arguments: src"))?;
     let data = match std::fs::read(&src) {
         Ok(d) => d,
-        // Ansible's messages, for the same three cases.
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(ModuleFail::new(format!("file not found: {src}"))),
+        // ansible-core 2.19's messages, for the same three cases.
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(ModuleFail::new(format!("File not found: {src}"))),
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
             return Err(ModuleFail::new(format!("file is not readable: {src} (run the task with become: true to read it as root)")));
         }
-        Err(e) if e.kind() == ErrorKind::IsADirectory => return Err(ModuleFail::new(format!("source is a directory and must be a file: {src}"))),
+        Err(e) if e.kind() == ErrorKind::IsADirectory => return Err(ModuleFail::new(format!("Source is a directory and must be a file: {src}"))),
         Err(e) => return Err(ModuleFail::new(format!("unable to slurp file: {src}: {e}"))),
     };
     Ok(ModuleResult::changed(false)

@@ -15,17 +15,20 @@ use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, 
 enum Kind {
     Str,
     Bool,
+    /// Space-separated (exclude, includepkgs).
     List,
+    /// One per line (baseurl, gpgkey): configparser's continuation lines, `\n\t`.
+    Lines,
 }
 
 /// The repository settings the module writes: argument (= key in the file) and kind.
 const SETTINGS: &[(&str, Kind)] = &[
-    ("baseurl", Kind::List),
+    ("baseurl", Kind::Lines),
     ("mirrorlist", Kind::Str),
     ("metalink", Kind::Str),
     ("enabled", Kind::Bool),
     ("gpgcheck", Kind::Bool),
-    ("gpgkey", Kind::List),
+    ("gpgkey", Kind::Lines),
     ("repo_gpgcheck", Kind::Bool),
     ("module_hotfixes", Kind::Bool),
     ("priority", Kind::Str),
@@ -81,7 +84,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 
     let after: Option<String> = if state == "present" {
         let wanted = settings(a, &name)?;
-        if at.is_some_and(|i| parse_keys(&chunks[i].text) == wanted) {
+        if at.is_some_and(|i| parse_keys(&chunks[i].text) == flatten(&wanted)) {
             before.clone()
         } else {
             let text = render(&name, &wanted);
@@ -117,11 +120,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     if after != before {
         r.changed = true;
         if ctx.diff_mode {
-            let mut d = fsutil::content_diff(&path, before.as_deref().map(str::as_bytes), after.as_deref().unwrap_or("").as_bytes());
-            if after.is_none() {
-                d.after_header = format!("{} (removed)", path.display());
-            }
-            r.diff.push(d);
+            // Headers are the file's path, new or removed, as Ansible's.
+            r.diff.push(fsutil::content_diff(&path, before.as_deref().map(str::as_bytes), after.as_deref().unwrap_or("").as_bytes()));
         }
         if !ctx.check_mode {
             match &after {
@@ -139,26 +139,32 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 /// The section's settings, as (key, value) sorted by key, from the arguments.
 fn settings(a: &Args, name: &str) -> Result<Vec<(String, String)>, ModuleFail> {
     let description = args::opt_str(a, "description")?
-        .ok_or_else(|| ModuleFail::new(format!("Parameter 'description' is required when adding repository '{name}' (state=present).")))?;
+        .ok_or_else(|| ModuleFail::new(format!("state is present but all of the following are missing: description (repository '{name}')")))?;
     let mut out = vec![("name".to_string(), description)];
     for (key, kind) in SETTINGS {
         let value = match kind {
             Kind::Str => args::opt_str(a, key)?,
             Kind::Bool => args::opt_bool(a, key)?.map(|b| if b { "1" } else { "0" }.to_string()),
             Kind::List => args::opt_list(a, key)?.filter(|l| !l.is_empty()).map(|l| l.join(" ")),
+            Kind::Lines => args::opt_list(a, key)?.filter(|l| !l.is_empty()).map(|l| l.join("\n\t")),
         };
         if let Some(v) = value {
-            if v.contains('\n') {
+            if v.contains('\n') && *kind != Kind::Lines {
                 return Err(ModuleFail::new(format!("argument '{key}' of repository '{name}' contains a newline")));
             }
             out.push((key.to_string(), v));
         }
     }
     if !out.iter().any(|(k, _)| ["baseurl", "mirrorlist", "metalink"].contains(&k.as_str())) {
-        return Err(ModuleFail::new(format!("Parameter 'baseurl', 'metalink' or 'mirrorlist' is required for adding repository '{name}'.")));
+        return Err(ModuleFail::new(format!("state is present but any of the following are missing: baseurl, mirrorlist, metalink (repository '{name}')")));
     }
     out.sort();
     Ok(out)
+}
+
+/// Settings with multi-line values as `parse_keys` reads them back (one space between lines).
+fn flatten(settings: &[(String, String)]) -> Vec<(String, String)> {
+    settings.iter().map(|(k, v)| (k.clone(), v.split("\n\t").collect::<Vec<_>>().join(" "))).collect()
 }
 
 /// One section as Ansible (Python's configparser) writes it, with the blank line after it.
@@ -229,10 +235,11 @@ mod tests {
 
     #[test]
     fn a_section_is_written_as_ansible_writes_it() {
-        let a = args(json!({"name": "mirror", "description": "Offline mirror", "baseurl": ["http://a/x", "http://b/x"], "gpgcheck": false, "enabled": "yes", "priority": 10}));
+        // Compared with ansible-core 2.19's output for the same arguments.
+        let a = args(json!({"name": "mirror", "description": "Offline mirror", "baseurl": ["http://a/x", "http://b/x"], "gpgcheck": false, "enabled": "yes", "priority": 10, "exclude": ["a", "b"]}));
         let s = settings(&a, "mirror").unwrap();
-        assert_eq!(render("mirror", &s), "[mirror]\nbaseurl = http://a/x http://b/x\nenabled = 1\ngpgcheck = 0\nname = Offline mirror\npriority = 10\n\n");
-        assert_eq!(parse_keys(&render("mirror", &s)), s);
+        assert_eq!(render("mirror", &s), "[mirror]\nbaseurl = http://a/x\n\thttp://b/x\nenabled = 1\nexclude = a b\ngpgcheck = 0\nname = Offline mirror\npriority = 10\n\n");
+        assert_eq!(parse_keys(&render("mirror", &s)), flatten(&s));
     }
 
     #[test]
@@ -247,8 +254,8 @@ mod tests {
     #[test]
     fn missing_url_or_description_is_an_error_naming_the_repository() {
         let e = settings(&args(json!({"description": "x"})), "r").unwrap_err();
-        assert!(e.msg.contains("'baseurl', 'metalink' or 'mirrorlist'") && e.msg.contains("'r'"), "{}", e.msg);
+        assert!(e.msg.contains("missing: baseurl, mirrorlist, metalink") && e.msg.contains("'r'"), "{}", e.msg);
         let e = settings(&args(json!({"baseurl": "http://x"})), "r").unwrap_err();
-        assert!(e.msg.contains("'description' is required"), "{}", e.msg);
+        assert!(e.msg.contains("missing: description"), "{}", e.msg);
     }
 }
