@@ -33,6 +33,13 @@ pub mod pause;
 pub mod docker_image;
 pub mod docker_container;
 pub mod setup;
+pub mod syscmd;
+pub mod slurp;
+pub mod yum_repository;
+pub mod apt_repository;
+pub mod systemd;
+pub mod service;
+pub mod package;
 
 use std::path::{Path, PathBuf};
 
@@ -189,6 +196,12 @@ pub fn lookup(name: &str) -> Option<ModuleFn> {
         "docker_image" => docker_image::run,
         "docker_container" => docker_container::run,
         "setup" => setup::run,
+        "slurp" => slurp::run,
+        "yum_repository" => yum_repository::run,
+        "apt_repository" => apt_repository::run,
+        "systemd" | "systemd_service" => systemd::run,
+        "service" => service::run,
+        "package" => package::run,
         _ => return None,
     };
     Some(f)
