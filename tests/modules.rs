@@ -210,6 +210,8 @@ fn check_mode_changes_nothing_and_diff_shows_each_file_change() {
     d: "{{ playbook_dir }}/made"
   tasks:
     - file: {path: "{{ d }}", state: directory}
+    - name: into the directory the task above would make
+      template: {src: t.j2, dest: "{{ d }}/inside.conf"}
     - copy: {content: "x\n", dest: "{{ playbook_dir }}/copied"}
     - template: {src: t.j2, dest: "{{ playbook_dir }}/templated"}
     - lineinfile: {path: "{{ playbook_dir }}/existing.conf", line: "added=2"}
@@ -223,7 +225,8 @@ fn check_mode_changes_nothing_and_diff_shows_each_file_change() {
     );
     let before: Vec<_> = std::fs::read_dir(p.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     let r = p.playbook("site.yml", &["--check", "--diff"]);
-    r.success().has("+value=42").has("+added=2").has("+x");
+    r.success().has("+value=42").has("+added=2").has("+x").has("inside.conf");
+    assert_eq!(r.recap("localhost").failed, 0);
     let after: Vec<_> = std::fs::read_dir(p.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(before.len(), after.len(), "check mode created files: {after:?}");
     assert_eq!(p.read("existing.conf"), "keep=1\n");

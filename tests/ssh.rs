@@ -60,6 +60,16 @@ fn modules_run_on_the_target_as_its_user_and_become_root_there() {
           - ansible_user_id == 'airlock-test'
           - st.stat.pw_name == 'airlock-test'
           - st.stat.mode == '0640'
+
+- hosts: nodes
+  gather_facts: false
+  become: true
+  tasks:
+    - command: "true"
+      notify: as root
+  handlers:
+    - name: as root
+      shell: id -u > SHARED/handler-{{ inventory_hostname }}
 "#,
     );
     p.file("files/motd", "welcome to the cluster\n");
@@ -70,6 +80,8 @@ fn modules_run_on_the_target_as_its_user_and_become_root_there() {
         assert_eq!(port_in(&nodes.shared.join(format!("conn-{}", n.name))), n.port, "{}'s command ran on another node", n.name);
         assert_eq!(std::fs::read_to_string(nodes.shared.join(format!("motd-{}", n.name))).unwrap(), "welcome to the cluster\n");
         assert_eq!(std::fs::read_to_string(nodes.shared.join(format!("node-{}.conf", n.name))).unwrap(), format!("name={} port={}\n", n.name, n.port));
+        // Handlers run with the play's become.
+        assert_eq!(std::fs::read_to_string(nodes.shared.join(format!("handler-{}", n.name))).unwrap().trim(), "0");
         let root_copy = std::path::PathBuf::from(format!("/root/airlock-ssh-{}", n.name));
         assert_eq!(std::fs::read_to_string(&root_copy).unwrap(), "welcome to the cluster\n");
         // One login per node for the whole play: every task went through the master connection.
@@ -80,8 +92,8 @@ fn modules_run_on_the_target_as_its_user_and_become_root_there() {
     r.success();
     for n in ["node1", "node2"] {
         let recap = r.recap(n);
-        // The three commands always report changed; copy and template do not.
-        assert_eq!(recap.changed, 3, "{n}: {recap:?}\n{}", r.stdout);
+        // The four commands and the handler always report changed; copy and template do not.
+        assert_eq!(recap.changed, 5, "{n}: {recap:?}\n{}", r.stdout);
         let _ = std::fs::remove_file(format!("/root/airlock-ssh-{n}"));
     }
 }

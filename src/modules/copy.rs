@@ -58,7 +58,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 #[allow(clippy::too_many_arguments)]
 pub fn write_file(ctx: &ModuleContext, dest: &Path, data: &[u8], attrs: &FileAttrs, force: bool, backup: bool, validate: Option<&str>, src: Option<&Path>) -> ModuleOutcome {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !parent.is_dir() {
+    // In check mode a missing directory is one an earlier task would have made (Ansible fails
+    // here, which hides every later change of a --check run): the file is reported as new.
+    let parent_missing = !parent.is_dir();
+    if parent_missing && !ctx.check_mode {
         return Err(ModuleFail::new(format!("Destination directory {} does not exist", parent.display())).with("checksum", sha1_hex(data)));
     }
     // Compare sizes first; read the old bytes only when the sizes match or a diff is wanted.
@@ -74,7 +77,9 @@ pub fn write_file(ctx: &ModuleContext, dest: &Path, data: &[u8], attrs: &FileAtt
     let write = differs && (force || !exists);
     let mut result = ModuleResult::changed(false);
     if write {
-        if let Some(cmd) = validate {
+        if let Some(cmd) = validate
+            && !parent_missing
+        {
             validate_content(cmd, data, parent)?;
         }
         if ctx.diff_mode {

@@ -146,6 +146,8 @@ struct PlayCtx<'p> {
     /// Every inventory host and play host, for `hostvars`.
     all_hosts: Vec<String>,
     end_play: bool,
+    /// The play's keywords (become, environment, ...), which handlers inherit too.
+    play_inherit: Inherit,
 }
 
 /// Runs playbooks; returns the process exit code.
@@ -378,6 +380,7 @@ impl Runner {
             any_errors_fatal: play.any_errors_fatal.clone(),
             ..Default::default()
         };
+        pc.play_inherit = base.clone();
         // Facts first, as Ansible's implicit "Gathering Facts" task.
         let gather = match &play.gather_facts {
             None => true,
@@ -494,6 +497,7 @@ impl Runner {
             groups_value: groups,
             all_hosts,
             end_play: false,
+            play_inherit: Inherit::default(),
         };
         pc.vars_files = self.load_vars_files(&pc, &hosts[0])?;
         Ok(pc)
@@ -1549,7 +1553,8 @@ impl Runner {
             if hosts.is_empty() {
                 continue;
             }
-            self.run_list_on(pc, std::slice::from_ref(handler), &Inherit::default(), true, &hosts)?;
+            let inherit = pc.play_inherit.clone();
+            self.run_list_on(pc, std::slice::from_ref(handler), &inherit, true, &hosts)?;
         }
         for h in pc.hosts.clone() {
             self.hosts.get_mut(&h).unwrap().notified.clear();
