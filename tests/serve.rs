@@ -21,7 +21,7 @@ fn sha256_hex(data: &[u8]) -> String {
 #[track_caller]
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -111,11 +111,14 @@ fn yum_and_files_serve_dnf_and_curl_with_ranges_and_validators() {
     let dnf_root = tempfile::tempdir().unwrap();
     let dl = d.path().join("dnf-download");
     run(Command::new("dnf").args([
-        "-q",
         "-y",
+        // No release to detect in an empty root; the repository's URL does not use one.
+        "--releasever=airlock-test",
         &format!("--installroot={}", dnf_root.path().display()),
         "--setopt=reposdir=/nonexistent",
-        "--setopt=cachedir=/var/tmp/airlock-dnf-cache",
+        // A cache of its own: dnf keeps `<repo id>.solv` there whatever the URL, so tests running
+        // at once with one cache would read each other's package lists.
+        &format!("--setopt=cachedir={}/cache", dnf_root.path().display()),
         "--nogpgcheck",
         &format!("--repofrompath=airlock-serve-{},http://127.0.0.1:{}/fixture/", s.yum, s.yum),
         &format!("--repo=airlock-serve-{}", s.yum),
