@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod modules;
 pub mod playbook;
 pub mod run;
+pub mod secrets;
 pub mod serve;
 pub mod sources;
 pub mod template;

@@ -294,6 +294,7 @@ impl Runner {
             self.out.lock().playbook_start(&b.path);
             for play in &b.plays {
                 if let Err(Fatal(msg)) = self.run_play(play) {
+                    let msg = self.out.lock().secrets.scrub(&msg).into_owned();
                     self.out.lock().flush();
                     eprintln!("ERROR! {msg}");
                     self.out.lock().recap(&self.stats);
@@ -998,6 +999,8 @@ impl Runner {
                 Outcome::Ok
             };
             let shown = if no_log { censored(changed) } else { r.clone() };
+            // As Ansible: with no_log, not even the item is shown.
+            let label = if no_log { "None".to_string() } else { label };
             self.out.lock().result(host, &name, outcome, &shown, Some(&label), action == "debug", false);
             if let Some(p) = &task.loop_control.pause
                 && let Some(secs) = p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())) {
@@ -1253,6 +1256,7 @@ impl Runner {
             }
         };
         let _ = no_log;
+        self.note_secrets(&targs, vars);
         if let Some(mut r) = actions::run_executor_action(self, pc, task, host, action, &targs, vars, check) {
             // Template errors inside an action name the task and where it is written.
             if let Some(msg) = r.get("msg").and_then(Json::as_str).filter(|m| m.contains("is undefined") || m.starts_with("template error")) {
@@ -1736,6 +1740,26 @@ fn cond_text(c: &Json) -> String {
     match c {
         Json::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+impl Runner {
+    /// Learns the secrets a task's arguments and variables hold, so that the output hides
+    /// them (see [`crate::secrets`]). Variables whose secrets are templates are rendered here,
+    /// with the task's variables; literal ones are found once per layer of variables.
+    fn note_secrets(&self, targs: &Map<String, Json>, vars: &Arc<Vars>) {
+        let mut found = crate::secrets::find(&Json::Object(targs.clone()));
+        let templated = self.out.lock().secrets.scan_layers(vars.layers());
+        for name in templated {
+            if let Some(v) = vars.resolve(&name)
+                && let Ok(j) = serde_json::to_value(&v)
+            {
+                found.extend(crate::secrets::find(&json!({ name: j })));
+            }
+        }
+        if !found.is_empty() {
+            self.out.lock().secrets.add(found);
+        }
     }
 }
 

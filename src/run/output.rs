@@ -92,6 +92,8 @@ pub struct Output {
     color: bool,
     width: usize,
     pub progress: ProgressFactory,
+    /// What must never be printed or written to the event stream (see [`crate::secrets`]).
+    pub secrets: crate::secrets::Secrets,
 }
 
 impl Output {
@@ -104,7 +106,7 @@ impl Output {
         };
         let color = tty && std::env::var_os("NO_COLOR").is_none() && std::env::var("ANSIBLE_NOCOLOR").map(|v| v.is_empty() || v == "0").unwrap_or(true);
         let width = if tty { console::Term::stdout().size_checked().map(|(_, w)| w as usize).unwrap_or(80).max(40) } else { 80 };
-        Ok(Output { out: BufWriter::new(std::io::stdout()), json, verbosity, diff, color, width, progress: ProgressFactory { visible: tty } })
+        Ok(Output { out: BufWriter::new(std::io::stdout()), json, verbosity, diff, color, width, progress: ProgressFactory { visible: tty }, secrets: Default::default() })
     }
 
     fn style(&self, s: &str, style: Style) -> String {
@@ -113,6 +115,7 @@ impl Output {
 
     /// A heading filled with stars, as Ansible's `PLAY [...]` and `TASK [...]` lines.
     pub fn banner(&mut self, msg: &str) {
+        let msg = self.secrets.scrub(msg).into_owned();
         // Ansible fills the line to the terminal width (80 when piped).
         let stars = self.width.saturating_sub(msg.chars().count() + 1).max(3);
         let _ = writeln!(self.out, "\n{} {}", msg, "*".repeat(stars));
@@ -121,6 +124,12 @@ impl Output {
     /// Writes one event to the JSON-lines stream.
     pub fn event(&mut self, event: &str, mut data: Map<String, Json>) {
         if let Some(j) = &mut self.json {
+            if !self.secrets.is_empty() {
+                let mut v = Json::Object(data);
+                self.secrets.scrub_json(&mut v);
+                let Json::Object(m) = v else { unreachable!() };
+                data = m;
+            }
             data.insert("event".into(), Json::String(event.to_string()));
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
             data.insert("time".into(), json!(now));
@@ -153,6 +162,15 @@ impl Output {
     /// `verbose_always` is set for `debug`, whose results always print and print only what
     /// the task asked to show (as Ansible's callback cleans them).
     pub fn result(&mut self, host: &str, task: &str, outcome: Outcome, result: &Json, item_label: Option<&str>, verbose_always: bool, ignored: bool) {
+        let scrubbed;
+        let (result, item_label) = if self.secrets.is_empty() {
+            (result, item_label)
+        } else {
+            let mut r = result.clone();
+            self.secrets.scrub_json(&mut r);
+            scrubbed = (r, item_label.map(|l| self.secrets.scrub(l).into_owned()));
+            (&scrubbed.0, scrubbed.1.as_deref())
+        };
         let mut shown = clean_result(result);
         if verbose_always
             && let Json::Object(m) = &mut shown {
@@ -262,6 +280,8 @@ impl Output {
     }
 
     pub fn warning(&mut self, msg: &str) {
+        let msg = self.secrets.scrub(msg).into_owned();
+        let msg = msg.as_str();
         let s = self.style(&format!("[WARNING]: {msg}"), Style::new().magenta());
         let _ = self.out.flush();
         eprintln!("{s}");
@@ -269,7 +289,7 @@ impl Output {
     }
 
     pub fn line(&mut self, msg: &str) {
-        let _ = writeln!(self.out, "{msg}");
+        let _ = writeln!(self.out, "{}", self.secrets.scrub(msg));
     }
 
     /// `PLAY RECAP` with Ansible's column layout.

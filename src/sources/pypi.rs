@@ -186,6 +186,19 @@ struct Inputs {
     target: PipTarget,
 }
 
+impl Inputs {
+    /// The inputs as the state file keeps them: without the passwords of index URLs, which
+    /// do not change what is downloaded and must not sit in the cache (it goes into the
+    /// archive's tree).
+    fn on_disk(&self) -> Inputs {
+        Inputs {
+            index_url: crate::secrets::mask_url(&self.index_url),
+            extra_index_urls: self.extra_index_urls.iter().map(|u| crate::secrets::mask_url(u)).collect(),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
     inputs: Inputs,
@@ -228,7 +241,7 @@ pub fn download_with(requirements: &[String], index_url: &str, extra_index_urls:
         return Err(PipError::Unexpected("pip index URL is empty".into()));
     }
     let state_path = dest.join(STATE_FILE);
-    if let Some(files) = unchanged(&state_path, &inputs, dest) {
+    if let Some(files) = unchanged(&state_path, &inputs.on_disk(), dest) {
         return Ok(PipDownload { files, downloaded: false });
     }
 
@@ -240,7 +253,7 @@ pub fn download_with(requirements: &[String], index_url: &str, extra_index_urls:
     let (files, downloaded) = if use_report { pip.via_report(tmp.path(), dest)? } else { pip.via_file_names(tmp.path(), dest)? };
     let mut files = files;
     files.sort_by(|a, b| (&a.name, &a.filename).cmp(&(&b.name, &b.filename)));
-    write_state(&state_path, &State { inputs, files: files.clone() })?;
+    write_state(&state_path, &State { inputs: inputs.on_disk(), files: files.clone() })?;
     Ok(PipDownload { files, downloaded })
 }
 

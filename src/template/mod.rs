@@ -449,6 +449,11 @@ impl Vars {
         self.extra.lock().unwrap().insert(name.to_string(), v);
     }
 
+    /// The layers of raw data, highest precedence first.
+    pub fn layers(&self) -> &[Arc<serde_json::Map<String, Json>>] {
+        &self.layers
+    }
+
     /// The raw (untemplated) data of a variable.
     pub fn raw(&self, name: &str) -> Option<&Json> {
         self.layers.iter().find_map(|l| l.get(name))
