@@ -119,6 +119,12 @@ fn secrets_never_reach_output_events_diff_or_errors_and_no_log_hides_items() {
     // The modules had the real values.
     assert_eq!(p.read("out/creds.conf"), format!("key={NGC_KEY}\npassword={REGISTRY_PASSWORD}\n"));
     assert_eq!(p.read("out/hidden.conf"), "hidden-diff-line\n");
+
+    // --list-vars shows where values come from, not the secrets.
+    let listed = p.playbook("site.yml", &["--list-vars", "-e", &format!("registry_token={EXTRA_VAR_TOKEN}")]);
+    listed.success();
+    assert_clean("--list-vars", &listed.stdout);
+    listed.has("ngc_api_key = \"********\"").has("registry_token = \"********\"");
 }
 
 #[test]

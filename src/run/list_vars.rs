@@ -69,7 +69,10 @@ fn list_play(runner: &mut Runner, play: &Play, lines: &mut KeyLines) -> Result<(
             layers.push(Level::RoleParams, format!("role {} params (its tasks only)", r.name), r.params.clone());
         }
         runner.out.lock().banner(&format!("HOST [{host}]"));
-        let ctx = runner.context(&pc, host, None, runner.opts.check, &layers, None).ctx();
+        let vars = runner.context(&pc, host, None, runner.opts.check, &layers, None);
+        // Listed values hide their secrets as task output does.
+        runner.note_secrets(&serde_json::Map::new(), &vars);
+        let ctx = vars.ctx();
         let ordered = layers.ordered();
         let names: BTreeSet<&str> = ordered.iter().flat_map(|l| l.vars.keys().map(String::as_str)).filter(|n| !HIDDEN.contains(n)).collect();
         for name in names {
