@@ -162,7 +162,8 @@ fn linear_strategy_serial_batches_run_once_and_delegate_to() {
     );
     let order = |b: &str| -> Vec<String> { std::fs::read_to_string(nodes.shared.join(format!("order-{b}"))).unwrap().lines().map(str::to_string).collect() };
     // Without batches (serial 0): each task on every host before the next task.
-    p.airlock(&["playbook", "-i", "inventory.ini", "site.yml", "-e", "batch=0"]).success();
+    let run = p.airlock(&["playbook", "-i", "inventory.ini", "site.yml", "-e", "batch=0"]);
+    run.success().has("changed: [node1 -> node3]").has("changed: [node2 -> node3]").has("changed: [node3]\n");
     let o = order("0");
     assert!(o[..3].iter().all(|l| l.starts_with("first")) && o[3..].iter().all(|l| l.starts_with("second")), "{o:?}");
     // serial: 1 -> the whole play on node1, then node2, then node3.

@@ -1227,21 +1227,33 @@ impl Runner {
     /// Runs one action (module or executor action) once, after templating its arguments.
     #[allow(clippy::too_many_arguments)]
     fn run_action(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, host: &str, action: &str, args: &Map<String, Json>, vars: &Arc<Vars>, no_log: bool) -> Json {
-        let ctx = vars.ctx();
-        let check = self.check_mode(inh, task);
-        let diff = match self.eval_bool_opt(task.diff.as_ref().or(inh.diff.as_ref()), &ctx) {
-            Some(b) => b,
-            None => self.opts.diff,
-        };
         // delegate_to: the module runs on that host, through its connection, with this
         // host's variables (as Ansible does).
         let target = match task.delegate_to.as_ref().or(inh.delegate_to.as_ref()) {
-            Some(d) => match self.templar.template_json(d, &ctx) {
+            Some(d) => match self.templar.template_json(d, &vars.ctx()) {
                 Ok(Json::String(s)) => s,
                 Ok(other) => other.to_string(),
                 Err(e) => return json!({"changed": false, "failed": true, "msg": e.msg}),
             },
             None => host.to_string(),
+        };
+        let mut r = self.run_action_on(pc, task, inh, host, &target, action, args, vars, no_log);
+        // The output names both hosts (`ok: [node1 -> localhost]`), as Ansible's does.
+        if target != host
+            && let Json::Object(m) = &mut r
+        {
+            m.insert("_ansible_delegated_vars".into(), json!({"ansible_delegated_host": target}));
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_action_on(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, host: &str, target: &str, action: &str, args: &Map<String, Json>, vars: &Arc<Vars>, no_log: bool) -> Json {
+        let ctx = vars.ctx();
+        let check = self.check_mode(inh, task);
+        let diff = match self.eval_bool_opt(task.diff.as_ref().or(inh.diff.as_ref()), &ctx) {
+            Some(b) => b,
+            None => self.opts.diff,
         };
         // Templating of arguments is the action's own business for a few actions (they need
         // the raw text, e.g. `debug: var=`, `assert: that=`).
@@ -1307,7 +1319,7 @@ impl Runner {
             None
         };
         let progress = self.out.progress();
-        let conn = self.connection_of(pc.play, &target);
+        let conn = self.connection_of(pc.play, target);
         let remote = conn != "local";
         if remote || become_user.as_deref().is_some_and(escalate::needs_switch) {
             // The module runs in a child, here under sudo or on the host: templates are
@@ -1346,7 +1358,7 @@ impl Runner {
             if conn != "ssh" {
                 return connection::unreachable_result(&format!("connection '{conn}' of {target} is not supported; airlock connects with: {}", connection::SUPPORTED.join(", ")));
             }
-            let ssh = match self.ssh_params(pc, &target).and_then(|p| self.connections.ssh(&p)) {
+            let ssh = match self.ssh_params(pc, target).and_then(|p| self.connections.ssh(&p)) {
                 Ok(c) => c,
                 Err(msg) => return json!({"changed": false, "failed": true, "msg": msg}),
             };

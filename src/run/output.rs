@@ -171,6 +171,9 @@ impl Output {
             scrubbed = (r, item_label.map(|l| self.secrets.scrub(l).into_owned()));
             (&scrubbed.0, scrubbed.1.as_deref())
         };
+        let delegated = result.pointer("/_ansible_delegated_vars/ansible_delegated_host").and_then(Json::as_str).map(|d| format!("{host} -> {d}"));
+        let event_host = host;
+        let host = delegated.as_deref().unwrap_or(host);
         let mut shown = clean_result(result);
         if verbose_always
             && let Json::Object(m) = &mut shown {
@@ -234,7 +237,7 @@ impl Output {
             (Outcome::Failed, true) => "runner_item_on_failed",
             (Outcome::Unreachable, _) => "runner_on_unreachable",
         };
-        let mut data = obj(&[("host", json!(host)), ("task", json!(task)), ("result", result.clone())]);
+        let mut data = obj(&[("host", json!(event_host)), ("task", json!(task)), ("result", result.clone())]);
         if let Some(l) = item_label {
             data.insert("item".into(), json!(l));
         }
