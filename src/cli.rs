@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// Accept image pushes on the registry (read-only by default).
     #[arg(long)]
     pub registry_writable: bool,
+    /// The mirrors to serve, comma-separated (the build_*_mirror switches); the others get no
+    /// listener.
+    #[arg(long, value_delimiter = ',', default_value = "registry,yum,helm,pip,files", value_parser = clap::builder::PossibleValuesParser::new(crate::serve::MIRRORS))]
+    pub mirrors: Vec<String>,
     /// Serve HTTPS with this certificate (PEM, the chain after it).
     #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
     pub tls_cert: Option<PathBuf>,
@@ -204,6 +208,7 @@ fn serve(a: ServeArgs) -> i32 {
         pip_port: a.pip_port,
         files_port: a.files_port,
         registry_writable: a.registry_writable,
+        mirrors: a.mirrors,
         tls: match (a.tls_cert, a.tls_key, a.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(crate::serve::tls::TlsSource::Files { cert, key }),
             (_, _, Some(dir)) => Some(crate::serve::tls::TlsSource::SelfSigned(dir)),

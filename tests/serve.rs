@@ -408,3 +408,23 @@ fn tls_with_a_self_signed_ca_or_given_files_serves_curl_and_pip() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the TLS key /nonexistent/key.pem"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `--mirrors` (the playbook's build_*_mirror switches): the others get no listener at all.
+#[test]
+fn only_the_mirrors_asked_for_listen() {
+    let (_d, root) = tree();
+    let s = Serve::start_with(&root, &["--mirrors", "yum,files"]);
+    assert_eq!(curl(&[], &format!("http://127.0.0.1:{}/", s.yum)).0, 200);
+    assert_eq!(curl(&[], &format!("http://127.0.0.1:{}/", s.files)).0, 200);
+    for port in [s.registry, s.helm, s.pip] {
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} listens:\n{}", s.log());
+    }
+    let log = s.log();
+    assert!(log.contains("  yum ") && log.contains("  files ") && !log.contains("  pip ") && !log.contains("  registry "), "{log}");
+
+    // A name that is not a mirror is refused, naming the ones there are.
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock")).args(["serve", "--root"]).arg(&root).args(["--mirrors", "yum,nginx"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("nginx") && err.contains("registry, yum, helm, pip, files"), "{err}");
+}

@@ -25,6 +25,9 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+/// The mirrors' names, as `--mirrors` takes them.
+pub const MIRRORS: [&str; 5] = ["registry", "yum", "helm", "pip", "files"];
+
 /// What `airlock serve` serves, and where.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -39,6 +42,8 @@ pub struct ServeOptions {
     pub files_port: u16,
     /// Accept pushes on the registry.
     pub registry_writable: bool,
+    /// The mirrors to serve, by name (see [`MIRRORS`]).
+    pub mirrors: Vec<String>,
     /// Serve every mirror over HTTPS with this certificate.
     pub tls: Option<tls::TlsSource>,
 }
@@ -63,13 +68,18 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     let helm = root.join("helm");
     let pip = root.join("pip");
     let misc = root.join("misc-files");
-    let mirrors = vec![
+    let mut mirrors = vec![
         Mirror { name: "registry", port: opts.registry_port, router: registry::registry_router(root.join("registry"), opts.registry_writable), dir: root.join("registry"), what: "container images (distribution API)" },
         Mirror { name: "yum", port: opts.yum_port, router: files::router(&yum), dir: yum, what: "Yum repositories (static, listings)" },
         Mirror { name: "helm", port: opts.helm_port, router: helm::router(&helm), dir: helm, what: "Helm charts (ChartMuseum API, one repo per directory)" },
         Mirror { name: "pip", port: opts.pip_port, router: pypi::router(&pip), dir: pip, what: "Python packages (simple API, /simple/)" },
         Mirror { name: "files", port: opts.files_port, router: files::router(&misc), dir: misc, what: "plain files (static, listings)" },
     ];
+    // The site's build_*_mirror switches: a mirror not asked for has no listener at all.
+    mirrors.retain(|m| opts.mirrors.iter().any(|n| n == m.name));
+    if mirrors.is_empty() {
+        return Err(format!("no mirror to serve: --mirrors names none of {}", MIRRORS.join(", ")));
+    }
 
     let tls = match &opts.tls {
         Some(src) => Some(tls::acceptor(src, opts.bind)?),
