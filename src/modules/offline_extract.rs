@@ -55,8 +55,17 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 ))
                 .with("problems", json!(names)))
             }
-            _ => Err(ModuleFail::new(format!("{e}; nothing was unpacked into {}", dest.display()))),
+            _ => Err(refused(&src, &dest, &e)),
         },
-        Err(e) => Err(ModuleFail::new(format!("{e}; nothing was unpacked into {}", dest.display()))),
+        Err(e) => Err(refused(&src, &dest, &e)),
     }
+}
+
+/// The failure for an archive that was refused: the archive named (a run may unpack several,
+/// and errors such as "not enough free space" name only `dest`), and what was left alone.
+fn refused(src: &std::path::Path, dest: &std::path::Path, e: &BundleError) -> ModuleFail {
+    let msg = e.to_string();
+    let shown = src.display().to_string();
+    let prefix = if msg.contains(&shown) { String::new() } else { format!("{shown}: ") };
+    ModuleFail::new(format!("{prefix}{msg}; nothing was unpacked into {}", dest.display()))
 }
