@@ -130,7 +130,7 @@ fn build_offline_mirrors_refuses_hostile_archives_and_changes_nothing() {
     ];
 
     let pb = playbook();
-    let mut run_case = |name: &str, archive: &Path, want: &str| {
+    let run_case = |name: &str, archive: &Path, want: &str| {
         p.file(
             "vars.yml",
             &format!(

@@ -1060,6 +1060,7 @@ impl<'a> Session<'a> {
                 self.err(OciErrorKind::Network, format!("{what}: HTTP {s} from {url}: retry later or check the registry"))
             }
             FetchError::Http { status: None, url, msg } => self.network_error(&url, &msg),
+            FetchError::Redirect { url, msg } => self.err(OciErrorKind::Network, format!("{what}: {url}: {msg}")),
             FetchError::Checksum { expected, actual, .. } => self.err(
                 OciErrorKind::Integrity,
                 format!(
