@@ -437,3 +437,144 @@ fn helm_sync_retries_its_index_and_charts_and_names_a_chart_that_never_arrives()
     assert_eq!(std::fs::read(dest.join("stable/good-1.0.0.tgz")).unwrap(), chart);
     assert!(files(&dest).iter().all(|f| !f.contains("bad-2.0.0")), "{:?}", files(&dest));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A registry whose Bearer tokens expire in the middle of a pull
+
+/// A registry with its own token server (`/token`), as Docker Hub and nvcr.io run them, whose
+/// tokens say `expires_in: 1` and are honoured for `uses` requests each: after that, and for
+/// any token but the newest, the registry answers 401 with its challenge. Counting uses
+/// instead of seconds gives the same expiry in the middle of a pull on every machine.
+struct ExpiringRegistry {
+    host: String,
+    tokens_issued: Arc<Mutex<u32>>,
+}
+
+impl ExpiringRegistry {
+    fn start(blobs: BTreeMap<String, Vec<u8>>, manifest: Vec<u8>, uses: u32) -> ExpiringRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let issued = Arc::new(Mutex::new(0u32));
+        // (newest token number, requests it has served)
+        let state = Arc::new(Mutex::new((0u32, 0u32)));
+        let (h, i) = (host.clone(), issued.clone());
+        let (blobs, manifest) = (Arc::new(blobs), Arc::new(manifest));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (h, i, state, blobs, manifest) = (h.clone(), i.clone(), state.clone(), blobs.clone(), manifest.clone());
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut auth = String::new();
+                        loop {
+                            let mut hdr = String::new();
+                            if reader.read_line(&mut hdr).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if hdr == "\r\n" {
+                                break;
+                            }
+                            if let Some((k, v)) = hdr.split_once(':')
+                                && k.eq_ignore_ascii_case("authorization")
+                            {
+                                auth = v.trim().to_string();
+                            }
+                        }
+                        let mut parts = line.split_whitespace();
+                        let head = parts.next() == Some("HEAD");
+                        let path = parts.next().unwrap_or("/").to_string();
+                        let respond = |stream: &mut TcpStream, status: &str, headers: &str, body: &[u8]| {
+                            let _ = write!(stream, "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n", body.len());
+                            if !head {
+                                let _ = stream.write_all(body);
+                            }
+                        };
+                        if path.starts_with("/token?") {
+                            let n = {
+                                let mut n = i.lock().unwrap();
+                                *n += 1;
+                                *n
+                            };
+                            *state.lock().unwrap() = (n, 0);
+                            let body = format!(r#"{{"token": "tok-{n}", "expires_in": 1}}"#);
+                            respond(&mut stream, "200 OK", "Content-Type: application/json\r\n", body.as_bytes());
+                            continue;
+                        }
+                        // Honoured: the newest token, not yet used up.
+                        let valid = {
+                            let mut s = state.lock().unwrap();
+                            let ok = s.0 > 0 && auth == format!("Bearer tok-{}", s.0) && s.1 < uses;
+                            if ok {
+                                s.1 += 1;
+                            }
+                            ok
+                        };
+                        if !valid {
+                            let challenge = format!("WWW-Authenticate: Bearer realm=\"http://{h}/token\",service=\"expiring\",scope=\"repository:test/app:pull\"\r\nContent-Type: application/json\r\n");
+                            respond(&mut stream, "401 Unauthorized", &challenge, br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
+                            continue;
+                        }
+                        if path == "/v2/test/app/manifests/v1" {
+                            let digest = format!("sha256:{}", sha256_hex(&manifest));
+                            let headers = format!("Content-Type: application/vnd.oci.image.manifest.v1+json\r\nDocker-Content-Digest: {digest}\r\n");
+                            respond(&mut stream, "200 OK", &headers, &manifest);
+                        } else if let Some(b) = path.strip_prefix("/v2/test/app/blobs/").and_then(|d| blobs.get(d)) {
+                            respond(&mut stream, "200 OK", "Content-Type: application/octet-stream\r\n", b);
+                        } else {
+                            respond(&mut stream, "404 Not Found", "", b"");
+                        }
+                    }
+                });
+            }
+        });
+        ExpiringRegistry { host, tokens_issued: issued }
+    }
+}
+
+#[test]
+fn a_pull_goes_on_with_a_new_token_when_the_registry_expires_the_old_one() {
+    use airlock::sources::fetch::{FetchOptions, Fetcher};
+    use airlock::sources::oci::{self, ImageRef, OciOptions};
+
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let layers: Vec<Vec<u8>> = (0..12).map(|i| payload(40_000 + i * 1000, 50 + i as u8)).collect();
+    let desc = |media: &str, b: &[u8]| format!(r#"{{"mediaType":"{media}","digest":"sha256:{}","size":{}}}"#, sha256_hex(b), b.len());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{}]}}"#,
+        desc("application/vnd.oci.image.config.v1+json", &config),
+        layers.iter().map(|l| desc("application/vnd.oci.image.layer.v1.tar+gzip", l)).collect::<Vec<_>>().join(",")
+    )
+    .into_bytes();
+    let mut blobs = BTreeMap::new();
+    for b in layers.iter().chain([&config]) {
+        blobs.insert(format!("sha256:{}", sha256_hex(b)), b.clone());
+    }
+    // Each token serves five requests: the pull (a manifest, a config, twelve layers, four at
+    // a time) outlives several tokens, and parallel downloads meet an expired one together.
+    // Five is one more than the downloads that run at once: then some download has had an
+    // answer with a token before any request with it is refused, which is how a client can
+    // tell a token that expired from one that never worked (a real token lasts minutes, so
+    // always has). Fewer uses than that would test a registry no client can pull from.
+    let reg = ExpiringRegistry::start(blobs.clone(), manifest.clone(), 5);
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let cfg = work.path().join("docker-config.json");
+    std::fs::write(&cfg, "{}").unwrap();
+    let opts = OciOptions { docker_config: Some(cfg), concurrency: 4, ..Default::default() };
+    let fetcher = Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(3), backoff: Duration::from_millis(50), ..Default::default() }).unwrap();
+    let image = ImageRef::parse(&format!("{}/test/app:v1", reg.host)).unwrap();
+    let pulled = oci::pull(&fetcher, &image, &layout, &opts, &|_| {}).unwrap_or_else(|e| panic!("the pull failed on an expired token: {e}"));
+    assert!(*reg.tokens_issued.lock().unwrap() >= 3, "tokens expired mid-pull, so more were issued: {}", reg.tokens_issued.lock().unwrap());
+    // Every blob arrived whole; nothing else (no .part) is in the layout's blobs.
+    for (digest, bytes) in &blobs {
+        assert_eq!(&std::fs::read(oci::blob_path(&layout, digest)).unwrap(), bytes, "{digest}");
+    }
+    assert_eq!(std::fs::read(oci::blob_path(&layout, &pulled.digest)).unwrap(), manifest);
+    assert_eq!(std::fs::read_dir(layout.join("blobs/sha256")).unwrap().count(), blobs.len() + 1);
+}
