@@ -578,3 +578,33 @@ fn a_pull_goes_on_with_a_new_token_when_the_registry_expires_the_old_one() {
     assert_eq!(std::fs::read(oci::blob_path(&layout, &pulled.digest)).unwrap(), manifest);
     assert_eq!(std::fs::read_dir(layout.join("blobs/sha256")).unwrap().count(), blobs.len() + 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// uri: a body cut off, to a file or into the result
+
+#[test]
+fn uri_names_a_body_that_stops_and_writes_no_file() {
+    let body = payload(80_000, 61);
+    let srv = Faulty::start(vec![
+        ("/reset", vec![Answer::Reset { body: body.clone(), after: 20_000 }]),
+        ("/stall", vec![Answer::Stall { body: body.clone(), after: 20_000 }]),
+        ("/broken", vec![Answer::Status(500)]),
+    ]);
+    let p = Project::new();
+    let dir = p.path("out");
+    std::fs::create_dir_all(&dir).unwrap();
+    let task = |path: &str, extra: &str| play(&format!("    - uri:\n        url: \"{}\"\n        timeout: 1\n{extra}", srv.url(path)));
+    let fails = |pb: &str| {
+        p.file("pb.yml", pb);
+        let r = p.playbook("pb.yml", &[]);
+        r.code(2);
+        r.stdout.lines().find(|l| l.contains("FAILED!")).unwrap_or_default().to_string()
+    };
+    let line = fails(&task("/reset", &format!("        dest: \"{}\"\n", dir.join("f").display())));
+    assert!(line.contains("connection was reset after 20000 of 80000 bytes") && line.contains(&srv.url("/reset")), "{line}");
+    let line = fails(&task("/stall", "        return_content: true\n"));
+    assert!(line.contains("timed out after 1 s reading the body (20000 of 80000 bytes arrived)") && line.contains(&srv.url("/stall")), "{line}");
+    let line = fails(&task("/broken", ""));
+    assert!(line.contains("Status code was 500"), "{line}");
+    assert_eq!(files(&dir), Vec::<String>::new());
+}
