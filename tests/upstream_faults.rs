@@ -436,6 +436,15 @@ fn helm_sync_retries_its_index_and_charts_and_names_a_chart_that_never_arrives()
     // The good chart is kept for the next run; nothing of the bad one is.
     assert_eq!(std::fs::read(dest.join("stable/good-1.0.0.tgz")).unwrap(), chart);
     assert!(files(&dest).iter().all(|f| !f.contains("bad-2.0.0")), "{:?}", files(&dest));
+
+    // An index that stalls halfway: documents are read with the same per-read timeout as
+    // downloads, and the failure names the index's URL and the timeout.
+    let stalled = Faulty::start(vec![("/index.yaml", vec![Answer::Stall { body: idx.to_vec(), after: 20 }])]);
+    let dest2 = p.path("cache2/helm");
+    p.file("pb2.yml", &play(&format!("    - helm_sync:\n        dest: \"{}\"\n        timeout: 1\n        retries: 0\n        repos:\n          - name: stable\n            url: \"{}\"\n", dest2.display(), stalled.base)));
+    let r = p.playbook("pb2.yml", &[]);
+    r.code(2).has(&stalled.url("/index.yaml")).has("timed out after 1 s reading the body (20 of");
+    assert_eq!(files(&p.path("cache2")), Vec::<String>::new());
 }
 
 // ---------------------------------------------------------------------------------------------
