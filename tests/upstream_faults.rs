@@ -617,3 +617,58 @@ fn uri_names_a_body_that_stops_and_writes_no_file() {
     assert!(line.contains("Status code was 500"), "{line}");
     assert_eq!(files(&dir), Vec::<String>::new());
 }
+
+// ---------------------------------------------------------------------------------------------
+// A registry whose blobs are cut off
+
+#[test]
+fn a_registry_blob_cut_off_is_fetched_again_and_one_that_never_arrives_is_named() {
+    use airlock::sources::fetch::{FetchOptions, Fetcher};
+    use airlock::sources::oci::{self, ImageRef, OciOptions};
+
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let layer = payload(120_000, 71);
+    let desc = |media: &str, b: &[u8]| format!(r#"{{"mediaType":"{media}","digest":"sha256:{}","size":{}}}"#, sha256_hex(b), b.len());
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[{}]}}"#,
+        desc("application/vnd.oci.image.config.v1+json", &config),
+        desc("application/vnd.oci.image.layer.v1.tar+gzip", &layer)
+    )
+    .into_bytes();
+    let blob_path = |b: &[u8]| -> &'static str { Box::leak(format!("/v2/test/app/blobs/sha256:{}", sha256_hex(b)).into_boxed_str()) };
+    let work = tempfile::tempdir().unwrap();
+    let cfg = work.path().join("docker-config.json");
+    std::fs::write(&cfg, "{}").unwrap();
+    let opts = OciOptions { docker_config: Some(cfg), ..Default::default() };
+    let fetcher = Fetcher::new(FetchOptions { retries: 2, timeout: Duration::from_secs(1), backoff: Duration::from_millis(50), ..Default::default() }).unwrap();
+
+    // The layer is reset halfway once, then served whole: the pull succeeds, the blob verifies.
+    let srv = Faulty::start(vec![
+        ("/v2/test/app/manifests/v1", vec![Answer::Ok(manifest.clone())]),
+        (blob_path(&config), vec![Answer::Ok(config.clone())]),
+        (blob_path(&layer), vec![Answer::Reset { body: layer.clone(), after: 50_000 }, Answer::Ok(layer.clone())]),
+    ]);
+    let image = ImageRef::parse(&format!("{}/test/app:v1", srv.base.trim_start_matches("http://"))).unwrap();
+    let layout = work.path().join("a");
+    oci::pull(&fetcher, &image, &layout, &opts, &|_| {}).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(std::fs::read(oci::blob_path(&layout, &format!("sha256:{}", sha256_hex(&layer)))).unwrap(), layer);
+    assert_eq!(srv.count(blob_path(&layer)), 2);
+
+    // The layer stalls every time: the error names the blob, its URL and the timeout, and
+    // gives no hint about the registry's address (it answered); no blob file is left for it.
+    let srv = Faulty::start(vec![
+        ("/v2/test/app/manifests/v1", vec![Answer::Ok(manifest.clone())]),
+        (blob_path(&config), vec![Answer::Ok(config.clone())]),
+        (blob_path(&layer), vec![Answer::Stall { body: layer.clone(), after: 50_000 }]),
+    ]);
+    let image = ImageRef::parse(&format!("{}/test/app:v1", srv.base.trim_start_matches("http://"))).unwrap();
+    let layout = work.path().join("b");
+    let e = oci::pull(&fetcher, &image, &layout, &opts, &|_| {}).unwrap_err().to_string();
+    assert!(e.contains(&format!("blob sha256:{}", sha256_hex(&layer))) && e.contains(&srv.url(blob_path(&layer))), "{e}");
+    assert!(e.contains("timed out after 1 s reading the body (50000 of 120000 bytes arrived)"), "{e}");
+    assert!(!e.contains("insecure_registries"), "{e}");
+    assert_eq!(srv.count(blob_path(&layer)), 3, "tried once and retried twice");
+    let hex = sha256_hex(&layer);
+    let left: Vec<String> = common::tree(&layout).into_keys().filter(|k| k.contains(&hex)).collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -127,9 +127,25 @@ pub enum FetchError {
     Checksum { url: String, dest: String, expected: String, actual: String },
     #[error("{path}: {msg}")]
     Io { path: String, msg: String },
+    /// A body that stopped short (reset, early close, stall) after the headers came: retried,
+    /// and told apart from a server that cannot be reached, whose fix differs.
+    #[error("{url}: {msg}")]
+    Body { url: String, msg: String },
     /// Redirects that never end: not retried, as the next attempt would loop the same way.
     #[error("{url}: {msg}")]
     Redirect { url: String, msg: String },
+}
+
+impl FetchError {
+    /// Whether another try may go better: a connection that failed or a body cut off, or an
+    /// HTTP 408, 429 or 5xx. Not a 4xx, a checksum, a local write, or a redirect loop.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FetchError::Http { status, .. } => retryable(*status),
+            FetchError::Body { .. } => true,
+            FetchError::Checksum { .. } | FetchError::Io { .. } | FetchError::Redirect { .. } => false,
+        }
+    }
 }
 
 /// What a download did.
@@ -191,9 +207,9 @@ impl Fetcher {
     }
 
     /// A body that stopped short: a reset, an early close or a timeout, with the bytes that
-    /// arrived. Retryable (status None): the next attempt starts from the first byte.
+    /// arrived. Retryable: the next attempt starts from the first byte.
     fn body_error(&self, url: &str, e: &std::io::Error, received: u64, expected: Option<u64>) -> FetchError {
-        FetchError::Http { url: url.to_string(), status: None, msg: crate::modules::http::describe_body_error(e, Some(self.opts.timeout), received, expected) }
+        FetchError::Body { url: url.to_string(), msg: crate::modules::http::describe_body_error(e, Some(self.opts.timeout), received, expected) }
     }
 
     /// Runs `f` with retries and exponential backoff while it fails with a retryable error.
@@ -203,7 +219,7 @@ impl Fetcher {
         loop {
             match f() {
                 Ok(v) => return Ok(v),
-                Err(FetchError::Http { status, .. }) if attempt < self.opts.retries && retryable(status) => {
+                Err(e) if attempt < self.opts.retries && e.is_retryable() => {
                     attempt += 1;
                     std::thread::sleep(delay);
                     delay *= 2;
@@ -302,7 +318,7 @@ impl Fetcher {
             if let Some(len) = content_length
                 && len != size
             {
-                return Err(FetchError::Http { url: url.to_string(), status: None, msg: format!("the server closed the connection after {size} of {len} bytes of the body: retry, or check the proxy or server") });
+                return Err(FetchError::Body { url: url.to_string(), msg: format!("the server closed the connection after {size} of {len} bytes of the body: retry, or check the proxy or server") });
             }
             file.sync_all().map_err(|e| io(e, &part))?;
             let s = hex::encode(s256.finalize());

@@ -1096,7 +1096,8 @@ impl<'a> Session<'a> {
                 self.err(OciErrorKind::Network, format!("{what}: HTTP {s} from {url}: retry later or check the registry"))
             }
             FetchError::Http { status: None, url, msg } => self.network_error(&url, &msg),
-            FetchError::Redirect { url, msg } => self.err(OciErrorKind::Network, format!("{what}: {url}: {msg}")),
+            // The registry answered, so its address and scheme are right: no hint about them.
+            FetchError::Body { url, msg } | FetchError::Redirect { url, msg } => self.err(OciErrorKind::Network, format!("{what}: {url}: {msg}")),
             FetchError::Checksum { expected, actual, .. } => self.err(
                 OciErrorKind::Integrity,
                 format!(
