@@ -672,3 +672,74 @@ fn a_registry_blob_cut_off_is_fetched_again_and_one_that_never_arrives_is_named(
     let left: Vec<String> = common::tree(&layout).into_keys().filter(|k| k.contains(&hex)).collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// yum_sync: a real repository (rpmbuild, createrepo_c) served by a faulty server
+
+#[path = "yumfix/mod.rs"]
+mod yumfix;
+
+#[test]
+fn yum_sync_rides_out_faults_on_metadata_and_packages_and_names_a_package_that_never_arrives() {
+    let up = yumfix::Upstream::new(&[]);
+    let repo: BTreeMap<String, Vec<u8>> = common::tree(&up.repo());
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let primary = repo.keys().find(|k| k.starts_with("repodata/") && k.contains("primary.xml")).expect("primary metadata").clone();
+    let rpms: Vec<String> = repo.keys().filter(|k| k.ends_with(".rpm")).cloned().collect();
+    let (reset_rpm, stall_rpm) = (rpms[0].clone(), rpms[1].clone());
+    // Every file served whole, but: repomd.xml fails with 503 first, the primary metadata is
+    // cut short first, one package is reset and another stalls before arriving whole.
+    let routes = |broken: Option<&str>| -> Vec<(&'static str, Vec<Answer>)> {
+        repo.iter()
+            .map(|(rel, bytes)| {
+                let ok = Answer::Ok(bytes.clone());
+                let half = bytes.len() / 2;
+                let script = if Some(rel.as_str()) == broken {
+                    vec![Answer::Short { body: bytes.clone(), after: half }]
+                } else if broken.is_some() {
+                    vec![ok]
+                } else if rel == "repodata/repomd.xml" {
+                    vec![Answer::Status(503), ok]
+                } else if *rel == primary {
+                    vec![Answer::Short { body: bytes.clone(), after: half }, ok]
+                } else if *rel == reset_rpm {
+                    vec![Answer::Reset { body: bytes.clone(), after: half }, ok]
+                } else if *rel == stall_rpm {
+                    vec![Answer::Stall { body: bytes.clone(), after: half }, ok]
+                } else {
+                    vec![ok]
+                };
+                (leak(format!("/repo/{rel}")), script)
+            })
+            .collect()
+    };
+    let task = |base: &str, dest: &Path| {
+        play(&format!(
+            "    - yum_sync:\n        dest: \"{}\"\n        timeout: 1\n        retries: 2\n        repos:\n          - name: fixture\n            baseurl: \"{base}/repo\"\n",
+            dest.display()
+        ))
+    };
+    let srv = Faulty::start(routes(None));
+    let p = Project::new();
+    let dest = p.path("cache/yum");
+    p.file("pb.yml", &task(&srv.base, &dest));
+    p.playbook("pb.yml", &[]).success();
+    let mirror = common::tree(&dest.join("fixture"));
+    for (rel, bytes) in repo.iter().filter(|(r, _)| r.starts_with("repodata/") || r.ends_with(".rpm")) {
+        assert_eq!(mirror.get(rel), Some(bytes), "{rel}");
+    }
+    assert!(mirror.keys().all(|k| !k.ends_with(".part")), "{:?}", mirror.keys());
+    for path in ["/repo/repodata/repomd.xml".to_string(), format!("/repo/{primary}"), format!("/repo/{reset_rpm}"), format!("/repo/{stall_rpm}")] {
+        assert_eq!(srv.count(&path), 2, "{path} was retried once");
+    }
+
+    // A package that is cut short every time: the task fails naming its URL and what
+    // happened, and nothing of it is at its path.
+    let srv = Faulty::start(routes(Some(&reset_rpm)));
+    let dest = p.path("cache2/yum");
+    p.file("pb2.yml", &task(&srv.base, &dest));
+    let r = p.playbook("pb2.yml", &[]);
+    r.code(2).has(&srv.url(&format!("/repo/{reset_rpm}"))).has("the server closed the connection after");
+    let name = Path::new(&reset_rpm).file_name().unwrap().to_str().unwrap();
+    assert!(common::tree(&dest).keys().all(|k| !k.contains(name)), "{:?}", common::tree(&dest).keys());
+}
