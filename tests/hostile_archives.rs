@@ -144,6 +144,10 @@ fn build_offline_mirrors_refuses_hostile_archives_and_changes_nothing() {
         r.code(2).has("TASK [offline-repo-mirrors : Verify and unpack the archive]").has(want).has(&archive.display().to_string());
         // Nothing after the extraction ran: no mirror was started on a refused archive.
         r.lacks("TASK [offline-repo-mirrors : Put the cached images");
+        // An archive built to escape is not called damaged: copying it again would not help.
+        if ["dotdot", "absolute", "symlink-out", "hardlink-out", "chardev"].contains(&name) {
+            r.has("holds entries airlock refuses").lacks("Copy the archive again");
+        }
         assert_eq!(snapshot(&site), before, "{name}: the archive changed files under {}\n{}", site.display(), r.stdout);
     };
     for (name, arts, entries, want) in cases {
