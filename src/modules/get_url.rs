@@ -192,6 +192,9 @@ pub(crate) fn fetch_to_temp(
     let mut other = algo.filter(|a| *a != "sha1" && *a != "md5").and_then(Hasher::new);
     let mut buf = vec![0u8; 128 * 1024];
     let mut size = 0u64;
+    // A failed read of the body is told apart from a failed write of the temporary file: the
+    // first is the server's or the network's doing, the second this host's.
+    let mut read_error: Option<io::Error> = None;
     let copy: io::Result<()> = (|| {
         let f = tmp.as_file_mut();
         loop {
@@ -199,7 +202,10 @@ pub(crate) fn fetch_to_temp(
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    read_error = Some(e);
+                    return Ok(());
+                }
             };
             f.write_all(&buf[..n])?;
             sha1.update(&buf[..n]);
@@ -214,6 +220,12 @@ pub(crate) fn fetch_to_temp(
         f.sync_all()
     })();
     pb.finish_and_clear();
+    if let Some(e) = read_error {
+        // Ansible's words for any failure while copying the body, then what really happened.
+        let why = http::describe_body_error(&e, opts.client.timeout, size, len);
+        return Err(ModuleFail::new(format!("failed to create temporary content file: {why} ({})", http::mask_url(url)))
+            .with("url", http::mask_url(url)));
+    }
     if let Err(e) = copy {
         return Err(ModuleFail::new(format!("failed to create temporary content file: {e} ({})", http::mask_url(url)))
             .with("url", http::mask_url(url)));

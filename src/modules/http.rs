@@ -237,6 +237,61 @@ pub fn describe_error(e: &reqwest::Error) -> String {
     last
 }
 
+/// Why reading a response's body failed, in words a user can act on: a timeout (with the
+/// `timeout` that fired), a reset, or a server that closed the connection early, each with how
+/// many bytes had arrived of how many promised. reqwest reports all of these as "request or
+/// response body error", which says nothing; the cause is further down the error's sources.
+pub fn describe_body_error(e: &std::io::Error, timeout: Option<Duration>, received: u64, expected: Option<u64>) -> String {
+    let of = match expected {
+        Some(n) => format!("{received} of {n} bytes"),
+        None => format!("{received} bytes"),
+    };
+    let mut timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+    let mut reset = e.kind() == std::io::ErrorKind::ConnectionReset;
+    let mut closed = e.kind() == std::io::ErrorKind::UnexpectedEof;
+    let mut last = e.to_string();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static));
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>() {
+            timed_out |= r.is_timeout();
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            closed |= h.is_incomplete_message();
+            timed_out |= h.is_timeout();
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            reset |= matches!(io.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::BrokenPipe);
+            closed |= io.kind() == std::io::ErrorKind::UnexpectedEof;
+        }
+        last = err.to_string();
+        cur = err.source();
+    }
+    if timed_out {
+        let secs = timeout.map(|t| format!(" after {} s", t.as_secs_f64())).unwrap_or_default();
+        format!("timed out{secs} reading the body ({of} arrived): the server stopped sending; raise timeout if it is only slow")
+    } else if reset {
+        format!("the connection was reset after {of} of the body: retry, or check the proxy or server")
+    } else if closed {
+        format!("the server closed the connection after {of} of the body: retry, or check the proxy or server")
+    } else {
+        format!("reading the body failed after {of}: {last}")
+    }
+}
+
+/// Why a request got no answer: a timeout (naming the `timeout` that fired) or the usual
+/// [`describe_error`] text.
+pub fn describe_send_error(e: &reqwest::Error, timeout: Option<Duration>) -> String {
+    if e.is_timeout() {
+        let secs = timeout.map(|t| format!(" after {} s", t.as_secs_f64())).unwrap_or_default();
+        return format!("timed out{secs} waiting for an answer: the server accepted the connection and said nothing; raise timeout if it is only slow");
+    }
+    if e.is_redirect() {
+        return "too many redirects (more than 10; a redirect loop?): check the URL".to_string();
+    }
+    describe_error(e)
+}
+
 /// Ansible's `mask_url`: the password of `user:pass@` replaced by `********`.
 pub fn mask_url(url: &str) -> String {
     match reqwest::Url::parse(url) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
-use crate::bundle::{self, BundleError, ExtractOptions, human_size};
+use crate::bundle::{self, BundleError, ExtractOptions, ProblemKind, human_size};
 
 const ALLOWED: &[&str] = &["src", "dest"];
 
@@ -46,8 +46,19 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         Err(e @ (BundleError::Verify(_) | BundleError::Io { .. } | BundleError::Unsafe { .. })) => match bundle::verify_archive(&src) {
             Ok(v) if !v.is_ok() => {
                 let names: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
+                // Entries that would land outside dest, or are links or devices, are never
+                // written by airlock: copying the same archive again will not help.
+                let hostile = v.problems.iter().any(|p| matches!(p.kind, ProblemKind::UnsafePath(_) | ProblemKind::BadType(_)));
+                let (what, fix) = if hostile {
+                    (
+                        "holds entries airlock refuses (paths outside the destination, links or devices)",
+                        "airlock never writes such entries, so this archive was not made by build-offline-cache as it is: do not use it; rebuild it on the connected host",
+                    )
+                } else {
+                    ("is damaged", "Copy the archive again, or rebuild it on the connected host")
+                };
                 Err(ModuleFail::new(format!(
-                    "{} is damaged, nothing was unpacked into {}: {} problem(s): {}. Copy the archive again, or rebuild it on the connected host",
+                    "{} {what}, nothing was unpacked into {}: {} problem(s): {}. {fix}",
                     src.display(),
                     dest.display(),
                     names.len(),
@@ -55,8 +66,17 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 ))
                 .with("problems", json!(names)))
             }
-            _ => Err(ModuleFail::new(format!("{e}; nothing was unpacked into {}", dest.display()))),
+            _ => Err(refused(&src, &dest, &e)),
         },
-        Err(e) => Err(ModuleFail::new(format!("{e}; nothing was unpacked into {}", dest.display()))),
+        Err(e) => Err(refused(&src, &dest, &e)),
     }
+}
+
+/// The failure for an archive that was refused: the archive named (a run may unpack several,
+/// and errors such as "not enough free space" name only `dest`), and what was left alone.
+fn refused(src: &std::path::Path, dest: &std::path::Path, e: &BundleError) -> ModuleFail {
+    let msg = e.to_string();
+    let shown = src.display().to_string();
+    let prefix = if msg.contains(&shown) { String::new() } else { format!("{shown}: ") };
+    ModuleFail::new(format!("{prefix}{msg}; nothing was unpacked into {}", dest.display()))
 }

@@ -325,19 +325,27 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let fail_with = |m: String, data: &Map<String, Value>| ModuleFail { msg: m, data: data.clone() };
         let mut tmp = fileattrs::temp_file_for(&dir, &name)
             .map_err(|e| fail_with(format!("Failed to create temporary content file in {}: {e}", dir.display()), &data))?;
-        let len = resp.content_length().unwrap_or(0);
+        let declared = resp.content_length();
+        let len = declared.unwrap_or(0);
         let pb = ctx.progress.bar(len, &name, true);
         let mut sha1 = Hasher::new("sha1").expect("sha1");
         let mut buf = vec![0u8; 128 * 1024];
         let mut kept = Vec::new();
+        // The body's failures (server, network) are told apart from the temporary file's.
+        let mut received = 0u64;
+        let mut read_error: Option<io::Error> = None;
         let copied: io::Result<()> = (|| {
             loop {
                 let n = match resp.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        read_error = Some(e);
+                        return Ok(());
+                    }
                 };
+                received += n as u64;
                 tmp.as_file_mut().write_all(&buf[..n])?;
                 sha1.update(&buf[..n]);
                 if maybe_output {
@@ -348,6 +356,10 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             tmp.as_file_mut().flush()
         })();
         pb.finish_and_clear();
+        if let Some(e) = read_error {
+            let why = http::describe_body_error(&e, opts.timeout, received, declared);
+            return Err(fail_with(format!("Failed to create temporary content file: {why} ({masked})"), &data));
+        }
         if let Err(e) = copied {
             return Err(fail_with(format!("Failed to create temporary content file: {e} ({masked})"), &data));
         }
@@ -370,8 +382,11 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         }
         if maybe_output {
             let mut v = Vec::new();
-            resp.read_to_end(&mut v)
-                .map_err(|e| ModuleFail { msg: format!("HTTP Error while fetching {masked}: {e}"), data: data.clone() })?;
+            let declared = resp.content_length();
+            resp.read_to_end(&mut v).map_err(|e| ModuleFail {
+                msg: format!("HTTP Error while fetching {masked}: {}", http::describe_body_error(&e, opts.timeout, v.len() as u64, declared)),
+                data: data.clone(),
+            })?;
             content = Some(v);
         }
     }

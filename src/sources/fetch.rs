@@ -127,6 +127,25 @@ pub enum FetchError {
     Checksum { url: String, dest: String, expected: String, actual: String },
     #[error("{path}: {msg}")]
     Io { path: String, msg: String },
+    /// A body that stopped short (reset, early close, stall) after the headers came: retried,
+    /// and told apart from a server that cannot be reached, whose fix differs.
+    #[error("{url}: {msg}")]
+    Body { url: String, msg: String },
+    /// Redirects that never end: not retried, as the next attempt would loop the same way.
+    #[error("{url}: {msg}")]
+    Redirect { url: String, msg: String },
+}
+
+impl FetchError {
+    /// Whether another try may go better: a connection that failed or a body cut off, or an
+    /// HTTP 408, 429 or 5xx. Not a 4xx, a checksum, a local write, or a redirect loop.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FetchError::Http { status, .. } => retryable(*status),
+            FetchError::Body { .. } => true,
+            FetchError::Checksum { .. } | FetchError::Io { .. } | FetchError::Redirect { .. } => false,
+        }
+    }
 }
 
 /// What a download did.
@@ -178,6 +197,21 @@ impl Fetcher {
         Ok(Fetcher { client, opts })
     }
 
+    /// A request that got no answer, said with the timeout that fired when one did.
+    fn send_error(&self, url: &str, e: &reqwest::Error) -> FetchError {
+        let msg = crate::modules::http::describe_send_error(e, Some(self.opts.timeout));
+        if e.is_redirect() {
+            return FetchError::Redirect { url: url.to_string(), msg };
+        }
+        FetchError::Http { url: url.to_string(), status: e.status().map(|s| s.as_u16()), msg }
+    }
+
+    /// A body that stopped short: a reset, an early close or a timeout, with the bytes that
+    /// arrived. Retryable: the next attempt starts from the first byte.
+    fn body_error(&self, url: &str, e: &std::io::Error, received: u64, expected: Option<u64>) -> FetchError {
+        FetchError::Body { url: url.to_string(), msg: crate::modules::http::describe_body_error(e, Some(self.opts.timeout), received, expected) }
+    }
+
     /// Runs `f` with retries and exponential backoff while it fails with a retryable error.
     fn with_retries<T>(&self, mut f: impl FnMut() -> Result<T, FetchError>) -> Result<T, FetchError> {
         let mut delay = self.opts.backoff;
@@ -185,7 +219,7 @@ impl Fetcher {
         loop {
             match f() {
                 Ok(v) => return Ok(v),
-                Err(FetchError::Http { status, .. }) if attempt < self.opts.retries && retryable(status) => {
+                Err(e) if attempt < self.opts.retries && e.is_retryable() => {
                     attempt += 1;
                     std::thread::sleep(delay);
                     delay *= 2;
@@ -198,14 +232,26 @@ impl Fetcher {
     /// GETs a (small) document, with retries; returns its bytes and headers.
     pub fn get(&self, url: &str, headers: &HeaderMap) -> Result<(Vec<u8>, HeaderMap), FetchError> {
         self.with_retries(|| {
-            let resp = self.client.get(url).headers(headers.clone()).send().map_err(|e| FetchError::Http { url: url.to_string(), status: e.status().map(|s| s.as_u16()), msg: crate::modules::http::describe_error(&e) })?;
+            let mut resp = self.client.get(url).headers(headers.clone()).send().map_err(|e| self.send_error(url, &e))?;
             let status = resp.status();
             if !status.is_success() {
                 return Err(FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}") });
             }
             let h = resp.headers().clone();
-            let body = resp.bytes().map_err(|e| FetchError::Http { url: url.to_string(), status: None, msg: e.to_string() })?;
-            Ok((body.to_vec(), h))
+            let expected = resp.content_length();
+            // Read, not bytes(): a failure then says how much arrived, and a stall is caught
+            // by the per-read timeout rather than cut off by a whole-body one.
+            let mut body = Vec::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match resp.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => body.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(self.body_error(url, &e, body.len() as u64, expected)),
+                }
+            }
+            Ok((body, h))
         })
     }
 
@@ -213,7 +259,7 @@ impl Fetcher {
     /// when the server does not say). For check mode: nothing is downloaded.
     pub fn content_length(&self, url: &str) -> Result<Option<u64>, FetchError> {
         self.with_retries(|| {
-            let resp = self.client.head(url).send().map_err(|e| FetchError::Http { url: url.to_string(), status: e.status().map(|s| s.as_u16()), msg: crate::modules::http::describe_error(&e) })?;
+            let resp = self.client.head(url).send().map_err(|e| self.send_error(url, &e))?;
             let status = resp.status();
             if !status.is_success() {
                 return Err(FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}") });
@@ -228,13 +274,13 @@ impl Fetcher {
     /// `on_bytes` is called with each chunk's length (for progress bars).
     pub fn download(&self, url: &str, dest: &Path, expected: Option<&Checksum>, headers: &HeaderMap, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<Fetched, FetchError> {
         let io = |e: std::io::Error, p: &Path| FetchError::Io { path: p.display().to_string(), msg: e.to_string() };
-        if let Some(exp) = expected {
-            if dest.is_file() {
-                let (s256, other) = hash_file(dest, exp.algo).map_err(|e| io(e, dest))?;
-                if other == exp.hex {
-                    let size = fs::metadata(dest).map_err(|e| io(e, dest))?.len();
-                    return Ok(Fetched { path: dest.to_path_buf(), size, sha256: s256, downloaded: false });
-                }
+        if let Some(exp) = expected
+            && dest.is_file()
+        {
+            let (s256, other) = hash_file(dest, exp.algo).map_err(|e| io(e, dest))?;
+            if other == exp.hex {
+                let size = fs::metadata(dest).map_err(|e| io(e, dest))?.len();
+                return Ok(Fetched { path: dest.to_path_buf(), size, sha256: s256, downloaded: false });
             }
         }
         if let Some(parent) = dest.parent() {
@@ -242,7 +288,7 @@ impl Fetcher {
         }
         let part = part_path(dest);
         let result = self.with_retries(|| {
-            let mut resp = self.client.get(url).headers(headers.clone()).send().map_err(|e| FetchError::Http { url: url.to_string(), status: e.status().map(|s| s.as_u16()), msg: crate::modules::http::describe_error(&e) })?;
+            let mut resp = self.client.get(url).headers(headers.clone()).send().map_err(|e| self.send_error(url, &e))?;
             let status = resp.status();
             if !status.is_success() {
                 return Err(FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}") });
@@ -255,7 +301,11 @@ impl Fetcher {
             let mut buf = vec![0u8; 1 << 16];
             let mut size = 0u64;
             loop {
-                let n = resp.read(&mut buf).map_err(|e| FetchError::Http { url: url.to_string(), status: None, msg: format!("reading the body: {e}") })?;
+                let n = match resp.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.body_error(url, &e, size, content_length)),
+                };
                 if n == 0 {
                     break;
                 }
@@ -265,10 +315,10 @@ impl Fetcher {
                 size += n as u64;
                 on_bytes(n as u64);
             }
-            if let Some(len) = content_length {
-                if len != size {
-                    return Err(FetchError::Http { url: url.to_string(), status: None, msg: format!("body ended after {size} of {len} bytes") });
-                }
+            if let Some(len) = content_length
+                && len != size
+            {
+                return Err(FetchError::Body { url: url.to_string(), msg: format!("the server closed the connection after {size} of {len} bytes of the body: retry, or check the proxy or server") });
             }
             file.sync_all().map_err(|e| io(e, &part))?;
             let s = hex::encode(s256.finalize());
@@ -282,11 +332,11 @@ impl Fetcher {
                 return Err(e);
             }
         };
-        if let Some(exp) = expected {
-            if other != exp.hex {
-                let _ = fs::remove_file(&part);
-                return Err(FetchError::Checksum { url: url.to_string(), dest: dest.display().to_string(), expected: exp.to_string(), actual: format!("{}", Checksum { algo: exp.algo, hex: other }) });
-            }
+        if let Some(exp) = expected
+            && other != exp.hex
+        {
+            let _ = fs::remove_file(&part);
+            return Err(FetchError::Checksum { url: url.to_string(), dest: dest.display().to_string(), expected: exp.to_string(), actual: format!("{}", Checksum { algo: exp.algo, hex: other }) });
         }
         fs::rename(&part, dest).map_err(|e| io(e, dest))?;
         Ok(Fetched { path: dest.to_path_buf(), size, sha256, downloaded: true })

@@ -46,6 +46,11 @@ const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, applica
 
 /// How deep indexes may nest (an index naming indexes).
 const MAX_INDEX_DEPTH: usize = 4;
+/// How many times one request is sent again after a 401 with a fresh token. One is enough for
+/// the first challenge; more are needed when tokens expire in the middle of a long pull
+/// (Docker Hub's last five minutes, some registries' less), as parallel downloads can meet
+/// the expiry of the token another download has just fetched.
+const MAX_AUTH_RETRIES: usize = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -820,6 +825,10 @@ struct Session<'a> {
     auth: Mutex<Option<HeaderValue>>,
     /// Held while a token is refreshed, so parallel downloads refresh it once.
     refreshing: Mutex<()>,
+    /// Authorization values the registry has accepted at least once. A 401 to one of them
+    /// means it expired, and a new one is worth asking for; a 401 to a value never accepted
+    /// means the credentials do not reach the repository, and asking again would not help.
+    accepted: Mutex<Vec<HeaderValue>>,
     credential: OnceLock<Result<Found, String>>,
 }
 
@@ -833,6 +842,7 @@ impl<'a> Session<'a> {
             base: opts.registry_url(image),
             auth: Mutex::new(None),
             refreshing: Mutex::new(()),
+            accepted: Mutex::new(Vec::new()),
             credential: OnceLock::new(),
         }
     }
@@ -843,6 +853,32 @@ impl<'a> Session<'a> {
 
     fn url(&self, what: &str, reference: &str) -> String {
         format!("{}/v2/{}/{what}/{reference}", self.base, self.image.repository)
+    }
+
+    /// Notes that a request with `used` succeeded.
+    fn accept(&self, used: &Option<HeaderValue>) {
+        if let Some(v) = used {
+            let mut a = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+            if !a.contains(v) {
+                a.push(v.clone());
+            }
+        }
+    }
+
+    /// Whether a request that got a 401 with `used`, on its `attempt`-th try (from 0), should
+    /// be sent again after [`Session::authenticate`]: always the first time; later only while
+    /// the registry keeps expiring tokens it accepted (or another download has fetched a newer
+    /// one meanwhile), and at most [`MAX_AUTH_RETRIES`] times. Credentials that never reach
+    /// the repository still fail after one token, as before.
+    fn retry_after_401(&self, used: &Option<HeaderValue>, attempt: usize) -> bool {
+        if attempt == 0 {
+            return true;
+        }
+        if attempt >= MAX_AUTH_RETRIES {
+            return false;
+        }
+        let expired = used.as_ref().is_some_and(|v| self.accepted.lock().unwrap_or_else(|e| e.into_inner()).contains(v));
+        expired || self.current_auth() != *used
     }
 
     fn current_auth(&self) -> Option<HeaderValue> {
@@ -1060,6 +1096,8 @@ impl<'a> Session<'a> {
                 self.err(OciErrorKind::Network, format!("{what}: HTTP {s} from {url}: retry later or check the registry"))
             }
             FetchError::Http { status: None, url, msg } => self.network_error(&url, &msg),
+            // The registry answered, so its address and scheme are right: no hint about them.
+            FetchError::Body { url, msg } | FetchError::Redirect { url, msg } => self.err(OciErrorKind::Network, format!("{what}: {url}: {msg}")),
             FetchError::Checksum { expected, actual, .. } => self.err(
                 OciErrorKind::Integrity,
                 format!(
@@ -1077,8 +1115,11 @@ impl<'a> Session<'a> {
         loop {
             let used = self.current_auth();
             match self.fetcher.get(&url, &self.headers(Some(ACCEPT_MANIFESTS))) {
-                Ok(v) => return Ok(v),
-                Err(FetchError::Http { status: Some(401), .. }) if attempt == 0 => self.authenticate(&url, used)?,
+                Ok(v) => {
+                    self.accept(&used);
+                    return Ok(v);
+                }
+                Err(FetchError::Http { status: Some(401), .. }) if self.retry_after_401(&used, attempt) => self.authenticate(&url, used)?,
                 Err(e) => return Err(self.fetch_error(e, &format!("manifest {reference}"))),
             }
             attempt += 1;
@@ -1165,7 +1206,7 @@ impl<'a> Session<'a> {
     }
 
     /// Downloads one blob into the layout (nothing when it is there and verifies), retrying
-    /// once with a fresh token on a 401.
+    /// with a fresh token on a 401 (see [`Session::retry_after_401`]).
     fn blob(&self, layout: &Path, d: &Descriptor, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<Fetched, OciError> {
         let dest = blob_path(layout, &d.digest);
         let _guard = InFlight::acquire(&dest);
@@ -1175,15 +1216,30 @@ impl<'a> Session<'a> {
         let mut attempt = 0;
         loop {
             let used = self.current_auth();
-            match self.fetcher.download(&url, &dest, Some(&sum), &self.headers(None), on_bytes) {
+            // The first bytes of the body show the registry took `used`: noted at once, not
+            // when the blob is complete, so parallel downloads that meet its expiry meanwhile
+            // know it was a working token that expired.
+            let started = std::sync::atomic::AtomicBool::new(false);
+            let counted = |n: u64| {
+                if !started.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    self.accept(&used);
+                }
+                on_bytes(n)
+            };
+            match self.fetcher.download(&url, &dest, Some(&sum), &self.headers(None), &counted) {
                 Ok(f) if f.size != d.size => {
                     return Err(self.err(
                         OciErrorKind::Integrity,
                         format!("{what} is {} bytes but its manifest says {}: the manifest is inconsistent", f.size, d.size),
                     ));
                 }
-                Ok(f) => return Ok(f),
-                Err(FetchError::Http { status: Some(401), .. }) if attempt == 0 => self.authenticate(&url, used)?,
+                Ok(f) => {
+                    if f.downloaded {
+                        self.accept(&used);
+                    }
+                    return Ok(f);
+                }
+                Err(FetchError::Http { status: Some(401), .. }) if self.retry_after_401(&used, attempt) => self.authenticate(&url, used)?,
                 Err(e) => return Err(self.fetch_error(e, &what)),
             }
             attempt += 1;
