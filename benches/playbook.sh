@@ -8,6 +8,7 @@
 # Env: AIRLOCK_TASKS (default 2000), ANSIBLE_TASKS (default 50), RUNS (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 AIRLOCK_TASKS=${AIRLOCK_TASKS:-2000}
 ANSIBLE_TASKS=${ANSIBLE_TASKS:-50}
 RUNS=${RUNS:-3}   # runs per tool: the first creates, the best of the others is the re-run
@@ -27,36 +28,12 @@ gen() {
     echo "  gather_facts: false"
     echo "  vars:"
     echo "    base: $dest"
-    echo "    greeting: hello"
-    echo "  tasks:"
-    for ((i = 0; i < n / 2; i++)); do
-      echo "    - name: dir $i"
-      echo "      file: { path: \"{{ base }}/d$i\", state: directory, mode: \"0755\" }"
-      echo "    - name: copy $i"
-      echo "      copy:"
-      echo "        dest: \"{{ base }}/d$i/f.txt\""
-      echo "        content: \"{{ greeting }} number $i from {{ inventory_hostname }}\\n\""
-      echo "        mode: \"0644\""
-    done
+    file_copy_tasks "$n"
   } > "$out"
 }
 gen "$AIRLOCK_TASKS" "$work/airlock.yml" "$work/a"
 gen "$ANSIBLE_TASKS" "$work/ansible.yml" "$work/b"
 
-# Times RUNS runs of "$@"; prints the first run (creates everything) and the best later run
-# (idempotent: compares and changes nothing).
-times() {
-  python3 - "$RUNS" "$@" <<'PY'
-import subprocess, sys, time
-runs, cmd = int(sys.argv[1]), sys.argv[2:]
-ts = []
-for _ in range(max(runs, 2)):
-    t = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
-    ts.append(time.perf_counter() - t)
-print(ts[0], min(ts[1:]))
-PY
-}
 read -r a_first a_best < <(times "$AIRLOCK" playbook -i localhost, "$work/airlock.yml")
 read -r b_first b_best < <(times env ANSIBLE_NOCOLOR=1 ANSIBLE_PYTHON_INTERPRETER="$(dirname "$ANSIBLE_PLAYBOOK")/python" "$ANSIBLE_PLAYBOOK" -i localhost, -c local "$work/ansible.yml")
 python3 - "$a_first" "$a_best" "$b_first" "$b_best" "$AIRLOCK_TASKS" "$ANSIBLE_TASKS" <<'PY'

@@ -12,6 +12,7 @@
 # RUNS (default 3: the first creates everything, the best of the others is the re-run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 NODES=${NODES:-3}
 TASKS=${TASKS:-40}
 RUNS=${RUNS:-3}
@@ -75,16 +76,7 @@ gen() {
     echo "  gather_facts: $facts"
     echo "  vars:"
     echo "    base: \"$base-{{ inventory_hostname }}\""
-    echo "  tasks:"
-    for ((i = 0; i < n / 2; i++)); do
-      echo "    - name: dir $i"
-      echo "      file: { path: \"{{ base }}/d$i\", state: directory, mode: \"0755\" }"
-      echo "    - name: copy $i"
-      echo "      copy:"
-      echo "        dest: \"{{ base }}/d$i/f.txt\""
-      echo "        content: \"hello number $i from {{ inventory_hostname }}\\n\""
-      echo "        mode: \"0644\""
-    done
+    file_copy_tasks "$n"
   } > "$out"
 }
 gen "$work/airlock.yml" /home/airlock-test/bench-airlock false "$TASKS"
@@ -92,22 +84,6 @@ gen "$work/ansible.yml" /home/airlock-test/bench-ansible false "$TASKS"
 gen "$work/airlock-facts.yml" /home/airlock-test/bench-airlock-facts true 0
 gen "$work/ansible-facts.yml" /home/airlock-test/bench-ansible-facts true 0
 
-# Times RUNS runs of "$@"; prints the first run and the best later one.
-times() {
-  python3 - "$RUNS" "$@" <<'PY'
-import subprocess, sys, time
-runs, cmd = int(sys.argv[1]), sys.argv[2:]
-ts = []
-for _ in range(max(runs, 2)):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    ts.append(time.perf_counter() - t)
-    if r.returncode != 0:
-        sys.stderr.write(r.stdout.decode(errors="replace")[-3000:])
-        sys.exit(f"{cmd[0]} failed")
-print(ts[0], min(ts[1:]))
-PY
-}
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_PIPELINING=True ANSIBLE_FORKS=5
 read -r a_first a_best < <(times "$AIRLOCK" playbook -i "$inv_airlock" "$work/airlock.yml")
 read -r b_first b_best < <(times "$ANSIBLE_PLAYBOOK" -i "$inv_ansible" "$work/ansible.yml")
