@@ -235,7 +235,9 @@ pub fn download_with(requirements: &[String], index_url: &str, extra_index_urls:
     let python = python.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("python3"));
     let pip = Pip::probe(&python, &inputs)?;
     fs::create_dir_all(dest).map_err(io_err(dest))?;
-    let tmp = tempfile::Builder::new().prefix(".airlock-pip-").tempdir_in(dest).map_err(io_err(dest))?;
+    // One run at a time in dest; what a killed run left there goes first.
+    let (_lock, _) = crate::leftovers::DirLock::acquire(dest, TMP_PREFIX).map_err(io_err(dest))?;
+    let tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempdir_in(dest).map_err(io_err(dest))?;
     let use_report = mode == Mode::Auto && pip.version >= (22, 2);
     let (files, downloaded) = if use_report { pip.via_report(tmp.path(), dest)? } else { pip.via_file_names(tmp.path(), dest)? };
     let mut files = files;
@@ -269,6 +271,38 @@ fn write_state(path: &Path, state: &State) -> Result<(), PipError> {
     fs::write(&part, text).map_err(io_err(&part))?;
     fs::rename(&part, path).map_err(io_err(path))
 }
+
+/// Runs `program` (its arguments added by the caller) under `sh`, in a process group of its
+/// own, such that the whole group is killed when airlock dies, even by SIGKILL: pip left
+/// running after a killed run would go on downloading into a directory nothing reads, and
+/// pip's own children (and a pyenv shim's) are grandchildren, which the kernel's parent-death
+/// signal does not reach. So `sh` gets SIGTERM when airlock dies and kills its group.
+fn die_with_airlock(program: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    // `wait` returns as soon as a trapped signal arrives, so the trap runs at once; the
+    // script's status is pip's.
+    const GUARD: &str = "trap 'kill -KILL 0' TERM; \"$@\" & wait $!";
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", GUARD, "sh"]).arg(program);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // airlock died before the signal was asked for: do not start at all.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("airlock exited"));
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// pip's work directory in dest, renamed from when done (see [`crate::leftovers`]).
+const TMP_PREFIX: &str = ".airlock-pip-";
 
 /// A Python with pip, and what to run it on.
 struct Pip<'a> {
@@ -319,9 +353,10 @@ impl<'a> Pip<'a> {
         Ok(Pip { python: python.to_path_buf(), version, inputs })
     }
 
-    /// `python -m pip` with a cleaned environment.
+    /// `python -m pip` with a cleaned environment, in a process group that dies with airlock
+    /// (see [`die_with_airlock`]).
     fn command(python: &Path) -> Command {
-        let mut cmd = Command::new(python);
+        let mut cmd = die_with_airlock(python);
         cmd.args(["-m", "pip"]);
         for (k, _) in std::env::vars_os() {
             let Some(key) = k.to_str() else { continue };
