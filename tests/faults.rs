@@ -559,7 +559,9 @@ fn build_offline_mirrors_survives_sigkill_while_unpacking_and_populating_the_reg
             let rerun = p.airlock(&a);
             t.runs += 1;
             if rerun.code != 0 {
-                t.fail(format!("{when}: the rerun failed (exit {}):\n{}\n{}", rerun.code, rerun.stdout, rerun.stderr));
+                // airlock serve's log says why a mirror did not answer (a port taken, ...).
+                let serve_log = std::fs::read_to_string(dest.join("airlock-serve.log")).unwrap_or_default();
+                t.fail(format!("{when}: the rerun failed (exit {}):\n{}\n{}\n--- airlock-serve.log\n{serve_log}", rerun.code, rerun.stdout, rerun.stderr));
                 continue;
             }
             let when = format!("{when}, after the rerun");
