@@ -1,6 +1,7 @@
 //! What a killed run leaves behind. Work that is renamed into place when done (pip's download
-//! directory, the archive's staging directory, the registry import's staging directory) sits
-//! in a temporary directory beside its destination until then; a run killed by SIGKILL (or a
+//! directory, the archive's staging directory, the registry import's staging directory, an
+//! image layout's blobs and indexes, the manifest fragments) sits in a temporary file or
+//! directory beside its destination until then; a run killed by SIGKILL (or a
 //! power cut) cannot remove it, so it would stay for good, as large as what was being
 //! fetched or unpacked, and count against the free space the next run needs.
 //!
@@ -18,9 +19,9 @@ use std::path::Path;
 pub struct DirLock(File);
 
 impl DirLock {
-    /// Waits for the lock on `dir` (which must exist), then removes the directories whose
-    /// name starts with `prefix` that earlier runs left there. Returns the lock and how many
-    /// were removed.
+    /// Waits for the lock on `dir` (which must exist), then removes the directories and files
+    /// whose name starts with `prefix` that earlier runs left there. Returns the lock and how
+    /// many were removed.
     pub fn acquire(dir: &Path, prefix: &str) -> std::io::Result<(DirLock, usize)> {
         let f = File::open(dir)?;
         loop {
@@ -35,10 +36,15 @@ impl DirLock {
         }
         let mut removed = 0;
         for e in std::fs::read_dir(dir)?.flatten() {
-            if e.file_name().to_string_lossy().starts_with(prefix) && e.file_type().is_ok_and(|t| t.is_dir()) {
-                std::fs::remove_dir_all(e.path())?;
-                removed += 1;
+            if !e.file_name().to_string_lossy().starts_with(prefix) {
+                continue;
             }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(e.path())?;
+            } else {
+                std::fs::remove_file(e.path())?;
+            }
+            removed += 1;
         }
         Ok((DirLock(f), removed))
     }
@@ -61,10 +67,12 @@ mod tests {
         std::fs::create_dir_all(d.path().join(".work-1/sub")).unwrap();
         std::fs::write(d.path().join(".work-1/sub/f"), b"x").unwrap();
         std::fs::create_dir(d.path().join("keep")).unwrap();
-        std::fs::write(d.path().join(".work-file"), b"a file, not a work directory").unwrap();
+        std::fs::write(d.path().join(".work-file"), b"a temporary file").unwrap();
+        std::fs::write(d.path().join("work-kept"), b"not one").unwrap();
         let (lock, n) = DirLock::acquire(d.path(), ".work-").unwrap();
-        assert_eq!(n, 1);
-        assert!(!d.path().join(".work-1").exists() && d.path().join("keep").is_dir() && d.path().join(".work-file").is_file());
+        assert_eq!(n, 2);
+        assert!(!d.path().join(".work-1").exists() && !d.path().join(".work-file").exists());
+        assert!(d.path().join("keep").is_dir() && d.path().join("work-kept").is_file());
         // A second holder waits until the first lets go.
         let path = d.path().to_path_buf();
         let t = std::thread::spawn(move || DirLock::acquire(&path, ".work-").map(|(_, n)| n));

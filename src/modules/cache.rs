@@ -32,6 +32,9 @@ pub fn write_fragment(root: &Path, key: &str, artifacts: &[Artifact]) -> Result<
     std::fs::create_dir_all(&dir).map_err(|e| ModuleFail::new(format!("{}: {e}", dir.display())))?;
     let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
     let data = serde_json::to_vec_pretty(artifacts).map_err(|e| ModuleFail::new(e.to_string()))?;
+    // atomic_write's temporary files (`.<name>.*.airlock-tmp`) that a killed run left here go
+    // first; fragments themselves never start with a dot.
+    let (_lock, _) = crate::leftovers::DirLock::acquire(&dir, ".").map_err(|e| ModuleFail::new(format!("{}: {e}", dir.display())))?;
     super::fsutil::atomic_write(&dir.join(format!("{safe}.json")), &data)
 }
 
