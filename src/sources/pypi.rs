@@ -273,15 +273,19 @@ fn write_state(path: &Path, state: &State) -> Result<(), PipError> {
 }
 
 /// Runs `program` (its arguments added by the caller) under `sh`, in a process group of its
-/// own, such that the whole group is killed when airlock dies, even by SIGKILL: pip left
-/// running after a killed run would go on downloading into a directory nothing reads, and
-/// pip's own children (and a pyenv shim's) are grandchildren, which the kernel's parent-death
-/// signal does not reach. So `sh` gets SIGTERM when airlock dies and kills its group.
+/// own, such that the whole group ends when airlock dies, even by SIGKILL: pip left running
+/// after a killed run would go on downloading into a directory nothing reads, and pip's own
+/// children (and a pyenv shim's) are grandchildren, which the kernel's parent-death signal
+/// does not reach. So `sh` gets SIGTERM when airlock dies and passes it to its group.
+///
+/// SIGTERM first, so that what cleans up on exit can; whatever is still there a second later
+/// gets SIGKILL.
 fn die_with_airlock(program: &Path) -> Command {
     use std::os::unix::process::CommandExt;
-    // `wait` returns as soon as a trapped signal arrives, so the trap runs at once; the
+    // `wait` returns as soon as a trapped signal arrives, so the trap runs at once; the trap
+    // ignores TERM first so that the TERM it sends its group does not run it again. The
     // script's status is pip's.
-    const GUARD: &str = "trap 'kill -KILL 0' TERM; \"$@\" & wait $!";
+    const GUARD: &str = "trap 'trap \"\" TERM; kill -TERM 0; sleep 1; kill -KILL 0' TERM; \"$@\" & wait $!";
     let mut cmd = Command::new("sh");
     cmd.args(["-c", GUARD, "sh"]).arg(program);
     let parent = std::process::id() as libc::pid_t;
@@ -332,7 +336,7 @@ impl<'a> Pip<'a> {
     /// Checks that pip imports, and learns its version (faster than `python -m pip --version`).
     fn probe(python: &Path, inputs: &'a Inputs) -> Result<Pip<'a>, PipError> {
         let shown = python.display().to_string();
-        let out = Command::new(python).args(["-c", "import pip; print(pip.__version__)"]).stdin(std::process::Stdio::null()).output().map_err(|e| PipError::Python {
+        let out = Command::new(python).args(["-c", "import sys, pip; print(pip.__version__); print(sys.executable)"]).stdin(std::process::Stdio::null()).output().map_err(|e| PipError::Python {
             python: shown.clone(),
             msg: if e.kind() == std::io::ErrorKind::NotFound {
                 "not found: install Python 3 with pip, or give the pip_download module a `python` that has pip".to_string()
@@ -350,7 +354,11 @@ impl<'a> Pip<'a> {
             });
         }
         let version = parse_pip_version(&stdout).ok_or_else(|| PipError::Python { python: shown, msg: format!("unexpected pip version {:?}", stdout.trim()) })?;
-        Ok(Pip { python: python.to_path_buf(), version, inputs })
+        // pip runs on the interpreter itself, not through a wrapper such as pyenv's shim: the
+        // shim runs `pyenv rehash` after `pip install`, which holds a machine-wide lock file
+        // that a killed run (see die_with_airlock) would leave behind, failing every later pip.
+        let real = stdout.lines().nth(1).map(str::trim).filter(|p| !p.is_empty() && Path::new(p).is_file()).map(PathBuf::from);
+        Ok(Pip { python: real.unwrap_or_else(|| python.to_path_buf()), version, inputs })
     }
 
     /// `python -m pip` with a cleaned environment, in a process group that dies with airlock
@@ -420,7 +428,10 @@ impl<'a> Pip<'a> {
             lines = explain(&stdout);
         }
         if lines.is_empty() {
+            // No `ERROR:` line (a traceback, a killed interpreter): pip's last words instead.
             lines.push(format!("pip exited with {}", out.status));
+            let tail: Vec<&str> = stderr.lines().chain(stdout.lines()).filter(|l| !l.trim().is_empty()).collect();
+            lines.extend(tail[tail.len().saturating_sub(8)..].iter().map(|l| l.to_string()));
         }
         Err(PipError::Pip { what: format!("{action} {requirements} {}", self.inputs.target.describe()), index: self.index_desc(), status: out.status.code(), lines })
     }
