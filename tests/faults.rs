@@ -185,11 +185,11 @@ fn files(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 /// Whether a path is one of the temporaries a run writes before renaming into place: download
-/// `.part`s, `tempfile`'s `.tmp*`, pip's work directory, extraction's staging, the registry
+/// `.part`s, `tempfile`'s `.tmp*`, the file modules' `.*.airlock-tmp`, pip's work directory, extraction's staging, the registry
 /// import's staging.
 fn temporary(rel: &str) -> bool {
     rel.split('/').any(|c| {
-        c.ends_with(".part") || c.starts_with(".tmp") || c.starts_with(".airlock-pip-") || c.starts_with(".airlock-staging-") || c.starts_with(".airlock-import-")
+        c.ends_with(".part") || c.starts_with(".tmp") || c.ends_with(".airlock-tmp") || c.starts_with(".airlock-pip-") || c.starts_with(".airlock-staging-") || c.starts_with(".airlock-import-")
     })
 }
 
@@ -302,19 +302,27 @@ fn build_offline_cache_survives_sigkill_anywhere() {
             // The second kill lands earlier in its run: it has less left to do.
             let at = duration.mul_f64(if k == 0 { frac } else { frac * rng.unit() });
             let mut tries = 0;
+            let mut killed_at = None;
             loop {
+                let after = at.mul_f64(0.85f64.powi(tries));
                 let mut child = spawn(&p, &args, &dir.join(format!("log-{k}-{tries}")));
                 t.runs += 1;
-                if kill_when(&mut child, &|| true, at.mul_f64(0.7f64.powi(tries))) {
+                if kill_when(&mut child, &|| true, after) {
                     t.kills += 1;
+                    killed_at = Some(after);
                     break;
                 }
-                // Finished before the kill point (a rerun has less to do): kill earlier.
+                // The run finished before the kill point (this one was faster than the
+                // reference). A first kill starts again from an empty cache, a little
+                // earlier; a second kill is simply not had (its run completed the cache).
                 tries += 1;
-                if tries == 6 {
+                if k > 0 || tries == 8 {
                     break;
                 }
+                std::fs::remove_dir_all(&cache).unwrap();
+                let _ = std::fs::remove_file(&archive);
             }
+            eprintln!("point {i}, kill {k}: {}", killed_at.map(|a| format!("killed {a:?} in")).unwrap_or_else(|| "the run finished first".into()));
             let when = format!("point {i} (kill {k} at {at:?})");
             for o in orphans_under(&dir) {
                 t.fail(format!("{when}: a process of the killed run lives on: {o}"));
