@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod inventory;
+pub mod leftovers;
 pub mod modules;
 pub mod playbook;
 pub mod run;

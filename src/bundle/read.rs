@@ -447,6 +447,9 @@ fn unsafe_entry(p: Problem) -> BundleError {
     }
 }
 
+/// The staging directory of an extraction under its destination.
+const STAGING_PREFIX: &str = ".airlock-staging-";
+
 /// Extracts the archive under `dest` (created if needed), verifying as it goes.
 ///
 /// 1. The manifest is read and validated; artifacts already in place under `dest` with the
@@ -463,6 +466,9 @@ pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result
     if !std::fs::metadata(dest).map_err(io_err(dest))?.is_dir() {
         return Err(BundleError::Destination { dest: dest.display().to_string(), why: "not a directory".into() });
     }
+    // One extraction at a time into dest; the staging directory of one that was killed goes
+    // first (it may be as large as the archive, and the free space check needs that room).
+    let (_lock, _) = crate::leftovers::DirLock::acquire(dest, STAGING_PREFIX).map_err(io_err(dest))?;
     let (_, _, mut archive) = open(path)?;
     let mut entries = archive.entries().map_err(io_err(path))?;
     let manifest = read_manifest(&mut entries, path)?;
@@ -490,7 +496,7 @@ pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result
         }
     }
 
-    let staging = tempfile::Builder::new().prefix(".airlock-staging-").tempdir_in(dest).map_err(io_err(dest))?;
+    let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(dest).map_err(io_err(dest))?;
     let stage = staging.path();
     let mut progress = Progress { bytes_done: 0, bytes_total: needed, files_done: 0, files_total: todo.iter().filter(|t| **t).count() as u64 };
     if progress.files_total > 0 {

@@ -599,10 +599,23 @@ impl Drop for InFlight {
     }
 }
 
+/// The name of [`write_atomic`]'s temporary files.
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Removes the temporary files a killed run left in `dir`.
+fn remove_temporaries(dir: &Path) -> std::io::Result<()> {
+    for e in fs::read_dir(dir)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) && e.file_type().is_ok_and(|t| t.is_file()) {
+            fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `dest` through a temporary file renamed into place.
 fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(dest).map_err(|e| e.error)?;
@@ -1395,6 +1408,9 @@ pub fn pull(
 /// the order given) is returned. When blobs fail, the images that got all theirs are still
 /// named, and the failure of the first image that did not is returned: a rerun fetches only
 /// what is missing.
+///
+/// Pulls into one layout (from threads or processes) take turns, each holding a lock on its
+/// `blobs/sha256` directory, and each removes first the temporary files a killed pull left.
 pub fn pull_all(
     fetcher: &Fetcher,
     images: &[ImageRef],
@@ -1406,6 +1422,12 @@ pub fn pull_all(
     let Some(first) = sessions.first() else { return Ok(Vec::new()) };
     opts.platform_filter().map_err(|m| first.err(OciErrorKind::Reference, m))?;
     init_layout(layout).map_err(|m| first.err(OciErrorKind::Layout, m))?;
+    // One pull at a time into a layout; the temporary files of one that was killed (see
+    // write_atomic) go first, from the blobs and from the layout's root.
+    let blobs_dir = layout.join("blobs").join("sha256");
+    let (_lock, _) = crate::leftovers::DirLock::acquire(&blobs_dir, TMP_PREFIX)
+        .map_err(|e| first.err(OciErrorKind::Layout, format!("cannot clean up {}: {e}", blobs_dir.display())))?;
+    remove_temporaries(layout).map_err(|e| first.err(OciErrorKind::Layout, format!("cannot clean up {}: {e}", layout.display())))?;
     let concurrency = opts.concurrency.max(1);
     let resolved = parallel(sessions.iter().collect(), concurrency, |s| resolve(s, s.image, layout, opts, true))
         .into_iter()

@@ -248,7 +248,9 @@ pub fn download_with(requirements: &[String], index_url: &str, extra_index_urls:
     let python = python.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("python3"));
     let pip = Pip::probe(&python, &inputs)?;
     fs::create_dir_all(dest).map_err(io_err(dest))?;
-    let tmp = tempfile::Builder::new().prefix(".airlock-pip-").tempdir_in(dest).map_err(io_err(dest))?;
+    // One run at a time in dest; what a killed run left there goes first.
+    let (_lock, _) = crate::leftovers::DirLock::acquire(dest, TMP_PREFIX).map_err(io_err(dest))?;
+    let tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempdir_in(dest).map_err(io_err(dest))?;
     let use_report = mode == Mode::Auto && pip.version >= (22, 2);
     let (files, downloaded) = if use_report { pip.via_report(tmp.path(), dest)? } else { pip.via_file_names(tmp.path(), dest)? };
     let mut files = files;
@@ -283,6 +285,42 @@ fn write_state(path: &Path, state: &State) -> Result<(), PipError> {
     fs::rename(&part, path).map_err(io_err(path))
 }
 
+/// Runs `program` (its arguments added by the caller) under `sh`, in a process group of its
+/// own, such that the whole group ends when airlock dies, even by SIGKILL: pip left running
+/// after a killed run would go on downloading into a directory nothing reads, and pip's own
+/// children (and a pyenv shim's) are grandchildren, which the kernel's parent-death signal
+/// does not reach. So `sh` gets SIGTERM when airlock dies and passes it to its group.
+///
+/// SIGTERM first, so that what cleans up on exit can; whatever is still there a second later
+/// gets SIGKILL.
+fn die_with_airlock(program: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    // `wait` returns as soon as a trapped signal arrives, so the trap runs at once; the trap
+    // ignores TERM first so that the TERM it sends its group does not run it again. The
+    // script's status is pip's.
+    const GUARD: &str = "trap 'trap \"\" TERM; kill -TERM 0; sleep 1; kill -KILL 0' TERM; \"$@\" & wait $!";
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", GUARD, "sh"]).arg(program);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // airlock died before the signal was asked for: do not start at all.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("airlock exited"));
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// pip's work directory in dest, renamed from when done (see [`crate::leftovers`]).
+const TMP_PREFIX: &str = ".airlock-pip-";
+
 /// A Python with pip, and what to run it on.
 struct Pip<'a> {
     python: PathBuf,
@@ -311,7 +349,7 @@ impl<'a> Pip<'a> {
     /// Checks that pip imports, and learns its version (faster than `python -m pip --version`).
     fn probe(python: &Path, inputs: &'a Inputs) -> Result<Pip<'a>, PipError> {
         let shown = python.display().to_string();
-        let out = Command::new(python).args(["-c", "import pip; print(pip.__version__)"]).stdin(std::process::Stdio::null()).output().map_err(|e| PipError::Python {
+        let out = Command::new(python).args(["-c", "import sys, pip; print(pip.__version__); print(sys.executable)"]).stdin(std::process::Stdio::null()).output().map_err(|e| PipError::Python {
             python: shown.clone(),
             msg: if e.kind() == std::io::ErrorKind::NotFound {
                 "not found: install Python 3 with pip, or give the pip_download module a `python` that has pip".to_string()
@@ -329,12 +367,17 @@ impl<'a> Pip<'a> {
             });
         }
         let version = parse_pip_version(&stdout).ok_or_else(|| PipError::Python { python: shown, msg: format!("unexpected pip version {:?}", stdout.trim()) })?;
-        Ok(Pip { python: python.to_path_buf(), version, inputs })
+        // pip runs on the interpreter itself, not through a wrapper such as pyenv's shim: the
+        // shim runs `pyenv rehash` after `pip install`, which holds a machine-wide lock file
+        // that a killed run (see die_with_airlock) would leave behind, failing every later pip.
+        let real = stdout.lines().nth(1).map(str::trim).filter(|p| !p.is_empty() && Path::new(p).is_file()).map(PathBuf::from);
+        Ok(Pip { python: real.unwrap_or_else(|| python.to_path_buf()), version, inputs })
     }
 
-    /// `python -m pip` with a cleaned environment.
+    /// `python -m pip` with a cleaned environment, in a process group that dies with airlock
+    /// (see [`die_with_airlock`]).
     fn command(python: &Path) -> Command {
-        let mut cmd = Command::new(python);
+        let mut cmd = die_with_airlock(python);
         cmd.args(["-m", "pip"]);
         for (k, _) in std::env::vars_os() {
             let Some(key) = k.to_str() else { continue };
@@ -398,7 +441,10 @@ impl<'a> Pip<'a> {
             lines = explain(&stdout);
         }
         if lines.is_empty() {
+            // No `ERROR:` line (a traceback, a killed interpreter): pip's last words instead.
             lines.push(format!("pip exited with {}", out.status));
+            let tail: Vec<&str> = stderr.lines().chain(stdout.lines()).filter(|l| !l.trim().is_empty()).collect();
+            lines.extend(tail[tail.len().saturating_sub(8)..].iter().map(|l| l.to_string()));
         }
         Err(PipError::Pip { what: format!("{action} {requirements} {}", self.inputs.target.describe()), index: self.index_desc(), status: out.status.code(), lines })
     }

@@ -417,6 +417,8 @@ fn storage_err(what: &str, path: &Path, e: io::Error) -> ImportError {
     ImportError::Storage(format!("cannot {what} {}: {e}: check that the registry storage is writable and has room", path.display()))
 }
 
+const STAGING_PREFIX: &str = ".airlock-import-";
+
 /// Where new files are written before they are renamed into place: a directory of the
 /// storage root, beside `docker/` (so on its filesystem), which the registry never reads.
 /// Created on first use, so a run that writes nothing touches nothing; removed when dropped.
@@ -424,13 +426,18 @@ struct Staging<'a> {
     storage: &'a Path,
     dir: Option<tempfile::TempDir>,
     next: u64,
+    /// Held while `dir` exists (dropped after it), so a later import knows any other staging
+    /// directory belongs to a run that was killed, and removes it.
+    lock: Option<crate::leftovers::DirLock>,
 }
 
 impl Staging<'_> {
     fn file(&mut self) -> Result<PathBuf, ImportError> {
         if self.dir.is_none() {
             fs::create_dir_all(self.storage).map_err(|e| storage_err("create", self.storage, e))?;
-            let d = tempfile::Builder::new().prefix(".airlock-import-").tempdir_in(self.storage).map_err(|e| storage_err("write in", self.storage, e))?;
+            let (lock, _) = crate::leftovers::DirLock::acquire(self.storage, STAGING_PREFIX).map_err(|e| storage_err("clean up in", self.storage, e))?;
+            self.lock = Some(lock);
+            let d = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(self.storage).map_err(|e| storage_err("write in", self.storage, e))?;
             self.dir = Some(d);
         }
         self.next += 1;
@@ -674,7 +681,7 @@ pub fn import(
     let mut w = Writer {
         v2,
         opts: options,
-        staging: Staging { storage, dir: None, next: 0 },
+        staging: Staging { storage, dir: None, next: 0, lock: None },
         done: HashSet::new(),
         storage_dev: device_of(storage),
         report: ImportReport::default(),
