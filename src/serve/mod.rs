@@ -325,8 +325,7 @@ pub fn resolve(root: &Path, segs: &[String]) -> Result<PathBuf, PathError> {
 /// to slip through. Links given as absolute paths (which `RESOLVE_BENEATH` refuses even when
 /// they point inside) and kernels without openat2 go through [`resolve`] instead.
 pub fn open_beneath(root: &Path, segs: &[String]) -> Result<std::fs::File, PathError> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
+    use std::os::fd::FromRawFd;
     let mut rel = Vec::with_capacity(segs.iter().map(|s| s.len() + 1).sum::<usize>() + 2);
     for s in segs {
         check_segment(s)?;
@@ -339,23 +338,14 @@ pub fn open_beneath(root: &Path, segs: &[String]) -> Result<std::fs::File, PathE
         rel.push(b'.');
     }
     let rel = std::ffi::CString::new(rel).map_err(|_| PathError::Bad)?;
-    let root_c = std::ffi::CString::new(root.as_os_str().as_bytes()).map_err(|_| PathError::NotFound)?;
-    // The root is opened by name on every request, so a mirror directory replaced while the
-    // server runs is served as it is now.
-    // SAFETY: a NUL-terminated path; the descriptor returned is owned below.
-    let dir = unsafe { libc::open(root_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if dir < 0 {
-        return Err(PathError::NotFound);
-    }
-    // SAFETY: `dir` is a descriptor this function just opened and nothing else owns.
-    let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+    let Some(dir) = root_dir(root) else { return Err(PathError::NotFound) };
     // SAFETY: open_how is plain data; zero is "no mode" and no other field is left unset.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     // O_NONBLOCK: a FIFO under the root must not hold a worker thread until a writer comes.
     how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64;
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: openat2 reads the path and `how` (of the size given) and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_openat2, std::os::fd::AsRawFd::as_raw_fd(&dir), rel.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
+    let fd = unsafe { libc::syscall(libc::SYS_openat2, dir, rel.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
     if fd >= 0 {
         // SAFETY: a descriptor openat2 just returned, owned by nobody else.
         return Ok(unsafe { std::fs::File::from_raw_fd(fd as i32) });
@@ -366,6 +356,42 @@ pub fn open_beneath(root: &Path, segs: &[String]) -> Result<std::fs::File, PathE
         Some(libc::EXDEV | libc::ENOSYS | libc::EPERM) => open_file(&resolve(root, segs)?).map_err(|_| PathError::NotFound),
         _ => Err(PathError::NotFound),
     }
+}
+
+/// A descriptor of the directory `root` names, opened (`O_PATH`) once a second per thread
+/// and root: a mirror directory replaced while the server runs is served within a second,
+/// without the two extra system calls per request of opening it every time. The descriptor
+/// stays open until the next call on this thread.
+fn root_dir(root: &Path) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+    thread_local! {
+        static DIRS: std::cell::RefCell<Vec<(PathBuf, OwnedFd, Instant)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    DIRS.with_borrow_mut(|dirs| {
+        let now = Instant::now();
+        // A handful of roots per process: a list is quicker than a map.
+        let i = dirs.iter().position(|(p, _, _)| p == root);
+        if let Some(i) = i
+            && now.duration_since(dirs[i].2) < FRESH
+        {
+            return Some(dirs[i].1.as_raw_fd());
+        }
+        let opened = std::ffi::CString::new(root.as_os_str().as_bytes()).ok().and_then(|c| {
+            // SAFETY: a NUL-terminated path; the descriptor returned is owned below.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+            // SAFETY: a descriptor just opened, owned by nobody else.
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        });
+        if let Some(i) = i {
+            dirs.swap_remove(i);
+        }
+        let fd = opened?;
+        let raw = fd.as_raw_fd();
+        dirs.push((root.to_path_buf(), fd, now));
+        Some(raw)
+    })
 }
 
 /// Opens a path that [`resolve`] checked, for reading, as [`open_beneath`] opens files.
