@@ -456,4 +456,32 @@ mod tests {
         assert!(resolve(&root, &["inside".into()]).is_ok());
         assert_eq!(resolve(&root, &["nothing".into()]), Err(PathError::NotFound));
     }
+
+    #[test]
+    fn open_beneath_follows_links_only_while_they_stay_inside() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(d.path().join("secret"), "x").unwrap();
+        std::fs::write(root.join("sub/in"), "y").unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret"), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
+        std::os::unix::fs::symlink(d.path(), root.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/root/etc/passwd", root.join("magic")).unwrap();
+        std::os::unix::fs::symlink("sub/in", root.join("inside")).unwrap();
+        std::os::unix::fs::symlink(root.join("sub/in"), root.join("absolute-inside")).unwrap();
+        let open = |p: &[&str]| open_beneath(&root, &p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|f| std::io::read_to_string(f).unwrap_or_default());
+        for out in [&["out"][..], &["up"], &["dirlink", "secret"], &["magic"], &["nothing"]] {
+            assert_eq!(open(out), Err(PathError::NotFound), "{out:?}");
+        }
+        assert_eq!(open(&["inside"]).unwrap(), "y");
+        assert_eq!(open(&["absolute-inside"]).unwrap(), "y");
+        assert_eq!(open(&["sub", "in"]).unwrap(), "y");
+        assert!(open_beneath(&root, &[]).unwrap().metadata().unwrap().is_dir());
+        // A FIFO opens at once (and is then refused as not a file) instead of waiting for a writer.
+        let fifo = std::ffi::CString::new(root.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(!open_beneath(&root, &["fifo".to_string()]).unwrap().metadata().unwrap().is_file());
+    }
 }
