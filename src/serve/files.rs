@@ -176,8 +176,8 @@ pub async fn serve_file(path: &Path, method: &Method, headers: &HeaderMap, ctype
 ///
 /// Opening, stating and reading a small file take microseconds on a warm page cache, less
 /// than a trip to the blocking pool or even `block_in_place`: they run in place. Files up to
-/// [`cache::MAX_FILE`] are kept in memory between requests ([`cache`]), and their bodies go
-/// out as shared `Bytes`, never copied.
+/// 256 KiB are kept in memory between requests (the `cache` module), and their bodies go out
+/// as shared `Bytes`, never copied.
 pub async fn serve_open(file: std::fs::File, meta: &std::fs::Metadata, method: &Method, headers: &HeaderMap, ctype: &'static str) -> Response {
     let size = meta.len();
     // HEAD and conditional requests are answered from the metadata alone; the bytes of a small

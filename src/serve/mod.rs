@@ -2,9 +2,11 @@
 //! `/opt/deepops`, served without Docker on DeepOps's ports: Yum (nginx-like static files),
 //! Helm (ChartMuseum's read API), PyPI (the simple API) and plain files.
 //!
-//! Every mirror resolves request paths with [`resolve`], which refuses anything that would leave
-//! its root, and answers through the same static-file code ([`files::serve_file`]) with `HEAD`,
-//! single `Range`s, `ETag` and `Last-Modified`.
+//! Every mirror opens request paths with [`open_beneath`] or resolves them with [`resolve`],
+//! both of which refuse anything that would leave its root, and answers through the same
+//! static-file code ([`files::serve_file`], [`files::serve_open`]) with `HEAD`, single
+//! `Range`s, `ETag` and `Last-Modified`; small files come from memory (the `cache` module)
+//! while they are unchanged.
 
 mod cache;
 pub mod files;
