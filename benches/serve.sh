@@ -6,6 +6,8 @@
 #   2. static files (64 KiB and 1 MiB) against nginx serving the same directory;
 #   3. registry blob reads (a 4 MiB layer) against Debian's docker-registry serving the same
 #      storage.
+# For 2 and 3 it also prints each server's CPU time per request, which other processes on the
+# machine move much less than requests/s.
 # Prints Markdown table rows for docs/benchmarks.md. Not run by the tests.
 #
 #   bash benches/serve.sh                 # builds airlock --release; installs wrk and nginx
@@ -82,7 +84,7 @@ layer=$(cat "$work/layout/layer-digest")
 p=($(free_port) $(free_port) $(free_port) $(free_port) $(free_port))
 "$AIRLOCK" serve --root "$root" --bind 127.0.0.1 --registry-port "${p[0]}" --yum-port "${p[1]}" \
   --helm-port "${p[2]}" --pip-port "${p[3]}" --files-port "${p[4]}" 2>/dev/null &
-pids+=($!)
+apid=$!; pids+=($!)
 urls=(
   "registry blob (4 MiB)|http://127.0.0.1:${p[0]}/v2/bench/img/blobs/$layer"
   "Yum file (64 KiB)|http://127.0.0.1:${p[1]}/base/repodata/primary.xml.gz"
@@ -100,14 +102,25 @@ load() { # URL SECONDS
   tr=$(awk '/Transfer\/sec/ {print $2}' <<<"$out")
   sock=$(awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}' <<<"$out"); sock=${sock:-0}
   non=$(awk '/Non-2xx/ {print $5}' <<<"$out"); non=${non:-0}
-  echo "$rps|$tr|$((sock + non))"
+  echo "$rps|$tr|$((sock + non))|$(awk '/requests in/ {print $1}' <<<"$out")"
+}
+# CPU time (user + system, in clock ticks) of a server and its child processes (nginx's workers).
+cpu_ticks() { local t=0 c; for c in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' /proc/$c/stat))); done; echo $t; }
+# Microseconds of server CPU per request while `load` runs: unlike requests/s, barely moved by
+# other processes on the machine.
+cpu_load() { # PID URL SECONDS -> rps|transfer|errors|µs per request
+  local c0 c1 rps tr errs n
+  c0=$(cpu_ticks "$1")
+  IFS='|' read -r rps tr errs n <<<"$(load "$2" "$3")"
+  c1=$(cpu_ticks "$1")
+  echo "$rps|$tr|$errs|$(echo "scale=1; ($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)"
 }
 
 echo "## 64 connections, ${DURATION}s each (load average at start: $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "| mirror | requests/s | transfer/s | errors |"
 echo "|---|---|---|---|"
 for u in "${urls[@]}"; do
-  IFS='|' read -r rps tr errs <<<"$(load "${u#*|}" "$DURATION")"
+  IFS='|' read -r rps tr errs _ <<<"$(load "${u#*|}" "$DURATION")"
   echo "| ${u%%|*} | $rps | $tr | $errs |"
 done
 
@@ -130,24 +143,24 @@ http {
 }
 NGX
 /usr/sbin/nginx -c "$work/nginx.conf" -g 'daemon off;' &
-pids+=($!)
+npid=$!; pids+=($!)
 rp=$(free_port)
 printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\n  maintenance:\n    readonly:\n      enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$root/registry" "$rp" > "$work/registry.yml"
 /usr/bin/docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-pids+=($!)
+rpid=$!; pids+=($!)
 wait_http "http://127.0.0.1:$np/small.bin"; wait_http "http://127.0.0.1:$rp/v2/"
 
 echo
 echo "## Against nginx and docker-registry, 64 connections, ${CMP_DURATION}s each"
-echo "| what | airlock serve req/s | other | other req/s | airlock / other |"
-echo "|---|---|---|---|---|"
-cmp() { # LABEL AIRLOCK_URL OTHER_NAME OTHER_URL
-  local a o ae oe
-  IFS='|' read -r a _ ae <<<"$(load "$2" "$CMP_DURATION")"
-  IFS='|' read -r o _ oe <<<"$(load "$4" "$CMP_DURATION")"
+echo "| what | airlock serve req/s | other | other req/s | airlock / other | server CPU µs/request, airlock / other |"
+echo "|---|---|---|---|---|---|"
+cmp() { # LABEL AIRLOCK_URL OTHER_NAME OTHER_URL OTHER_PID
+  local a o ae oe ac oc
+  IFS='|' read -r a _ ae ac <<<"$(cpu_load "$apid" "$2" "$CMP_DURATION")"
+  IFS='|' read -r o _ oe oc <<<"$(cpu_load "$5" "$4" "$CMP_DURATION")"
   if [ "$ae" != 0 ] || [ "$oe" != 0 ]; then echo "$1: errors (airlock $ae, $3 $oe): not comparable" >&2; exit 1; fi
-  echo "| $1 | $a | $3 | $o | $(echo "scale=2; $a / $o" | bc) |"
+  echo "| $1 | $a | $3 | $o | $(echo "scale=2; $a / $o" | bc) | $ac / $oc |"
 }
-cmp "file 64 KiB" "http://127.0.0.1:${p[4]}/small.bin" "nginx $(/usr/sbin/nginx -v 2>&1 | cut -d/ -f2)" "http://127.0.0.1:$np/small.bin"
-cmp "file 1 MiB" "http://127.0.0.1:${p[4]}/big.bin" "nginx" "http://127.0.0.1:$np/big.bin"
-cmp "registry blob 4 MiB" "http://127.0.0.1:${p[0]}/v2/bench/img/blobs/$layer" "docker-registry 2.8" "http://127.0.0.1:$rp/v2/bench/img/blobs/$layer"
+cmp "file 64 KiB" "http://127.0.0.1:${p[4]}/small.bin" "nginx $(/usr/sbin/nginx -v 2>&1 | cut -d/ -f2)" "http://127.0.0.1:$np/small.bin" "$npid"
+cmp "file 1 MiB" "http://127.0.0.1:${p[4]}/big.bin" "nginx" "http://127.0.0.1:$np/big.bin" "$npid"
+cmp "registry blob 4 MiB" "http://127.0.0.1:${p[0]}/v2/bench/img/blobs/$layer" "docker-registry 2.8" "http://127.0.0.1:$rp/v2/bench/img/blobs/$layer" "$rpid"

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{PathError, resolve, segments, text};
+use super::{PathError, cache, open_beneath, resolve, segments, text};
 
 /// The routes of a static mirror of `dir`: every path is a file or a directory listing.
 pub fn router(dir: &Path) -> Router {
@@ -31,18 +31,23 @@ async fn static_request(dir: &Path, method: &Method, uri: &Uri, headers: &Header
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let path = match resolve(dir, &segs) {
-        Ok(p) => p,
+    let file = match open_beneath(dir, &segs) {
+        Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    if path.is_dir() {
+    let Ok(meta) = file.metadata() else { return PathError::NotFound.into_response() };
+    if meta.is_dir() {
         if !uri.path().ends_with('/') {
             let q = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
             return redirect(&format!("{}/{q}", uri.path()));
         }
         return listing(dir, &segs, uri.path(), method);
     }
-    serve_file(&path, method, headers, content_type(&path)).await
+    if !meta.is_file() {
+        return PathError::NotFound.into_response();
+    }
+    let ctype = content_type(Path::new(segs.last().map(String::as_str).unwrap_or("")));
+    serve_open(file, &meta, method, headers, ctype).await
 }
 
 /// `405` naming what is allowed.
@@ -157,25 +162,36 @@ fn parse_range(range: &str, size: u64) -> Answer {
 }
 
 /// A file's bytes (or part of them) with the headers clients rely on to cache and resume.
+/// `path` must already be checked against the mirror's root ([`resolve`]).
 pub async fn serve_file(path: &Path, method: &Method, headers: &HeaderMap, ctype: &'static str) -> Response {
-    // Opening and stating a file is quick on a warm page cache: done in place (block_in_place
-    // lets the runtime move other tasks off this thread) rather than by a trip to the blocking
-    // pool, which costs more than the calls themselves.
-    let opened = tokio::task::block_in_place(|| std::fs::File::open(path).and_then(|f| f.metadata().map(|m| (f, m))));
-    let Ok((file, meta)) = opened else { return PathError::NotFound.into_response() };
+    let Ok(file) = super::open_file(path) else { return PathError::NotFound.into_response() };
+    let Ok(meta) = file.metadata() else { return PathError::NotFound.into_response() };
     if !meta.is_file() {
         return PathError::NotFound.into_response();
     }
+    serve_open(file, &meta, method, headers, ctype).await
+}
+
+/// [`serve_file`] for a file already opened (beneath the root) and stated.
+///
+/// Opening, stating and reading a small file take microseconds on a warm page cache, less
+/// than a trip to the blocking pool or even `block_in_place`: they run in place. Files up to
+/// 256 KiB are kept in memory between requests (the `cache` module), and their bodies go out
+/// as shared `Bytes`, never copied.
+pub async fn serve_open(file: std::fs::File, meta: &std::fs::Metadata, method: &Method, headers: &HeaderMap, ctype: &'static str) -> Response {
     let size = meta.len();
-    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-    let mtime = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let tag = etag(mtime, size);
-    let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(mtime));
+    // HEAD and conditional requests are answered from the metadata alone; the bytes of a small
+    // file are read (and cached) when a body needs them.
+    let (c, loaded) = match cache::get(meta) {
+        Some(c) => (c, true),
+        None => (validators(meta, Bytes::new()), false),
+    };
     let mut b = Response::builder()
-        .header(header::ETAG, &tag)
-        .header(header::LAST_MODIFIED, &last_modified)
-        .header(header::ACCEPT_RANGES, "bytes");
-    let (status, start, len) = match answer(headers, &tag, mtime, size) {
+        .header(header::ETAG, c.etag.clone())
+        .header(header::LAST_MODIFIED, c.last_modified.clone())
+        .header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let tag = c.etag.to_str().unwrap_or_default();
+    let (status, start, len) = match answer(headers, tag, c.mtime, size) {
         Answer::NotModified => return b.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default(),
         Answer::Unsatisfiable => {
             return b
@@ -191,13 +207,27 @@ pub async fn serve_file(path: &Path, method: &Method, headers: &HeaderMap, ctype
             (StatusCode::PARTIAL_CONTENT, a, z - a + 1)
         }
     };
-    b = b.status(status).header(header::CONTENT_TYPE, ctype).header(header::CONTENT_LENGTH, len);
+    b = b.status(status).header(header::CONTENT_TYPE, HeaderValue::from_static(ctype)).header(header::CONTENT_LENGTH, HeaderValue::from(len));
     if method == Method::HEAD {
         return b.body(Body::empty()).unwrap_or_default();
     }
+    if size <= cache::MAX_FILE {
+        let body = if loaded {
+            c.body
+        } else {
+            let mut buf = vec![0u8; size as usize];
+            if std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, 0).is_err() {
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
+            }
+            let c = cache::Cached { body: Bytes::from(buf), ..c };
+            cache::put(meta, &c);
+            c.body
+        };
+        return b.body(Body::from(body.slice(start as usize..(start + len) as usize))).unwrap_or_default();
+    }
     if len <= WHOLE_READ {
-        // Most mirror files (repodata, charts, index pages' targets) are small: one positioned
-        // read, one body.
+        // Up to 1 MiB: one positioned read, one body. block_in_place lets the runtime move
+        // other connections off this thread while it reads.
         let read = tokio::task::block_in_place(|| {
             let mut buf = vec![0u8; len as usize];
             std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start).map(|_| buf)
@@ -212,6 +242,16 @@ pub async fn serve_file(path: &Path, method: &Method, headers: &HeaderMap, ctype
         return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
     }
     b.body(file_body(f.take(len))).unwrap_or_default()
+}
+
+/// The validators of a file (nginx's ETag and Last-Modified, from its mtime and size), with
+/// `body` as its bytes.
+fn validators(meta: &std::fs::Metadata, body: Bytes) -> cache::Cached {
+    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let mtime = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let hv = |s: String| HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let last_modified = hv(httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(mtime)));
+    cache::Cached { body, mtime, etag: hv(etag(mtime, meta.len())), last_modified }
 }
 
 /// Bodies up to this size are read in one go; larger ones are streamed.

@@ -2,11 +2,15 @@
 //! `/opt/deepops`, served without Docker on DeepOps's ports: Yum (nginx-like static files),
 //! Helm (ChartMuseum's read API), PyPI (the simple API) and plain files.
 //!
-//! Every mirror resolves request paths with [`resolve`], which refuses anything that would leave
-//! its root, and answers through the same static-file code ([`files::serve_file`]) with `HEAD`,
-//! single `Range`s, `ETag` and `Last-Modified`.
+//! Every mirror opens request paths with [`open_beneath`] or resolves them with [`resolve`],
+//! both of which refuse anything that would leave its root, and answers through the same
+//! static-file code ([`files::serve_file`], [`files::serve_open`]) with `HEAD`, single
+//! `Range`s, `ETag` and `Last-Modified`; small files come from memory (the `cache` module)
+//! while they are unchanged.
 
+mod cache;
 pub mod files;
+mod log;
 pub mod registry;
 pub mod helm;
 pub mod pypi;
@@ -20,9 +24,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 /// The mirrors' names, as `--mirrors` takes them.
@@ -106,48 +108,126 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
 
     let acceptor = tls.as_ref().map(|(a, _)| a.clone());
 
+    // Before any thread starts, so that every thread inherits the mask and only the signal
+    // thread sees SIGTERM and SIGINT.
+    let stop = stop_signals();
+    log::start();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_io().enable_time().build().map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    if let Some(set) = stop {
+        std::thread::Builder::new().name("airlock-signals".into()).spawn(move || flush_log_on(set)).map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    }
     rt.block_on(async move {
         let mut tasks = Vec::new();
         for (m, l) in mirrors.into_iter().zip(listeners) {
             let listener = tokio::net::TcpListener::from_std(l).map_err(|e| format!("{}: {e}", m.name))?;
-            let name = m.name;
-            let app = m.router.layer(middleware::from_fn(move |req, next| log_request(name, req, next)));
-            let acceptor = acceptor.clone();
-            tasks.push(tokio::spawn(async move {
-                match acceptor {
-                    Some(a) => tls::serve(listener, app, a).await,
-                    None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.map_err(|e| format!("the {name} mirror stopped: {e}")),
-                }
-            }));
+            tasks.push(tokio::spawn(accept(listener, m.name, m.router, acceptor.clone())));
         }
         for t in tasks {
-            t.await.map_err(|e| format!("a mirror failed: {e}"))??;
+            t.await.map_err(|e| format!("a mirror failed: {e}"))?;
         }
         Ok(())
     })
 }
 
-/// One line per request on stderr: time, mirror, client, method, path, status, the body bytes
-/// sent and the milliseconds until the last of them (written when the body is done or dropped,
-/// so a download cut short logs what was really sent).
-async fn log_request(mirror: &'static str, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "-".into());
-    let when = crate::bundle::manifest::rfc3339_utc(std::time::SystemTime::now());
-    let (parts, body) = next.run(req).await.into_parts();
-    let line = format!("{when} {mirror} {client} {method} {path} {}", parts.status.as_u16());
-    Response::from_parts(parts, Body::new(LoggedBody { inner: body, sent: 0, line, start }))
+/// SIGTERM and SIGINT, blocked in this thread (and so in every thread started after), for
+/// [`flush_log_on`] to take; `None` if they cannot be blocked (they then end the process as
+/// before, with up to one batch of log lines unwritten).
+fn stop_signals() -> Option<libc::sigset_t> {
+    // SAFETY: sigset_t is plain data that sigemptyset initialises; the calls only read and
+    // write the set given and this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        (libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) == 0).then_some(set)
+    }
 }
 
-/// A response body that counts what goes out and logs the request when it is dropped.
-struct LoggedBody {
+/// Waits for a signal of `set`, writes the log lines still queued, and lets the signal end
+/// the process as it would have without the wait (same exit status for systemd and shells).
+fn flush_log_on(set: libc::sigset_t) {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is an initialised signal set and `sig` a valid place for the answer.
+    if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+        return;
+    }
+    log::flush();
+    // SAFETY: restoring the default action and re-raising the signal, unblocked for this
+    // thread only, ends the process the way the signal does by default.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut one: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut one);
+        libc::sigaddset(&mut one, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
+
+/// Accepts connections for one mirror until the process ends, over TLS when `tls` is given;
+/// an accept or handshake that fails only ends that connection.
+async fn accept(listener: tokio::net::TcpListener, mirror: &'static str, router: Router, tls: Option<tokio_rustls::TlsAcceptor>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors, mostly: wait for connections to close rather than spin.
+                eprintln!("airlock serve: accept failed on the {mirror} mirror: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Responses are written whole (headers and body in one writev); Nagle's algorithm
+        // would only hold back their last segment until the client's delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let client = peer.ip();
+            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| handle(router.clone(), mirror, client, req));
+            let http = hyper::server::conn::http1::Builder::new();
+            let _ = match tls {
+                None => http.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc).await,
+                Some(a) => match a.accept(tcp).await {
+                    Ok(s) => http.serve_connection(hyper_util::rt::TokioIo::new(s), svc).await,
+                    Err(_) => return,
+                },
+            };
+        });
+    }
+}
+
+/// Runs one request through the mirror's router; its log line is written when the body is
+/// done or dropped ([`LoggedBody`]).
+async fn handle(mut router: Router, mirror: &'static str, client: IpAddr, req: hyper::Request<hyper::body::Incoming>) -> Result<Response<LoggedBody>, std::convert::Infallible> {
+    let start = Instant::now();
+    let when = std::time::SystemTime::now();
+    let method = req.method().clone();
+    // A clone of the request's URI shares its bytes.
+    let uri = req.uri().clone();
+    let response = match <Router as tower::Service<hyper::Request<hyper::body::Incoming>>>::call(&mut router, req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    let (parts, inner) = response.into_parts();
+    let status = parts.status.as_u16();
+    Ok(Response::from_parts(parts, LoggedBody { inner, sent: 0, start, when, mirror, client, method, uri, status }))
+}
+
+/// A response body that counts what goes out and logs the request when it is dropped: time,
+/// mirror, client, method, path, status, the body bytes sent and the milliseconds until the
+/// last of them (so a download cut short logs what was really sent).
+pub struct LoggedBody {
     inner: Body,
     sent: u64,
-    line: String,
     start: Instant,
+    when: std::time::SystemTime,
+    mirror: &'static str,
+    client: IpAddr,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    status: u16,
 }
 
 impl http_body::Body for LoggedBody {
@@ -175,8 +255,27 @@ impl http_body::Body for LoggedBody {
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
-        eprintln!("{} {} {:.1}ms", self.line, self.sent, self.start.elapsed().as_secs_f64() * 1000.0);
+        let path = self.uri.path_and_query().map(|p| p.as_str()).unwrap_or_default();
+        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        with_timestamp(self.when, |when| {
+            log::line(format_args!("{when} {} {} {} {path} {} {} {ms:.1}ms", self.mirror, self.client, self.method, self.status, self.sent));
+        });
     }
+}
+
+/// Calls `f` with `t` in RFC 3339 (UTC, seconds), formatted once per second and thread.
+fn with_timestamp(t: std::time::SystemTime, f: impl FnOnce(&str)) {
+    thread_local! {
+        static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    LAST.with_borrow_mut(|(s, text)| {
+        if *s != secs {
+            *s = secs;
+            *text = crate::bundle::manifest::rfc3339_utc(t);
+        }
+        f(text);
+    });
 }
 
 /// Why a request path cannot be served.
@@ -220,10 +319,7 @@ pub fn segments(raw_path: &str) -> Result<Vec<String>, PathError> {
 pub fn resolve(root: &Path, segs: &[String]) -> Result<PathBuf, PathError> {
     let mut p = root.to_path_buf();
     for s in segs {
-        // `segments` already refused separators; this also keeps out `C:`-like prefixes.
-        if Path::new(s).components().count() != 1 || !matches!(Path::new(s).components().next(), Some(Component::Normal(_))) {
-            return Err(PathError::Bad);
-        }
+        check_segment(s)?;
         p.push(s);
     }
     let real_root = real_root(root).ok_or(PathError::NotFound)?;
@@ -232,6 +328,98 @@ pub fn resolve(root: &Path, segs: &[String]) -> Result<PathBuf, PathError> {
         return Err(PathError::NotFound);
     }
     Ok(real)
+}
+
+/// Opens the file or directory `segs` name under `root` without leaving it: the kernel walks
+/// the path beneath an open `root` (openat2 with `RESOLVE_BENEATH`), following links only
+/// while they stay inside, and never through `/proc`'s magic links. One call replaces a
+/// per-component walk, and there is no gap between the check and the open for a swapped link
+/// to slip through. Links given as absolute paths (which `RESOLVE_BENEATH` refuses even when
+/// they point inside) and kernels without openat2 go through [`resolve`] instead.
+pub fn open_beneath(root: &Path, segs: &[String]) -> Result<std::fs::File, PathError> {
+    use std::os::fd::FromRawFd;
+    let mut rel = Vec::with_capacity(segs.iter().map(|s| s.len() + 1).sum::<usize>() + 2);
+    for s in segs {
+        check_segment(s)?;
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(s.as_bytes());
+    }
+    if rel.is_empty() {
+        rel.push(b'.');
+    }
+    let rel = std::ffi::CString::new(rel).map_err(|_| PathError::Bad)?;
+    let Some(dir) = root_dir(root) else { return Err(PathError::NotFound) };
+    // SAFETY: open_how is plain data; zero is "no mode" and no other field is left unset.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    // O_NONBLOCK: a FIFO under the root must not hold a worker thread until a writer comes.
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 reads the path and `how` (of the size given) and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_openat2, dir, rel.as_ptr(), &how as *const libc::open_how, std::mem::size_of::<libc::open_how>()) };
+    if fd >= 0 {
+        // SAFETY: a descriptor openat2 just returned, owned by nobody else.
+        return Ok(unsafe { std::fs::File::from_raw_fd(fd as i32) });
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        // A link leaves the root or is absolute; or openat2 is missing or filtered (ENOSYS,
+        // or EPERM from a seccomp profile): decide by the real paths.
+        Some(libc::EXDEV | libc::ENOSYS | libc::EPERM) => open_file(&resolve(root, segs)?).map_err(|_| PathError::NotFound),
+        _ => Err(PathError::NotFound),
+    }
+}
+
+/// A descriptor of the directory `root` names, opened (`O_PATH`) once a second per thread
+/// and root: a mirror directory replaced while the server runs is served within a second,
+/// without the two extra system calls per request of opening it every time. The descriptor
+/// stays open until the next call on this thread.
+fn root_dir(root: &Path) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+    thread_local! {
+        static DIRS: std::cell::RefCell<Vec<(PathBuf, OwnedFd, Instant)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    DIRS.with_borrow_mut(|dirs| {
+        let now = Instant::now();
+        // A handful of roots per process: a list is quicker than a map.
+        let i = dirs.iter().position(|(p, _, _)| p == root);
+        if let Some(i) = i
+            && now.duration_since(dirs[i].2) < FRESH
+        {
+            return Some(dirs[i].1.as_raw_fd());
+        }
+        let opened = std::ffi::CString::new(root.as_os_str().as_bytes()).ok().and_then(|c| {
+            // SAFETY: a NUL-terminated path; the descriptor returned is owned below.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+            // SAFETY: a descriptor just opened, owned by nobody else.
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        });
+        if let Some(i) = i {
+            dirs.swap_remove(i);
+        }
+        let fd = opened?;
+        let raw = fd.as_raw_fd();
+        dirs.push((root.to_path_buf(), fd, now));
+        Some(raw)
+    })
+}
+
+/// Opens a path that [`resolve`] checked, for reading, as [`open_beneath`] opens files.
+pub fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK).open(path)
+}
+
+/// One decoded path segment, as [`segments`] gives them: a plain name (`segments` already
+/// refused separators; this also keeps out `C:`-like prefixes).
+fn check_segment(s: &str) -> Result<(), PathError> {
+    let mut c = Path::new(s).components();
+    match (c.next(), c.next()) {
+        (Some(Component::Normal(_)), None) => Ok(()),
+        _ => Err(PathError::Bad),
+    }
 }
 
 /// A mirror root's real path, found once per root and thread (it is on every request's path).
@@ -279,5 +467,33 @@ mod tests {
         assert_eq!(resolve(&root, &["out".into()]), Err(PathError::NotFound));
         assert!(resolve(&root, &["inside".into()]).is_ok());
         assert_eq!(resolve(&root, &["nothing".into()]), Err(PathError::NotFound));
+    }
+
+    #[test]
+    fn open_beneath_follows_links_only_while_they_stay_inside() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(d.path().join("secret"), "x").unwrap();
+        std::fs::write(root.join("sub/in"), "y").unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret"), root.join("out")).unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
+        std::os::unix::fs::symlink(d.path(), root.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/root/etc/passwd", root.join("magic")).unwrap();
+        std::os::unix::fs::symlink("sub/in", root.join("inside")).unwrap();
+        std::os::unix::fs::symlink(root.join("sub/in"), root.join("absolute-inside")).unwrap();
+        let open = |p: &[&str]| open_beneath(&root, &p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|f| std::io::read_to_string(f).unwrap_or_default());
+        for out in [&["out"][..], &["up"], &["dirlink", "secret"], &["magic"], &["nothing"]] {
+            assert_eq!(open(out), Err(PathError::NotFound), "{out:?}");
+        }
+        assert_eq!(open(&["inside"]).unwrap(), "y");
+        assert_eq!(open(&["absolute-inside"]).unwrap(), "y");
+        assert_eq!(open(&["sub", "in"]).unwrap(), "y");
+        assert!(open_beneath(&root, &[]).unwrap().metadata().unwrap().is_dir());
+        // A FIFO opens at once (and is then refused as not a file) instead of waiting for a writer.
+        let fifo = std::ffi::CString::new(root.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(!open_beneath(&root, &["fifo".to_string()]).unwrap().metadata().unwrap().is_file());
     }
 }

@@ -1,14 +1,10 @@
 //! TLS for `airlock serve`: a certificate and key given as PEM files, or a CA and a server
 //! certificate that airlock makes once in a directory (`--tls-self-signed DIR`) and reuses.
 
-use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
@@ -141,31 +137,4 @@ pub fn trust_hint(ca: &Path) -> String {
          \x20 Docker:        /etc/docker/certs.d/<mirror>:<registry port>/ca.crt; containerd: ca = \"{c}\" in certs.d/<mirror>:<port>/hosts.toml\n\
          \x20 pip: --cert {c}   helm: helm repo add --ca-file {c}   curl: --cacert {c}"
     )
-}
-
-/// Serves `app` over TLS on `listener` until the process ends; a failed handshake only ends
-/// that connection.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router, acceptor: TlsAcceptor) -> Result<(), String> {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("airlock serve: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
-            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let mut app = app.clone();
-                let mut req = req.map(Body::new);
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                async move { <Router as tower::Service<axum::extract::Request>>::call(&mut app, req).await.map_err(|e: Infallible| match e {}) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
-        });
-    }
 }
