@@ -208,10 +208,15 @@ fn err(file: &Arc<PathBuf>, node: &Node, msg: impl Into<String>) -> LoadError {
 
 /// Reads and parses one YAML file.
 fn read_yaml(path: &Path) -> Result<(Arc<PathBuf>, Node), LoadError> {
-    let file = Arc::new(path.to_path_buf());
     let text = std::fs::read_to_string(path)
         .map_err(|e| LoadError::new(format!("Could not read '{}': {e}", path.display()), None))?;
-    let node = crate::yaml::parse(&text).map_err(|e| {
+    parse_yaml(path, &text)
+}
+
+/// Parses the text of one YAML file, errors marked in `path`.
+fn parse_yaml(path: &Path, text: &str) -> Result<(Arc<PathBuf>, Node), LoadError> {
+    let file = Arc::new(path.to_path_buf());
+    let node = crate::yaml::parse(text).map_err(|e| {
         LoadError::new(
             format!("We were unable to read either as JSON nor YAML, these are the errors we got from each:\nSyntax Error while loading YAML.\n  {}", e.message),
             Some(pos(&file, e.mark)),
@@ -395,16 +400,30 @@ pub fn parse_free_form(text: &str, action: &str) -> Map<String, Json> {
 /// Loads a playbook and everything it imports statically.
 pub fn load_playbook(path: &Path, opts: &LoadOptions) -> Result<Playbook, LoadError> {
     let mut plays = Vec::new();
-    load_playbook_into(path, opts, &mut plays, 0)?;
+    load_playbook_into(path, None, opts, &mut plays, 0)?;
     Ok(Playbook { path: path.to_path_buf(), plays })
 }
 
-fn load_playbook_into(path: &Path, opts: &LoadOptions, plays: &mut Vec<Play>, depth: usize) -> Result<(), LoadError> {
+/// Loads a playbook from its text, as [`load_playbook`] does once it has read the file at
+/// `path` (which names the playbook in errors and anchors its relative imports and roles;
+/// those are still read from disk). The entry point for fuzzing the loader without a file
+/// per input.
+pub fn parse_playbook(text: &str, path: &Path, opts: &LoadOptions) -> Result<Playbook, LoadError> {
+    let mut plays = Vec::new();
+    load_playbook_into(path, Some(text), opts, &mut plays, 0)?;
+    Ok(Playbook { path: path.to_path_buf(), plays })
+}
+
+/// Loads the plays of `path` (of `text` when given, else of the file) into `plays`.
+fn load_playbook_into(path: &Path, text: Option<&str>, opts: &LoadOptions, plays: &mut Vec<Play>, depth: usize) -> Result<(), LoadError> {
     if depth > 20 {
         return Err(LoadError::new(format!("import_playbook nests too deeply at {}", path.display()), None));
     }
     let path = absolute(path);
-    let (file, node) = read_yaml(&path)?;
+    let (file, node) = match text {
+        Some(text) => parse_yaml(&path, text)?,
+        None => read_yaml(&path)?,
+    };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let items = match &node.kind {
         NodeKind::Seq(items) => items,
@@ -427,7 +446,7 @@ fn load_playbook_into(path: &Path, opts: &LoadOptions, plays: &mut Vec<Play>, de
             if !sub.exists() {
                 return Err(err(&file, target, format!("Unable to retrieve file contents: could not find or access '{}'", sub.display())));
             }
-            load_playbook_into(&sub, opts, plays, depth + 1)?;
+            load_playbook_into(&sub, None, opts, plays, depth + 1)?;
             continue;
         }
         plays.push(load_play(&file, item, entries, &dir, opts)?);
@@ -1053,5 +1072,17 @@ mod tests {
         assert_eq!(d["msg"], "hello {{ a }} world");
         let t = parse_free_form("echo {{ x | default('a b') }}", "shell");
         assert_eq!(t["_raw_params"], "echo {{ x | default('a b') }}");
+    }
+
+    #[test]
+    fn playbooks_parse_from_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.yml");
+        let pb = parse_playbook("- hosts: all\n  tasks:\n    - debug: msg=hi\n", &path, &LoadOptions::default()).unwrap();
+        assert_eq!(pb.plays.len(), 1);
+        assert_eq!(pb.path, path);
+        let e = parse_playbook("- hosts: all\n  bogus: 1\n", &path, &LoadOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("'bogus' is not a valid attribute for a Play"), "{e}");
+        assert!(parse_playbook("", &path, &LoadOptions::default()).unwrap_err().to_string().contains("Empty playbook"));
     }
 }

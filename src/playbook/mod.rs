@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-pub use load::{find_role, is_known_action, load_playbook, load_role, load_task_file, read_vars_file, role_request_from_args, short_action, LoadOptions, RoleRequest};
+pub use load::{find_role, is_known_action, load_playbook, load_role, parse_playbook, load_task_file, read_vars_file, role_request_from_args, short_action, LoadOptions, RoleRequest};
 
 /// Where something was written.
 #[derive(Clone, Debug)]

@@ -208,7 +208,8 @@ async fn link_holds(path: &Path, digest: &str) -> bool {
 }
 
 /// A manifest's media type: its `mediaType`, else what its shape says (as distribution infers).
-fn media_type_of(bytes: &[u8]) -> String {
+/// Public, as the manifest fuzz target feeds it.
+pub fn media_type_of(bytes: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
         return "application/octet-stream".into();
     };
@@ -704,6 +705,17 @@ fn references(manifest: &Value) -> Vec<(String, bool)> {
     out
 }
 
+/// What a pushed manifest or index names that the repository must hold first (digest,
+/// whether it is a manifest), once it is known to be JSON of schema 2; the error is the
+/// MANIFEST_INVALID message. Public, as the manifest fuzz target feeds it.
+pub fn pushed_references(bytes: &[u8]) -> Result<Vec<(String, bool)>, String> {
+    let manifest: Value = serde_json::from_slice(bytes).map_err(|e| format!("manifest is not JSON: {e}"))?;
+    if manifest.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
+        return Err("only schema 2 manifests and indexes (Docker and OCI) are taken".into());
+    }
+    Ok(references(&manifest))
+}
+
 async fn put_manifest(store: &Store, name: &str, reference: &str, body: Body) -> Response {
     let invalid = |message: &str| error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message, Value::Null);
     let bytes = match axum::body::to_bytes(body, MAX_MANIFEST).await {
@@ -721,14 +733,11 @@ async fn put_manifest(store: &Store, name: &str, reference: &str, body: Body) ->
     } else {
         return error(StatusCode::BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI", json!({"tag": reference}));
     };
-    let manifest: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => return invalid(&format!("manifest is not JSON: {e}")),
+    let refs = match pushed_references(&bytes) {
+        Ok(r) => r,
+        Err(m) => return invalid(&m),
     };
-    if manifest.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
-        return invalid("only schema 2 manifests and indexes (Docker and OCI) are taken");
-    }
-    for (d, is_manifest) in references(&manifest) {
+    for (d, is_manifest) in refs {
         let Some(hex) = sha256_hex(&d) else { return digest_invalid(&d) };
         let link = if is_manifest { store.revision_link(name, hex) } else { store.layer_link(name, hex) };
         if !link_holds(&link, &d).await {

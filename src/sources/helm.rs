@@ -316,21 +316,54 @@ fn fetch_index(fetcher: &Fetcher, repo: &HelmRepo) -> Result<(Vec<u8>, Json), He
     let url = resolve_url(&repo.url, "index.yaml").map_err(|msg| HelmError::Config { repo: repo.name.clone(), msg })?;
     let bad = |msg: String| HelmError::Index { repo: repo.name.clone(), url: url.clone(), msg };
     let (raw, _) = fetcher.get(&url, &HeaderMap::new()).map_err(|e| bad(e.to_string()))?;
-    let text = std::str::from_utf8(&raw).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+    let index = parse_index(&raw).map_err(bad)?;
+    Ok((raw, index))
+}
+
+/// Parses the bytes of a repository's `index.yaml` to its data, checked to be a Helm index
+/// (a mapping with an `apiVersion` and a mapping of `entries`); the message says what is
+/// wrong. Public as the entry point the index fuzz target feeds.
+pub fn parse_index(raw: &[u8]) -> Result<Json, String> {
+    let text = std::str::from_utf8(raw).map_err(|e| format!("not UTF-8: {e}"))?;
     if text.trim().is_empty() {
-        return Err(bad("empty index.yaml".into()));
+        return Err("empty index.yaml".into());
     }
-    let index = crate::yaml::parse_json(text).map_err(|e| bad(format!("not a Helm index: {e}")))?;
-    let Json::Object(top) = &index else { return Err(bad("not a Helm index: not a mapping".into())) };
+    let index = crate::yaml::parse_json(text).map_err(|e| format!("not a Helm index: {e}"))?;
+    let Json::Object(top) = &index else { return Err("not a Helm index: not a mapping".into()) };
     match top.get("apiVersion") {
         Some(Json::String(s)) if !s.is_empty() => {}
-        _ => return Err(bad("not a Helm index: no apiVersion".into())),
+        _ => return Err("not a Helm index: no apiVersion".into()),
     }
     match top.get("entries") {
         None | Some(Json::Null) | Some(Json::Object(_)) => {}
-        Some(_) => return Err(bad("not a Helm index: 'entries' is not a mapping".into())),
+        Some(_) => return Err("not a Helm index: 'entries' is not a mapping".into()),
     }
-    Ok((raw, index))
+    Ok(index)
+}
+
+/// What [`sync`] would keep of a parsed index for `repo`, without fetching anything: the
+/// selected charts' file names and download URLs, the warnings about skipped entries, and
+/// the local `index.yaml` text written as if every chart had been downloaded with an empty
+/// digest. Public so the fuzz target runs the selection and the index writer on arbitrary
+/// indexes.
+pub fn select_offline(repo: &HelmRepo, index: &Json) -> Result<(Vec<(String, String)>, Vec<String>, String), HelmError> {
+    let sel = select(repo, index)?;
+    let synced: Vec<SyncedChart> = sel
+        .charts
+        .iter()
+        .map(|c| SyncedChart {
+            name: c.name.clone(),
+            version: c.version.clone(),
+            path: PathBuf::from(&c.file_name),
+            size: 0,
+            sha256: String::new(),
+            url: c.url.clone(),
+            downloaded: false,
+        })
+        .collect();
+    let text = emit_index(&local_index(index, &sel, &synced))?;
+    let files = sel.charts.iter().map(|c| (c.file_name.clone(), c.url.clone())).collect();
+    Ok((files, sel.warnings, text))
 }
 
 /// A selected index entry.
@@ -933,5 +966,18 @@ mod tests {
         assert_eq!(back["entries"]["a"][0]["version"], "1.10");
         assert_eq!(back["entries"]["a"][0]["appVersion"], "yes");
         assert_eq!(back["generated"], "2024-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn index_parses_and_selects_offline() {
+        assert!(parse_index(b"").unwrap_err().contains("empty"));
+        assert!(parse_index(b"entries: {}").unwrap_err().contains("no apiVersion"));
+        assert!(parse_index(b"apiVersion: v1\nentries: []").unwrap_err().contains("not a mapping"));
+        let index = parse_index(b"apiVersion: v1\nentries:\n  a:\n  - {name: a, version: 1.0.0, urls: [a-1.0.0.tgz]}\n  - {name: b, version: 2.0.0}\n").unwrap();
+        let repo = HelmRepo { name: "r".into(), url: "http://h/charts".into(), charts: None, versions: None };
+        let (files, warnings, text) = select_offline(&repo, &index).unwrap();
+        assert_eq!(files, [("a-1.0.0.tgz".to_string(), "http://h/charts/a-1.0.0.tgz".to_string())]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(text.contains("- a-1.0.0.tgz"), "{text}");
     }
 }

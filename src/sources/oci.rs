@@ -512,6 +512,88 @@ impl Descriptor {
     }
 }
 
+/// A manifest's JSON and media type: its `mediaType`, else the referring descriptor's, else
+/// the Content-Type when it names a manifest or index, else what its shape says. Docker
+/// schema 1 is refused.
+fn decode_manifest(
+    bytes: &[u8],
+    reference: &str,
+    desc_media_type: Option<&str>,
+    content_type: Option<String>,
+) -> Result<(Value, String), (OciErrorKind, String)> {
+    let json: Value =
+        serde_json::from_slice(bytes).map_err(|e| (OciErrorKind::Unsupported, format!("manifest {reference} is not JSON ({e})")))?;
+    if json.get("schemaVersion").and_then(Value::as_u64) == Some(1) {
+        return Err((
+            OciErrorKind::Unsupported,
+            format!("manifest {reference} is Docker schema 1, which is deprecated and not supported: pull a newer tag or re-push the image"),
+        ));
+    }
+    let media_type = json
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| desc_media_type.filter(|m| !m.is_empty()).map(str::to_string))
+        .or(content_type.filter(|c| c.contains("manifest") || c.contains("index")))
+        .unwrap_or_else(|| if json.get("manifests").is_some() { MEDIA_OCI_INDEX } else { MEDIA_OCI_MANIFEST }.to_string());
+    Ok((json, media_type))
+}
+
+/// A descriptor as [`parse_manifest`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestRef {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    /// `os/architecture[/variant]` for an index entry that names its platform.
+    pub platform: Option<String>,
+    /// Whether the default platforms ([`OciOptions::default`]) keep it, as a pull chooses
+    /// among an index's manifests; true when it names no platform.
+    pub default_platform: bool,
+    /// A foreign layer, fetched from its URLs rather than the registry.
+    pub foreign: bool,
+}
+
+/// What [`parse_manifest`] read from a manifest or index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedManifest {
+    pub media_type: String,
+    pub is_index: bool,
+    /// An index's manifests, or an image manifest's config then layers.
+    pub refs: Vec<ManifestRef>,
+}
+
+/// Reads a manifest or index from its bytes as [`pull`] does once they have arrived: the
+/// media type, then an index's manifest descriptors or an image manifest's config and
+/// layer descriptors, each checked as a pull checks them. Public as the entry point the
+/// manifest fuzz target feeds.
+pub fn parse_manifest(bytes: &[u8]) -> Result<ParsedManifest, OciError> {
+    let err = |(kind, message): (OciErrorKind, String)| OciError::new(kind, "", "", message);
+    let (json, media_type) = decode_manifest(bytes, "(input)", None, None).map_err(err)?;
+    let is_index = media_type == MEDIA_OCI_INDEX || media_type == MEDIA_DOCKER_LIST;
+    let values: Vec<&Value> = if is_index {
+        json.get("manifests").and_then(Value::as_array).into_iter().flatten().collect()
+    } else {
+        let config = json
+            .get("config")
+            .ok_or((OciErrorKind::Unsupported, "manifest (input) has no config: it is not an image manifest".to_string()))
+            .map_err(err)?;
+        std::iter::once(config).chain(json.get("layers").and_then(Value::as_array).into_iter().flatten()).collect()
+    };
+    let wanted = OciOptions::default().platform_filter().map_err(|m| err((OciErrorKind::Reference, m)))?;
+    let mut refs = Vec::new();
+    for v in values {
+        let d = Descriptor::parse(v).map_err(err)?;
+        let platform = d.platform.as_ref().map(describe_platform);
+        let default_platform = match (&wanted, &d.platform) {
+            (Some(list), Some(p)) => list.iter().any(|w| w.matches(p)),
+            _ => true,
+        };
+        refs.push(ManifestRef { digest: d.digest, size: d.size, media_type: d.media_type, platform, default_platform, foreign: d.foreign });
+    }
+    Ok(ParsedManifest { media_type, is_index, refs })
+}
+
 /// A manifest or index as received.
 #[derive(Clone, Debug)]
 struct Manifest {
@@ -1191,23 +1273,8 @@ impl<'a> Session<'a> {
                 format!("manifest {digest} is {} bytes but its index says {}: the index is inconsistent", bytes.len(), d.size),
             ));
         }
-        let json: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| self.err(OciErrorKind::Unsupported, format!("manifest {reference} is not JSON ({e})")))?;
-        if json.get("schemaVersion").and_then(Value::as_u64) == Some(1) {
-            return Err(self.err(
-                OciErrorKind::Unsupported,
-                format!(
-                    "manifest {reference} is Docker schema 1, which is deprecated and not supported: pull a newer tag or re-push the image"
-                ),
-            ));
-        }
-        let media_type = json
-            .get("mediaType")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| desc.map(|d| d.media_type.clone()).filter(|m| !m.is_empty()))
-            .or(content_type.filter(|c| c.contains("manifest") || c.contains("index")))
-            .unwrap_or_else(|| if json.get("manifests").is_some() { MEDIA_OCI_INDEX } else { MEDIA_OCI_MANIFEST }.to_string());
+        let (json, media_type) =
+            decode_manifest(&bytes, reference, desc.map(|d| d.media_type.as_str()), content_type).map_err(|(k, m)| self.err(k, m))?;
         let path = blob_path(layout, &digest);
         let stored_new = if store {
             store_blob_bytes(&path, &hex, &bytes)
@@ -1670,5 +1737,25 @@ mod tests {
         assert_eq!(digests, ["sha256:2", "sha256:3"]);
         assert_eq!(v["schemaVersion"], 2);
         assert_eq!(fs::read_to_string(dir.path().join("oci-layout")).unwrap(), r#"{"imageLayoutVersion":"1.0.0"}"#);
+    }
+
+    #[test]
+    fn manifests_parse_from_bytes() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let index = json!({"schemaVersion": 2, "manifests": [
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": d('a'), "size": 1, "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": d('b'), "size": 2, "platform": {"os": "linux", "architecture": "arm64"}},
+        ]});
+        let m = parse_manifest(index.to_string().as_bytes()).unwrap();
+        assert!(m.is_index);
+        assert_eq!(m.media_type, MEDIA_OCI_INDEX);
+        assert_eq!(m.refs.iter().map(|r| (r.platform.as_deref(), r.default_platform)).collect::<Vec<_>>(), [(Some("linux/amd64"), true), (Some("linux/arm64"), false)]);
+        let image = json!({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_MANIFEST, "config": {"digest": d('c'), "size": 3}, "layers": [{"digest": d('e'), "size": 4}]});
+        let m = parse_manifest(image.to_string().as_bytes()).unwrap();
+        assert_eq!(m.refs.iter().map(|r| r.size).collect::<Vec<_>>(), [3, 4]);
+        assert!(parse_manifest(b"{\"schemaVersion\": 1}").unwrap_err().message.contains("schema 1"));
+        assert!(parse_manifest(b"{\"schemaVersion\": 2}").unwrap_err().message.contains("no config"));
+        assert!(parse_manifest(b"{\"manifests\": [{\"digest\": \"sha256:../x\", \"size\": 1}]}").is_err());
+        assert!(parse_manifest(b"[").is_err());
     }
 }
