@@ -252,11 +252,11 @@ fn cache_files_fails(srv: &Faulty, path: &str, checksum: Option<String>, retries
     line
 }
 
-#[test]
-fn cache_files_gives_up_with_errors_that_name_the_url_and_what_happened() {
-    let body = payload(100_000, 7);
-    let sum = Some(sha256_hex(&body));
-    let srv = Faulty::start(vec![
+/// A server that fails each path its own way, every time: 404, 500, a reset, an early close
+/// and a stall after 30000 bytes of `body`, no answer at all, and a redirect loop.
+fn every_fault(body: &[u8]) -> Vec<(&'static str, Vec<Answer>)> {
+    let body = body.to_vec();
+    vec![
         ("/missing", vec![Answer::Status(404)]),
         ("/broken", vec![Answer::Status(500)]),
         ("/reset", vec![Answer::Reset { body: body.clone(), after: 30_000 }]),
@@ -265,7 +265,14 @@ fn cache_files_gives_up_with_errors_that_name_the_url_and_what_happened() {
         ("/stall-headers", vec![Answer::Silent]),
         ("/loop-a", vec![Answer::Redirect("/loop-b")]),
         ("/loop-b", vec![Answer::Redirect("/loop-a")]),
-    ]);
+    ]
+}
+
+#[test]
+fn cache_files_gives_up_with_errors_that_name_the_url_and_what_happened() {
+    let body = payload(100_000, 7);
+    let sum = Some(sha256_hex(&body));
+    let srv = Faulty::start(every_fault(&body));
 
     // A 404 is not retried: asking again will not make the file exist.
     let line = cache_files_fails(&srv, "/missing", sum.clone(), 2);
@@ -338,16 +345,7 @@ fn get_url_fails(srv: &Faulty, path: &str) -> String {
 #[test]
 fn get_url_fails_clearly_and_leaves_nothing_behind() {
     let body = payload(100_000, 21);
-    let srv = Faulty::start(vec![
-        ("/missing", vec![Answer::Status(404)]),
-        ("/broken", vec![Answer::Status(500)]),
-        ("/reset", vec![Answer::Reset { body: body.clone(), after: 30_000 }]),
-        ("/short", vec![Answer::Short { body: body.clone(), after: 30_000 }]),
-        ("/stall-body", vec![Answer::Stall { body: body.clone(), after: 30_000 }]),
-        ("/stall-headers", vec![Answer::Silent]),
-        ("/loop-a", vec![Answer::Redirect("/loop-b")]),
-        ("/loop-b", vec![Answer::Redirect("/loop-a")]),
-    ]);
+    let srv = Faulty::start(every_fault(&body));
     let line = get_url_fails(&srv, "/missing");
     assert!(line.contains("HTTP Error 404: Not Found"), "{line}");
     let line = get_url_fails(&srv, "/broken");

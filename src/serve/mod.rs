@@ -455,14 +455,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn links_pointing_out_are_not_found() {
+    /// `<tmp>/root` holding `sub/in` ("y") and `out`, a link to `<tmp>/secret` ("x") beside it.
+    fn root_with_a_secret_beside() -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("root");
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::fs::write(d.path().join("secret"), "x").unwrap();
         std::fs::write(root.join("sub/in"), "y").unwrap();
         std::os::unix::fs::symlink(d.path().join("secret"), root.join("out")).unwrap();
+        (d, root)
+    }
+
+    #[test]
+    fn links_pointing_out_are_not_found() {
+        let (_d, root) = root_with_a_secret_beside();
         std::os::unix::fs::symlink("sub/in", root.join("inside")).unwrap();
         assert_eq!(resolve(&root, &["out".into()]), Err(PathError::NotFound));
         assert!(resolve(&root, &["inside".into()]).is_ok());
@@ -471,12 +477,7 @@ mod tests {
 
     #[test]
     fn open_beneath_follows_links_only_while_they_stay_inside() {
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path().join("root");
-        std::fs::create_dir_all(root.join("sub")).unwrap();
-        std::fs::write(d.path().join("secret"), "x").unwrap();
-        std::fs::write(root.join("sub/in"), "y").unwrap();
-        std::os::unix::fs::symlink(d.path().join("secret"), root.join("out")).unwrap();
+        let (d, root) = root_with_a_secret_beside();
         std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
         std::os::unix::fs::symlink(d.path(), root.join("dirlink")).unwrap();
         std::os::unix::fs::symlink("/proc/self/root/etc/passwd", root.join("magic")).unwrap();
