@@ -325,7 +325,7 @@ mod tests {
             ("docker_registry_credentials".to_string(), json!({"nvcr.io": {"username": "u", "password": "{{ ngc_api_key }}"}})),
             ("other".to_string(), json!("{{ 1 + 1 }}")),
         ]));
-        assert_eq!(s.scan_layers(&[layer.clone()]), vec!["docker_registry_credentials".to_string()]);
+        assert_eq!(s.scan_layers(std::slice::from_ref(&layer)), vec!["docker_registry_credentials".to_string()]);
         assert_eq!(s.values, vec!["nvapi-literal".to_string()]);
         // Seen before: not walked again, the same names back.
         assert_eq!(s.scan_layers(&[layer]), vec!["docker_registry_credentials".to_string()]);
