@@ -57,6 +57,43 @@ impl Drop for DirLock {
     }
 }
 
+/// Takes an exclusive `flock` on a temporary file while it is written, so that
+/// [`remove_stale_files`] in another run can tell it from one a killed run left. The kernel
+/// drops the lock when the file is closed or the process dies.
+pub fn lock_file(f: &File) -> std::io::Result<()> {
+    // SAFETY: flock on a descriptor the caller owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Removes the files of `dir` named `.…<suffix>` that no live process holds locked
+/// (see [`lock_file`]): what runs killed while writing there left. Each directory is looked at
+/// once per process (a module writing thousands of files into one directory must not list it
+/// each time). Returns how many were removed; a leftover that cannot be removed is left alone.
+pub fn remove_stale_files(dir: &Path, suffix: &str) -> usize {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<std::path::PathBuf>>> = std::sync::Mutex::new(None);
+    {
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.get_or_insert_with(Default::default).insert(dir.to_path_buf()) {
+            return 0;
+        }
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with('.') || !name.ends_with(suffix) || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Ok(f) = File::open(e.path()) else { continue };
+        // Locked: a live run is writing it.
+        if lock_file(&f).is_ok() && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +117,22 @@ mod tests {
         assert!(!t.is_finished(), "the lock was not exclusive");
         drop(lock);
         assert_eq!(t.join().unwrap().unwrap(), 0);
+    }
+
+    #[test]
+    fn stale_temporary_files_go_and_those_being_written_stay() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(".a.conf.x1.airlock-tmp"), b"left by a killed run").unwrap();
+        std::fs::write(d.path().join("a.conf"), b"the file itself").unwrap();
+        std::fs::write(d.path().join(".other"), b"not ours").unwrap();
+        let live = d.path().join(".a.conf.x2.airlock-tmp");
+        let f = File::create(&live).unwrap();
+        lock_file(&f).unwrap();
+        assert_eq!(remove_stale_files(d.path(), ".airlock-tmp"), 1);
+        assert!(!d.path().join(".a.conf.x1.airlock-tmp").exists());
+        assert!(live.exists() && d.path().join("a.conf").exists() && d.path().join(".other").exists());
+        // Once per directory and process.
+        std::fs::write(d.path().join(".b.x3.airlock-tmp"), b"").unwrap();
+        assert_eq!(remove_stale_files(d.path(), ".airlock-tmp"), 0);
     }
 }

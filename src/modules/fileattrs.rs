@@ -494,10 +494,14 @@ pub fn py_float(f: f64) -> String {
 }
 
 /// A temporary file in `dir`, named after `dest` so a leftover is recognisable; removed when
-/// dropped unless persisted.
+/// dropped unless persisted. It is locked while open, and those a killed run left in `dir`
+/// (unlocked) are removed first.
 pub fn temp_file_for(dir: &Path, dest_name: &str) -> io::Result<tempfile::NamedTempFile> {
     let name = if dest_name.is_empty() { "tmp" } else { dest_name };
-    tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".airlock-tmp").tempfile_in(dir)
+    crate::leftovers::remove_stale_files(dir, ".airlock-tmp");
+    let tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".airlock-tmp").tempfile_in(dir)?;
+    crate::leftovers::lock_file(tmp.as_file())?;
+    Ok(tmp)
 }
 
 /// Gives a freshly written temporary file the permissions the destination should end with:
