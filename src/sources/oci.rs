@@ -688,7 +688,11 @@ const TMP_PREFIX: &str = ".tmp-";
 fn remove_temporaries(dir: &Path) -> std::io::Result<()> {
     for e in fs::read_dir(dir)?.flatten() {
         if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) && e.file_type().is_ok_and(|t| t.is_file()) {
-            fs::remove_file(e.path())?;
+            match fs::remove_file(e.path()) {
+                // Gone already: renamed into place by whoever wrote it.
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
         }
     }
     Ok(())
@@ -1488,13 +1492,15 @@ pub fn pull_all(
     let sessions: Vec<Session> = images.iter().map(|i| Session::new(fetcher, i, opts)).collect();
     let Some(first) = sessions.first() else { return Ok(Vec::new()) };
     opts.platform_filter().map_err(|m| first.err(OciErrorKind::Reference, m))?;
-    init_layout(layout).map_err(|m| first.err(OciErrorKind::Layout, m))?;
     // One pull at a time into a layout; the temporary files of one that was killed (see
-    // write_atomic) go first, from the blobs and from the layout's root.
+    // write_atomic) go first, from the blobs and from the layout's root. The layout's marker
+    // is written under the lock too: its temporary file would be one of those.
     let blobs_dir = layout.join("blobs").join("sha256");
+    fs::create_dir_all(&blobs_dir).map_err(|e| first.err(OciErrorKind::Layout, format!("cannot create {}: {e}", blobs_dir.display())))?;
     let (_lock, _) = crate::leftovers::DirLock::acquire(&blobs_dir, TMP_PREFIX)
         .map_err(|e| first.err(OciErrorKind::Layout, format!("cannot clean up {}: {e}", blobs_dir.display())))?;
     remove_temporaries(layout).map_err(|e| first.err(OciErrorKind::Layout, format!("cannot clean up {}: {e}", layout.display())))?;
+    init_layout(layout).map_err(|m| first.err(OciErrorKind::Layout, m))?;
     let concurrency = opts.concurrency.max(1);
     let resolved = parallel(sessions.iter().collect(), concurrency, |s| resolve(s, s.image, layout, opts, true))
         .into_iter()
