@@ -363,9 +363,6 @@ fn build_offline_cache_survives_sigkill_anywhere() {
 // ---------------------------------------------------------------------------------------------
 // build-offline-mirrors
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Stops the detached `airlock serve` a mirrors run started (embedded backend), however the
 /// test ends; by the pid the playbook recorded.
@@ -459,7 +456,7 @@ fn build_offline_mirrors_survives_sigkill_while_unpacking_and_populating_the_reg
         std::fs::create_dir_all(dir).unwrap();
         let dest = dir.join("opt/deepops");
         let rel = dir.strip_prefix(p.dir.path()).unwrap().join("mirrors.yml");
-        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let ports: Vec<u16> = common::free_ports(5);
         std::fs::write(
             p.path(rel.to_str().unwrap()),
             format!(

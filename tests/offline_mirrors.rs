@@ -126,9 +126,6 @@ fn run(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// Removes the test's containers (and their images' tags) however the test ends.
 struct Containers(Vec<String>, Vec<String>);
@@ -229,7 +226,7 @@ fn end_to_end(backend: Backend) {
 
     let pid = std::process::id();
     let names: Vec<String> = ["registry", "yum", "helm", "pip", "misc"].iter().map(|n| format!("airlock-e2e-{pid}-{n}")).collect();
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let ports: Vec<u16> = common::free_ports(5);
     let loaded: Vec<String> = services.iter().map(|(_, _, path, version)| format!("{host}/{path}:{version}")).collect();
     let _guard = Containers(if docker { names.clone() } else { Vec::new() }, loaded);
     let on_node = backend == Backend::EmbeddedSystemdOnNode;
