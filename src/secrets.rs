@@ -64,29 +64,12 @@ fn url_password(s: &str) -> Vec<String> {
             && let Some(p) = u.password()
         {
             out.push(p.to_string());
-            if let Ok(decoded) = percent_decode(p) {
-                out.push(decoded);
+            if let Ok(decoded) = percent_encoding::percent_decode_str(p).decode_utf8() {
+                out.push(decoded.into_owned());
             }
         }
     }
     out
-}
-
-fn percent_decode(s: &str) -> Result<String, ()> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).map_err(|_| ())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
 }
 
 /// Every secret in a value: strings under secret names, URL passwords anywhere, the bearer
@@ -99,33 +82,43 @@ pub fn find(v: &Json) -> Vec<String> {
     out
 }
 
+/// [`find`] over a mapping (a task's arguments) without copying it into a value.
+pub fn find_in(m: &Map<String, Json>) -> Vec<String> {
+    let mut out = Vec::new();
+    walk_map(m, &mut out);
+    out.retain(|s| s.len() >= MIN_LEN);
+    out
+}
+
 fn walk(v: &Json, out: &mut Vec<String>) {
     match v {
         Json::String(s) => out.extend(url_password(s)),
         Json::Array(a) => a.iter().for_each(|x| walk(x, out)),
-        Json::Object(m) => {
-            for (k, x) in m {
-                if is_secret_name(k) {
-                    let start = out.len();
-                    strings_in(x, out);
-                    // A template is not the secret; its rendered value is (see scan_layers).
-                    let literal: Vec<String> = out.drain(start..).filter(|s| !is_template(s)).collect();
-                    out.extend(literal);
-                    // `Bearer abc`, `Basic dXNlcjpwdw==`: the credential alone too.
-                    let extra: Vec<String> = out[start..].iter().filter_map(|s| s.split_once(' ').map(|(_, c)| c.trim().to_string())).collect();
-                    out.extend(extra);
-                } else {
-                    walk(x, out);
-                }
-            }
-            if let (Some(Json::String(u)), Some(Json::String(p))) = (m.get("username"), m.get("password"))
-                && !is_template(u)
-                && !is_template(p)
-            {
-                out.push(base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
-            }
-        }
+        Json::Object(m) => walk_map(m, out),
         _ => {}
+    }
+}
+
+fn walk_map(m: &Map<String, Json>, out: &mut Vec<String>) {
+    for (k, x) in m {
+        if is_secret_name(k) {
+            let start = out.len();
+            strings_in(x, out);
+            // A template is not the secret; its rendered value is (see scan_layers).
+            let literal: Vec<String> = out.drain(start..).filter(|s| !is_template(s)).collect();
+            out.extend(literal);
+            // `Bearer abc`, `Basic dXNlcjpwdw==`: the credential alone too.
+            let extra: Vec<String> = out[start..].iter().filter_map(|s| s.split_once(' ').map(|(_, c)| c.trim().to_string())).collect();
+            out.extend(extra);
+        } else {
+            walk(x, out);
+        }
+    }
+    if let (Some(Json::String(u)), Some(Json::String(p))) = (m.get("username"), m.get("password"))
+        && !is_template(u)
+        && !is_template(p)
+    {
+        out.push(base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")));
     }
 }
 
@@ -262,18 +255,6 @@ impl Secrets {
     }
 }
 
-/// `url` with the password of its credentials replaced by [`MASK`], for what is written to
-/// disk (manifests, state files) or shown; other text is returned as it is.
-pub fn mask_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some(MASK));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +314,7 @@ mod tests {
 
     #[test]
     fn urls_masked_for_disk() {
+        use crate::modules::http::mask_url;
         assert_eq!(mask_url("https://u:secret@h.example/simple/"), "https://u:********@h.example/simple/");
         assert_eq!(mask_url("https://h.example/simple/"), "https://h.example/simple/");
         assert_eq!(mask_url("not a url"), "not a url");

@@ -32,7 +32,7 @@ pub fn write_fragment(root: &Path, key: &str, artifacts: &[Artifact]) -> Result<
     std::fs::create_dir_all(&dir).map_err(|e| ModuleFail::new(format!("{}: {e}", dir.display())))?;
     let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
     // Sources are URLs; a password in one must not reach the archive's manifest.
-    let masked: Vec<Artifact> = artifacts.iter().map(|a| Artifact { source: crate::secrets::mask_url(&a.source), ..a.clone() }).collect();
+    let masked: Vec<Artifact> = artifacts.iter().map(|a| Artifact { source: crate::modules::http::mask_url(&a.source), ..a.clone() }).collect();
     let data = serde_json::to_vec_pretty(&masked).map_err(|e| ModuleFail::new(e.to_string()))?;
     // atomic_write's temporary files (`.<name>.*.airlock-tmp`) that a killed run left here go
     // first; fragments themselves never start with a dot.

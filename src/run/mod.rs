@@ -1760,7 +1760,7 @@ impl Runner {
     /// them (see [`crate::secrets`]). Variables whose secrets are templates are rendered here,
     /// with the task's variables; literal ones are found once per layer of variables.
     fn note_secrets(&self, targs: &Map<String, Json>, vars: &Arc<Vars>) {
-        let mut found = crate::secrets::find(&Json::Object(targs.clone()));
+        let mut found = crate::secrets::find_in(targs);
         let templated = self.out.lock().secrets.scan_layers(vars.layers());
         for name in templated {
             if let Some(v) = vars.resolve(&name)

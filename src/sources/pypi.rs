@@ -192,8 +192,8 @@ impl Inputs {
     /// archive's tree).
     fn on_disk(&self) -> Inputs {
         Inputs {
-            index_url: crate::secrets::mask_url(&self.index_url),
-            extra_index_urls: self.extra_index_urls.iter().map(|u| crate::secrets::mask_url(u)).collect(),
+            index_url: crate::modules::http::mask_url(&self.index_url),
+            extra_index_urls: self.extra_index_urls.iter().map(|u| crate::modules::http::mask_url(u)).collect(),
             ..self.clone()
         }
     }
