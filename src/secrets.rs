@@ -32,8 +32,10 @@ pub fn is_secret_name(name: &str) -> bool {
     if matches!(*last, "file" | "path" | "dir" | "url" | "uri" | "name" | "type" | "env" | "var" | "length" | "expire" | "expires") {
         return false;
     }
-    let secret_word = |w: &str| matches!(w, "password" | "passwd" | "pass" | "passphrase" | "pwd" | "secret" | "token" | "apikey" | "authorization" | "credential");
-    if words.iter().any(|w| secret_word(w)) {
+    let secret_word = |w: &str| matches!(w, "password" | "passwd" | "pass" | "passphrase" | "secret" | "token" | "apikey" | "authorization" | "credential");
+    // `pwd` is a password in `db_pwd` or `pwd_admin`, but alone it is the shell's working
+    // directory (`PWD`, in every gathered `ansible_env`), which must print as it is.
+    if words.iter().any(|w| secret_word(w)) || (words.len() > 1 && words.contains(&"pwd")) {
         return true;
     }
     // `api_key`, `ngc_api_key`, `access_key`, `secret_key`, `private_key`: a key's value.
@@ -262,10 +264,10 @@ mod tests {
 
     #[test]
     fn secret_names_and_the_names_of_where_secrets_are() {
-        for n in ["password", "url_password", "ngc_api_key", "NGC_API_KEY", "registry_token", "Authorization", "client_secret", "become_pass", "ansible_become_password", "apikey", "private_key", "docker_registry_credential"] {
+        for n in ["password", "url_password", "ngc_api_key", "NGC_API_KEY", "registry_token", "Authorization", "client_secret", "become_pass", "ansible_become_password", "apikey", "private_key", "docker_registry_credential", "db_pwd", "PWD_ADMIN"] {
             assert!(is_secret_name(n), "{n}");
         }
-        for n in ["password_file", "token_url", "ansible_ssh_private_key_file", "username", "keyring", "monkey", "key", "pip_index_url", "passwords_path", "bypass_checks"] {
+        for n in ["password_file", "token_url", "ansible_ssh_private_key_file", "username", "keyring", "monkey", "key", "pip_index_url", "passwords_path", "bypass_checks", "PWD", "pwd", "OLDPWD"] {
             assert!(!is_secret_name(n), "{n}");
         }
     }

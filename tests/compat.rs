@@ -206,3 +206,55 @@ fn inline_if_without_else_prints_nothing() {
         &[],
     );
 }
+
+/// Templates end as Ansible's do: Jinja drops the source's last newline and the templar puts
+/// back only the newlines the output lacks, so a last line whose filter ends with a newline of
+/// its own (`to_nice_yaml`) gives no blank line.
+#[test]
+fn template_files_end_with_the_newlines_ansible_writes() {
+    let cases: &[(&str, &str)] = &[
+        ("nice_yaml.j2", "# managed\n{{ extra | to_nice_yaml }}\n"),
+        ("nice_yaml_no_newline.j2", "{{ extra | to_nice_yaml }}"),
+        ("plain.j2", "name={{ name }}\n"),
+        ("two_newlines.j2", "name={{ name }}\n\n"),
+        ("three_after_yaml.j2", "{{ extra | to_nice_yaml }}\n\n\n"),
+        ("no_newline.j2", "name={{ name }}"),
+        ("loop.j2", "{% for k in extra %}\n{{ k }}\n{% endfor %}\n"),
+        ("crlf.j2", "a={{ name }}\r\n"),
+    ];
+    let mut tasks = String::new();
+    for (name, _) in cases {
+        for tool in ["ansible", "airlock"] {
+            tasks.push_str(&format!("    - template: {{src: {name}, dest: \"{{{{ playbook_dir }}}}/out/{tool}/{name}\"}}\n      when: tool == '{tool}'\n"));
+        }
+    }
+    let play = format!(
+        "- hosts: localhost\n  gather_facts: false\n  vars:\n    name: gpu01\n    extra: {{registry: 'mirror:5000', ports: [8001, 8002]}}\n  tasks:\n    - file: {{path: \"{{{{ playbook_dir }}}}/out/{{{{ tool }}}}\", state: directory}}\n{tasks}"
+    );
+    let p = Project::new();
+    p.file("site.yml", &play);
+    for (name, text) in cases {
+        p.file(&format!("templates/{name}"), text);
+    }
+    let ours = p.playbook("site.yml", &["-e", "tool=airlock"]);
+    let theirs = p.ansible_playbook("site.yml", &["-e", "tool=ansible"]);
+    assert_eq!(
+        theirs.code, 0,
+        "ansible-playbook failed\n{}\n{}",
+        theirs.stdout, theirs.stderr
+    );
+    assert_eq!(
+        ours.code, 0,
+        "airlock failed\n{}\n{}",
+        ours.stdout, ours.stderr
+    );
+    for (name, _) in cases {
+        let a = std::fs::read(p.path(&format!("out/ansible/{name}"))).unwrap();
+        let b = std::fs::read(p.path(&format!("out/airlock/{name}"))).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "{name} differs (left: ansible, right: airlock)"
+        );
+    }
+}

@@ -164,3 +164,37 @@ fn build_offline_cache_keeps_credentials_out_of_the_cache_and_the_archive() {
     // The Python packages did come through the index with credentials.
     assert!(tree(&cache).keys().any(|k| k.ends_with(".whl")), "no wheel downloaded");
 }
+
+/// `PWD` is the shell's working directory, not a password: after fact gathering it is in
+/// `ansible_env`, and a run from a directory must still print that directory in its errors.
+#[test]
+fn the_working_directory_is_not_taken_for_a_secret() {
+    let p = Project::new();
+    p.file("undef.yml", "- hosts: localhost\n  gather_facts: true\n  tasks:\n    - debug:\n        msg: \"{{ not_defined_anywhere }}\"\n");
+    let dir = p.path("");
+    let dir = dir.to_str().unwrap().trim_end_matches('/');
+    let pb = p.path("undef.yml");
+    let run = p.command(
+        std::path::Path::new(env!("CARGO_BIN_EXE_airlock")),
+        &["playbook", "-i", "localhost,", pb.to_str().unwrap()],
+        &[("PWD", dir), ("OLDPWD", dir)],
+    );
+    assert_eq!(
+        run.code, 2,
+        "the undefined variable fails the host\n{}{}",
+        run.stdout, run.stderr
+    );
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("not_defined_anywhere"),
+        "the error names the variable:\n{all}"
+    );
+    assert!(
+        all.contains(&format!("{dir}/undef.yml")),
+        "the error names the playbook by its path:\n{all}"
+    );
+    assert!(
+        !all.contains("********/"),
+        "the directory is not masked:\n{all}"
+    );
+}

@@ -97,6 +97,11 @@ pub fn to_value(v: &Json) -> Value {
     }
 }
 
+/// How many `\n` a string ends with.
+fn trailing_newlines(s: &str) -> usize {
+    s.len() - s.trim_end_matches('\n').len()
+}
+
 /// Converts a template value back to JSON data; undefined parts become null.
 pub fn to_json(v: &Value) -> Json {
     serde_json::to_value(v).unwrap_or(Json::Null)
@@ -120,9 +125,10 @@ impl Templar {
         // Chained lookups on undefined values stay undefined (`a.b is defined` works when `a`
         // is missing, as in Ansible); printing an undefined value fails in the formatter.
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
-        // Ansible's Jinja settings: trim_blocks on, trailing newline of a template kept
-        // (Ansible's template module passes keep_trailing_newline=True).
-        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(true).build() {
+        // Ansible's Jinja settings: trim_blocks on, keep_trailing_newline off (Jinja drops a
+        // template's last newline); render_str puts back what the source ended with, as
+        // Ansible's templar does.
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).keep_trailing_newline(false).build() {
             env.set_syntax(syntax);
         }
         env.set_debug(true);
@@ -153,7 +159,13 @@ impl Templar {
         let fixed = literal_backslashes(src, false);
         let fixed = else_for_inline_if(&fixed);
         let tmpl = self.env.template_from_str(&fixed).map_err(|e| describe(e, src, ctx))?;
-        tmpl.render(ctx).map_err(|e| describe(e, src, ctx))
+        let mut out = tmpl.render(ctx).map_err(|e| describe(e, src, ctx))?;
+        // Ansible's templar: the output ends with at least as many newlines as the source, so
+        // `{{ x | to_nice_yaml }}` on the last line (whose output ends with a newline of its
+        // own) gives no blank line, while `text\n` keeps its newline.
+        let missing = trailing_newlines(src).saturating_sub(trailing_newlines(&out));
+        out.extend(std::iter::repeat_n('\n', missing));
+        Ok(out)
     }
 
     /// Evaluates a bare expression as `{{ expr }}` would, giving the template value.
