@@ -19,7 +19,7 @@ use yumfix::*;
 const NAME: &str = "testrepo";
 
 fn fetcher() -> Fetcher {
-    Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(20), validate_certs: true, backoff: Duration::from_millis(20) }).unwrap()
+    Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(20), validate_certs: true, backoff: Duration::from_millis(20), ..Default::default() }).unwrap()
 }
 
 fn repo_of(up: &Upstream, newest_only: bool) -> YumRepo {

@@ -59,8 +59,10 @@ pub fn read_fragments(root: &Path) -> Result<Vec<Artifact>, ModuleFail> {
     Ok(by_path.into_values().collect())
 }
 
-/// The download client, with `timeout` and `validate_certs` from the arguments.
-pub fn fetcher(a: &Args) -> Result<Fetcher, ModuleFail> {
+/// The download client's options from the arguments: `timeout`, `retries`,
+/// `validate_certs`, `ca_path` (CA certificates trusted for every host) and `host_ca_paths`
+/// (a mapping of `host` or `host:port` to CA certificates trusted for that host).
+pub fn fetch_options(a: &Args) -> Result<FetchOptions, ModuleFail> {
     let mut opts = FetchOptions::default();
     if let Some(t) = args::opt_int(a, "timeout")? {
         opts.timeout = std::time::Duration::from_secs(t.max(1) as u64);
@@ -69,7 +71,26 @@ pub fn fetcher(a: &Args) -> Result<Fetcher, ModuleFail> {
     if let Some(r) = args::opt_int(a, "retries")? {
         opts.retries = r.max(0) as u32;
     }
-    Fetcher::new(opts).map_err(ModuleFail::new)
+    let path = |s: &str| PathBuf::from(super::fileattrs::expand_user(s));
+    opts.ca_path = args::opt_str(a, "ca_path")?.filter(|s| !s.is_empty()).map(|s| path(&s));
+    match a.get("host_ca_paths") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (host, p) in m {
+                match p {
+                    Value::String(s) if !s.is_empty() => opts.host_ca_paths.push((host.clone(), path(s))),
+                    other => return Err(ModuleFail::new(format!("host_ca_paths: the CA file for {host} must be a path, got {other}"))),
+                }
+            }
+        }
+        Some(other) => return Err(ModuleFail::new(format!("host_ca_paths must be a mapping of host (or host:port) to a CA file, got {}", args::type_name(other)))),
+    }
+    Ok(opts)
+}
+
+/// The download client of [`fetch_options`].
+pub fn fetcher(a: &Args) -> Result<Fetcher, ModuleFail> {
+    Fetcher::new(fetch_options(a)?).map_err(ModuleFail::new)
 }
 
 /// `concurrency` (default 8).

@@ -12,7 +12,7 @@ use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use crate::bundle::manifest::Artifact;
 use crate::sources::fetch::{Checksum, parallel};
 
-const ALLOWED: &[&str] = &["files", "dest", "cache_dir", "concurrency", "timeout", "retries", "validate_certs"];
+const ALLOWED: &[&str] = &["files", "dest", "cache_dir", "concurrency", "timeout", "retries", "validate_certs", "ca_path", "host_ca_paths"];
 
 struct Job {
     url: String,

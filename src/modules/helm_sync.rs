@@ -10,7 +10,7 @@ use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use crate::bundle::manifest::Artifact;
 use crate::sources::helm::{self, HelmRepo};
 
-const ALLOWED: &[&str] = &["repos", "dest", "cache_dir", "concurrency", "timeout", "retries", "validate_certs"];
+const ALLOWED: &[&str] = &["repos", "dest", "cache_dir", "concurrency", "timeout", "retries", "validate_certs", "ca_path", "host_ca_paths"];
 
 /// Runs `helm_sync`.
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {

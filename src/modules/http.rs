@@ -2,7 +2,7 @@
 //! blocking client (TLS provider, certificate roots, redirects, timeouts) and turns responses
 //! and errors into the pieces of Ansible's results (`OK (N bytes)`, `HTTP Error 404: ...`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::Duration;
 
@@ -66,6 +66,8 @@ pub struct ClientOptions {
     /// The task's `environment:`; proxy variables in it (http_proxy, https_proxy, all_proxy,
     /// no_proxy, any case) override the process's own, as they would for an Ansible module.
     pub env: Vec<(String, String)>,
+    /// PEM files of CA certificates trusted besides the system's (Ansible's `ca_path`).
+    pub ca_paths: Vec<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -77,6 +79,7 @@ impl Default for ClientOptions {
             use_proxy: true,
             user_agent: "ansible-httpget".to_string(),
             env: Vec::new(),
+            ca_paths: Vec::new(),
         }
     }
 }
@@ -101,6 +104,45 @@ fn system_roots_available() -> bool {
     ]
     .iter()
     .any(|p| Path::new(p).is_file())
+}
+
+/// The certificates of a PEM file of CA certificates, or why it cannot be used.
+pub fn load_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let data = std::fs::read(path).map_err(|e| format!("cannot read the CA certificates {}: {e}", path.display()))?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&data)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM file of CA certificates: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate (expected PEM, -----BEGIN CERTIFICATE-----)", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Why a request failed on the server's certificate (not trusted, expired, for another
+/// name), when that is what failed.
+pub fn certificate_problem(e: &reqwest::Error) -> Option<String> {
+    // rustls's error sits deep in the chain, behind hyper's and an io::Error whose source()
+    // skips it; its text is what every layer passes on.
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if let Some(at) = text.find("invalid peer certificate: ") {
+            let why = text[at + "invalid peer certificate: ".len()..].trim();
+            return Some(
+                match why {
+                    w if w.starts_with("UnknownIssuer") => "signed by an unknown CA",
+                    w if w.starts_with("Expired") => "expired",
+                    w if w.starts_with("NotValidForName") => "issued for another name",
+                    w if w.starts_with("BadSignature") => "its signature does not verify",
+                    w => w,
+                }
+                .to_string(),
+            );
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// Builds a client from `opts`.
@@ -134,14 +176,28 @@ pub fn build_client(opts: &ClientOptions) -> Result<Client, String> {
             b = b.proxy(reqwest::Proxy::all(&u).map_err(|e| bad("all_proxy", e))?.no_proxy(no_proxy.clone()));
         }
     }
+    let mut extra = Vec::new();
+    if opts.validate_certs {
+        for p in &opts.ca_paths {
+            extra.extend(load_ca_file(p)?);
+        }
+    }
     if !opts.validate_certs {
         b = b.tls_danger_accept_invalid_certs(true);
-    } else if !system_roots_available() {
+    } else if system_roots_available() {
+        // The system's roots (and SSL_CERT_FILE / SSL_CERT_DIR) through the platform
+        // verifier, with the site's CAs added.
+        let certs = extra.iter().map(|d| reqwest::Certificate::from_der(d)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("a CA certificate cannot be used: {e}"))?;
+        b = b.tls_certs_merge(certs);
+    } else {
         // No CA bundle on this host: fall back to the Mozilla roots compiled in.
         let provider = rustls::crypto::CryptoProvider::get_default()
             .cloned()
             .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        for d in extra {
+            roots.add(d).map_err(|e| format!("a CA certificate cannot be used: {e}"))?;
+        }
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup failed: {e}"))?
@@ -199,11 +255,22 @@ pub fn send(opts: &ClientOptions, req: &HttpRequest) -> Result<Response, String>
         rb
     };
     let first_with_auth = req.force_basic_auth && creds.is_some();
-    let resp = build(first_with_auth).send().map_err(|e| format!("Request failed: <urlopen error {}>", describe_error(&e)))?;
+    let resp = build(first_with_auth).send().map_err(|e| request_failed(&e))?;
     if resp.status() == StatusCode::UNAUTHORIZED && creds.is_some() && !first_with_auth && !has_auth {
-        return build(true).send().map_err(|e| format!("Request failed: <urlopen error {}>", describe_error(&e)));
+        return build(true).send().map_err(|e| request_failed(&e));
     }
     Ok(resp)
+}
+
+/// Ansible's "Request failed" message for a request that got no answer; for a certificate
+/// that is not trusted, with how to trust it.
+fn request_failed(e: &reqwest::Error) -> String {
+    match certificate_problem(e) {
+        Some(why) => format!(
+            "Request failed: <urlopen error [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {why}>: if the server uses a private CA, set ca_path to that CA's certificate (PEM), or add it to the system's trust store or SSL_CERT_FILE"
+        ),
+        None => format!("Request failed: <urlopen error {}>", describe_error(e)),
+    }
 }
 
 /// A short description of a reqwest error: the innermost cause, as Python words it.

@@ -12,7 +12,7 @@ use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use crate::bundle::manifest::Artifact;
 use crate::sources::oci::{self, Credential, ImageRef, OciOptions};
 
-const ALLOWED: &[&str] = &["images", "dest", "cache_dir", "platforms", "insecure_registries", "credentials", "docker_config", "concurrency", "timeout", "retries", "validate_certs"];
+const ALLOWED: &[&str] = &["images", "dest", "cache_dir", "platforms", "insecure_registries", "credentials", "docker_config", "concurrency", "timeout", "retries", "validate_certs", "ca_path", "host_ca_paths", "docker_certs_dir"];
 
 /// One `images` entry: a reference string, or DeepOps's `{name, repo, image, version}`.
 pub(super) fn image_ref(v: &Value) -> Result<ImageRef, ModuleFail> {
@@ -28,6 +28,27 @@ pub(super) fn image_ref(v: &Value) -> Result<ImageRef, ModuleFail> {
         }
         other => Err(ModuleFail::new(format!("an images entry must be a reference string or a mapping, got {other}"))),
     }
+}
+
+/// Where Docker looks for a registry's CA certificates: `<dir>/<host[:port]>/*.crt`.
+const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
+
+/// The CA certificates Docker would trust for the images' registries (`*.crt` under
+/// `<certs_dir>/<registry>/`, as the Docker daemon reads them), for registries that
+/// `host_ca_paths` does not name already.
+fn docker_certs(certs_dir: &std::path::Path, refs: &[ImageRef], given: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for r in refs {
+        let host = &r.registry;
+        if given.iter().chain(&out).any(|(h, _)| h.eq_ignore_ascii_case(host)) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(certs_dir.join(host)) else { continue };
+        let mut crts: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "crt")).collect();
+        crts.sort();
+        out.extend(crts.into_iter().map(|p| (host.clone(), p)));
+    }
+    out
 }
 
 /// Runs `image_cache`.
@@ -63,7 +84,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         }
         opts.credentials = m;
     }
-    let fetcher = cache::fetcher(a)?;
+    let mut fetch = cache::fetch_options(a)?;
+    let certs_dir = PathBuf::from(args::opt_str(a, "docker_certs_dir")?.unwrap_or_else(|| DOCKER_CERTS_DIR.into()));
+    fetch.host_ca_paths.extend(docker_certs(&certs_dir, &refs, &fetch.host_ca_paths));
+    let fetcher = crate::sources::fetch::Fetcher::new(fetch).map_err(ModuleFail::new)?;
     if ctx.check_mode {
         return plan(&fetcher, &refs, &dest, &opts);
     }

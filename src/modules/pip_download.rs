@@ -10,7 +10,7 @@ use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use crate::bundle::manifest::Artifact;
 use crate::sources::pypi::{self, PipTarget};
 
-const ALLOWED: &[&str] = &["requirements", "index_url", "extra_index_urls", "python_version", "platforms", "implementation", "abi", "dest", "cache_dir", "python"];
+const ALLOWED: &[&str] = &["requirements", "index_url", "extra_index_urls", "python_version", "platforms", "implementation", "abi", "dest", "cache_dir", "python", "ca_path", "host_ca_paths", "timeout", "retries"];
 
 /// Runs `pip_download`.
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
@@ -30,7 +30,15 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         return Ok(ModuleResult::changed(!reqs.is_empty()).with("requirements", json!(reqs)).with_msg("pip would resolve and download these (sizes are known only after resolving)"));
     }
     let python = args::opt_str(a, "python")?;
-    let got = pypi::download(&reqs, &index, &extra, &target, &dest, python.as_deref().map(Path::new)).map_err(|e| ModuleFail::new(e.to_string()))?;
+    // The same parsing as the other download modules'.
+    let fetch = cache::fetch_options(a)?;
+    let net = pypi::PipNet {
+        ca_path: fetch.ca_path,
+        more_cas: fetch.host_ca_paths.into_iter().map(|(_, p)| p).collect(),
+        timeout: args::opt_int(a, "timeout")?.map(|t| t.max(1) as u64),
+        retries: args::opt_int(a, "retries")?.map(|r| r.max(0) as u32),
+    };
+    let got = pypi::download_net(&reqs, &index, &extra, &target, &dest, python.as_deref().map(Path::new), &net).map_err(|e| ModuleFail::new(e.to_string()))?;
     let mut artifacts = Vec::new();
     for f in &got.files {
         artifacts.push(Artifact { kind: "python".into(), path: rel(&root, &dest.join(&f.filename))?, size: f.size, sha256: f.sha256.clone(), source: f.url.clone().unwrap_or_else(|| index.clone()), name: Some(f.name.clone()), version: Some(f.version.clone()) });

@@ -36,6 +36,7 @@ const ARGS: &[&str] = &[
     "remote_src",
     "validate_certs",
     "use_proxy",
+    "ca_path",
     "http_agent",
     "decompress",
     "use_netrc",
@@ -253,6 +254,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         use_proxy: bool_or(args, "use_proxy", true)?,
         user_agent: opt_str(args, "http_agent")?.unwrap_or_else(|| "ansible-httpget".into()),
         env: super::command::task_environment(args),
+        ca_paths: opt_str(args, "ca_path")?.map(|p| super::fileattrs::expand_user(&p).into()).into_iter().collect(),
     };
     let req = HttpRequest {
         method: method.clone(),

@@ -11,7 +11,7 @@ use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use crate::bundle::manifest::Artifact;
 use crate::sources::yum::{self, YumRepo};
 
-const ALLOWED: &[&str] = &["repos", "dest", "cache_dir", "concurrency", "timeout", "retries", "validate_certs"];
+const ALLOWED: &[&str] = &["repos", "dest", "cache_dir", "concurrency", "timeout", "retries", "validate_certs", "ca_path", "host_ca_paths"];
 
 fn repos(a: &Args) -> Result<Vec<YumRepo>, ModuleFail> {
     cache::list_of_maps(a, "repos")?

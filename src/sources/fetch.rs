@@ -1,11 +1,12 @@
-//! Downloads every source uses: retries with backoff, checksums verified while streaming,
-//! atomic writes (a `.part` file renamed into place only when verified), skipping what is
-//! already in place and verified, and bounded concurrency.
+//! Downloads every source uses: retries with backoff and jitter (honouring `Retry-After` up to
+//! a cap), checksums verified while streaming, atomic writes (a `.part` file renamed into place
+//! only when verified), skipping what is already in place and verified, bounded concurrency,
+//! and the certificate authorities a site trusts (one bundle for every host, or per host).
 
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::blocking::Client;
@@ -122,7 +123,13 @@ impl OtherHasher {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: {msg}")]
-    Http { url: String, status: Option<u16>, msg: String },
+    Http {
+        url: String,
+        status: Option<u16>,
+        msg: String,
+        /// How long the server asked to wait (`Retry-After` of a 429 or 503).
+        retry_after: Option<Duration>,
+    },
     #[error("{url}: checksum mismatch for {dest}: expected {expected}, got {actual}")]
     Checksum { url: String, dest: String, expected: String, actual: String },
     #[error("{path}: {msg}")]
@@ -134,6 +141,9 @@ pub enum FetchError {
     /// Redirects that never end: not retried, as the next attempt would loop the same way.
     #[error("{url}: {msg}")]
     Redirect { url: String, msg: String },
+    /// A server certificate that is not trusted: not retried, the message says how to trust it.
+    #[error("{url}: {msg}")]
+    Tls { url: String, msg: String },
 }
 
 impl FetchError {
@@ -143,7 +153,7 @@ impl FetchError {
         match self {
             FetchError::Http { status, .. } => retryable(*status),
             FetchError::Body { .. } => true,
-            FetchError::Checksum { .. } | FetchError::Io { .. } | FetchError::Redirect { .. } => false,
+            FetchError::Checksum { .. } | FetchError::Io { .. } | FetchError::Redirect { .. } | FetchError::Tls { .. } => false,
         }
     }
 }
@@ -158,25 +168,66 @@ pub struct Fetched {
     pub downloaded: bool,
 }
 
+/// Where a message about a wait (a rate limit, a retry) goes: stderr unless told otherwise.
+#[derive(Clone)]
+pub struct Notice(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notice")
+    }
+}
+
+impl Default for Notice {
+    fn default() -> Self {
+        Notice(Arc::new(|m| eprintln!("{m}")))
+    }
+}
+
+/// The longest `Retry-After` waited for by default: a server asking for more is reported at
+/// once ("retry later") rather than holding the run for an unbounded time.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// How a `Fetcher` behaves.
 #[derive(Clone, Debug)]
 pub struct FetchOptions {
     pub retries: u32,
     pub timeout: Duration,
     pub validate_certs: bool,
-    /// First delay between retries; doubles each time.
+    /// First delay between retries; doubles each time, with jitter.
     pub backoff: Duration,
+    /// The longest `Retry-After` to wait for; a longer one fails the download at once.
+    pub max_retry_after: Duration,
+    /// CA certificates (a PEM bundle) trusted for every host, besides the system's.
+    pub ca_path: Option<PathBuf>,
+    /// CA certificates trusted for one host, as `host` or `host:port`, besides the system's
+    /// and `ca_path`.
+    pub host_ca_paths: Vec<(String, PathBuf)>,
+    /// Told about each wait before a retry.
+    pub notice: Notice,
 }
 
 impl Default for FetchOptions {
     fn default() -> Self {
-        FetchOptions { retries: 3, timeout: Duration::from_secs(60), validate_certs: true, backoff: Duration::from_millis(500) }
+        FetchOptions {
+            retries: 3,
+            timeout: Duration::from_secs(60),
+            validate_certs: true,
+            backoff: Duration::from_millis(500),
+            max_retry_after: MAX_RETRY_AFTER,
+            ca_path: None,
+            host_ca_paths: Vec::new(),
+            notice: Notice::default(),
+        }
     }
 }
 
 /// A shared HTTP client for downloads.
 pub struct Fetcher {
+    /// The client for hosts without a CA of their own.
     pub client: Client,
+    /// Clients for the hosts of `host_ca_paths`, keyed as written there.
+    host_clients: Vec<(String, Client)>,
     pub opts: FetchOptions,
 }
 
@@ -187,23 +238,76 @@ fn retryable(status: Option<u16>) -> bool {
     }
 }
 
+/// The wait a `Retry-After` header asks for: seconds, or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// The error for an HTTP status that is not a success.
+fn status_error(url: &str, status: reqwest::StatusCode, headers: &HeaderMap) -> FetchError {
+    let retry_after = if matches!(status.as_u16(), 429 | 503) { retry_after(headers) } else { None };
+    FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}"), retry_after }
+}
+
+/// `host:port` and `host` of a URL, as `host_ca_paths` and Docker's certs.d name them.
+fn host_keys(url: &str) -> Option<(String, String)> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?.to_ascii_lowercase();
+    let with_port = match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    Some((with_port, host))
+}
+
 impl Fetcher {
     pub fn new(opts: FetchOptions) -> Result<Fetcher, String> {
-        let client = crate::modules::http::build_client(&crate::modules::http::ClientOptions {
-            timeout: Some(opts.timeout),
-            validate_certs: opts.validate_certs,
-            ..Default::default()
-        })?;
-        Ok(Fetcher { client, opts })
+        use crate::modules::http::{ClientOptions, build_client};
+        let base = ClientOptions { timeout: Some(opts.timeout), validate_certs: opts.validate_certs, ca_paths: opts.ca_path.iter().cloned().collect(), ..Default::default() };
+        let client = build_client(&base)?;
+        let mut host_clients: Vec<(String, Client)> = Vec::new();
+        for (host, _) in &opts.host_ca_paths {
+            let key = host.to_ascii_lowercase();
+            if host_clients.iter().any(|(h, _)| *h == key) {
+                continue;
+            }
+            // Every file given for the host (Docker's certs.d may hold several `*.crt`).
+            let mut o = base.clone();
+            o.ca_paths.extend(opts.host_ca_paths.iter().filter(|(h, _)| h.eq_ignore_ascii_case(host)).map(|(_, p)| p.clone()));
+            let c = build_client(&o).map_err(|e| format!("{e} (a CA given for {host})"))?;
+            host_clients.push((key, c));
+        }
+        Ok(Fetcher { client, host_clients, opts })
     }
 
-    /// A request that got no answer, said with the timeout that fired when one did.
-    fn send_error(&self, url: &str, e: &reqwest::Error) -> FetchError {
+    /// The client for `url`: the one of its `host:port` or host in `host_ca_paths`, else the
+    /// shared one.
+    pub fn client_for(&self, url: &str) -> &Client {
+        if self.host_clients.is_empty() {
+            return &self.client;
+        }
+        let Some((with_port, host)) = host_keys(url) else { return &self.client };
+        let find = |k: &str| self.host_clients.iter().find(|(h, _)| h.eq_ignore_ascii_case(k)).map(|(_, c)| c);
+        find(&with_port).or_else(|| find(&host)).unwrap_or(&self.client)
+    }
+
+    /// A request that got no answer, said with the timeout that fired when one did; a
+    /// certificate that is not trusted says how to trust it.
+    pub fn send_error(&self, url: &str, e: &reqwest::Error) -> FetchError {
+        if let Some(why) = crate::modules::http::certificate_problem(e) {
+            let host = host_keys(url).map(|(hp, _)| hp).unwrap_or_else(|| url.to_string());
+            return FetchError::Tls { url: url.to_string(), msg: certificate_advice(&host, &why) };
+        }
         let msg = crate::modules::http::describe_send_error(e, Some(self.opts.timeout));
         if e.is_redirect() {
             return FetchError::Redirect { url: url.to_string(), msg };
         }
-        FetchError::Http { url: url.to_string(), status: e.status().map(|s| s.as_u16()), msg }
+        FetchError::Http { url: url.to_string(), status: e.status().map(|s| s.as_u16()), msg, retry_after: None }
     }
 
     /// A body that stopped short: a reset, an early close or a timeout, with the bytes that
@@ -212,17 +316,31 @@ impl Fetcher {
         FetchError::Body { url: url.to_string(), msg: crate::modules::http::describe_body_error(e, Some(self.opts.timeout), received, expected) }
     }
 
-    /// Runs `f` with retries and exponential backoff while it fails with a retryable error.
+    /// Runs `f` with retries while it fails with a retryable error: after the wait a
+    /// `Retry-After` asks for (up to `max_retry_after`), else after an exponential backoff
+    /// with jitter, so that parallel downloads turned away together do not come back together.
     fn with_retries<T>(&self, mut f: impl FnMut() -> Result<T, FetchError>) -> Result<T, FetchError> {
-        let mut delay = self.opts.backoff;
         let mut attempt = 0;
         loop {
             match f() {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < self.opts.retries && e.is_retryable() => {
                     attempt += 1;
-                    std::thread::sleep(delay);
-                    delay *= 2;
+                    let asked = match &e {
+                        FetchError::Http { retry_after: Some(d), .. } => Some(*d),
+                        _ => None,
+                    };
+                    let wait = match asked {
+                        Some(d) if d > self.opts.max_retry_after => return Err(too_long(e, d, self.opts.max_retry_after)),
+                        Some(d) => d,
+                        None => jittered(self.opts.backoff.saturating_mul(1 << (attempt - 1).min(16))),
+                    };
+                    let why = match asked {
+                        Some(_) => "as its Retry-After asks".to_string(),
+                        None => "before trying again".to_string(),
+                    };
+                    (self.opts.notice.0)(&format!("  {e}; waiting {:.1} s {why} (retry {attempt} of {})", wait.as_secs_f64(), self.opts.retries));
+                    std::thread::sleep(wait);
                 }
                 Err(e) => return Err(e),
             }
@@ -232,10 +350,10 @@ impl Fetcher {
     /// GETs a (small) document, with retries; returns its bytes and headers.
     pub fn get(&self, url: &str, headers: &HeaderMap) -> Result<(Vec<u8>, HeaderMap), FetchError> {
         self.with_retries(|| {
-            let mut resp = self.client.get(url).headers(headers.clone()).send().map_err(|e| self.send_error(url, &e))?;
+            let mut resp = self.client_for(url).get(url).headers(headers.clone()).send().map_err(|e| self.send_error(url, &e))?;
             let status = resp.status();
             if !status.is_success() {
-                return Err(FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}") });
+                return Err(status_error(url, status, resp.headers()));
             }
             let h = resp.headers().clone();
             let expected = resp.content_length();
@@ -259,10 +377,10 @@ impl Fetcher {
     /// when the server does not say). For check mode: nothing is downloaded.
     pub fn content_length(&self, url: &str) -> Result<Option<u64>, FetchError> {
         self.with_retries(|| {
-            let resp = self.client.head(url).send().map_err(|e| self.send_error(url, &e))?;
+            let resp = self.client_for(url).head(url).send().map_err(|e| self.send_error(url, &e))?;
             let status = resp.status();
             if !status.is_success() {
-                return Err(FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}") });
+                return Err(status_error(url, status, resp.headers()));
             }
             Ok(resp.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()))
         })
@@ -288,10 +406,10 @@ impl Fetcher {
         }
         let part = part_path(dest);
         let result = self.with_retries(|| {
-            let mut resp = self.client.get(url).headers(headers.clone()).send().map_err(|e| self.send_error(url, &e))?;
+            let mut resp = self.client_for(url).get(url).headers(headers.clone()).send().map_err(|e| self.send_error(url, &e))?;
             let status = resp.status();
             if !status.is_success() {
-                return Err(FetchError::Http { url: url.to_string(), status: Some(status.as_u16()), msg: format!("HTTP {status}") });
+                return Err(status_error(url, status, resp.headers()));
             }
             // Read before the body: reqwest derives it from the body's remaining size.
             let content_length = resp.content_length();
@@ -343,6 +461,31 @@ impl Fetcher {
     }
 }
 
+/// A backoff delay with jitter: between half of `d` and all of it.
+fn jittered(d: Duration) -> Duration {
+    d.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// A `Retry-After` longer than airlock waits: the download fails now, saying so.
+fn too_long(e: FetchError, asked: Duration, cap: Duration) -> FetchError {
+    match e {
+        FetchError::Http { url, status, msg, retry_after } => FetchError::Http {
+            url,
+            status,
+            msg: format!("{msg}: the server asks to wait {} s (Retry-After), longer than airlock waits ({} s): retry later", asked.as_secs(), cap.as_secs()),
+            retry_after,
+        },
+        other => other,
+    }
+}
+
+/// What to do about a server certificate that is not trusted, for the modules that download.
+pub fn certificate_advice(host: &str, why: &str) -> String {
+    format!(
+        "the certificate of {host} is not trusted ({why}): if {host} uses a private CA, give that CA's certificate (PEM) as ca_path, or for this host in host_ca_paths ({{\"{host}\": /path/ca.crt}}; the role's download_ca_path and download_host_ca_paths), put it in /etc/docker/certs.d/{host}/ca.crt for a registry, or add it to the system's trust store or SSL_CERT_FILE"
+    )
+}
+
 /// The temporary name a download is written under.
 pub fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -379,6 +522,35 @@ mod tests {
         assert_eq!(Checksum::parse("SHA256:AB").unwrap(), Checksum { algo: Algo::Sha256, hex: "ab".into() });
         assert!(Checksum::parse("crc32:00").is_err());
         assert!(Checksum::parse("sha256:zz").is_err());
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(reqwest::header::RETRY_AFTER, "10".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(10)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert(reqwest::header::RETRY_AFTER, httpdate::fmt_http_date(later).parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_delay() {
+        let d = Duration::from_millis(1000);
+        let waits: Vec<Duration> = (0..200).map(|_| jittered(d)).collect();
+        assert!(waits.iter().all(|w| *w >= d / 2 && *w <= d));
+        assert!(waits.iter().any(|w| *w != waits[0]), "the waits differ");
+    }
+
+    #[test]
+    fn host_keys_with_and_without_port() {
+        assert_eq!(host_keys("https://reg.lan:5443/v2/"), Some(("reg.lan:5443".into(), "reg.lan".into())));
+        assert_eq!(host_keys("https://Reg.lan/x"), Some(("reg.lan".into(), "reg.lan".into())));
+        assert_eq!(host_keys("http://[::1]:8080/x"), Some(("[::1]:8080".into(), "[::1]".into())));
     }
 
     #[test]

@@ -1090,8 +1090,8 @@ impl<'a> Session<'a> {
             resp.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).flat_map(parse_challenges).collect()
         };
         let send = |u: &str, head: bool| {
-            let rb = if head { self.fetcher.client.head(u) } else { self.fetcher.client.get(u) };
-            rb.header(ACCEPT, ACCEPT_MANIFESTS).send().map_err(|e| self.network_error(u, &crate::modules::http::describe_error(&e)))
+            let rb = if head { self.fetcher.client_for(u).head(u) } else { self.fetcher.client_for(u).get(u) };
+            rb.header(ACCEPT, ACCEPT_MANIFESTS).send().map_err(|e| self.fetch_error(self.fetcher.send_error(u, &e), "the registry's API"))
         };
         let resp = send(url, true)?;
         let found = if resp.status().as_u16() == 401 { collect(&resp) } else { Vec::new() };
@@ -1184,17 +1184,19 @@ impl<'a> Session<'a> {
             FetchError::Http { status: Some(404), url, .. } => {
                 self.err(OciErrorKind::NotFound, format!("{what} not found ({url}): check the image name and tag"))
             }
-            FetchError::Http { status: Some(429), .. } => self.err(
+            FetchError::Http { status: Some(429), msg, .. } => self.err(
                 OciErrorKind::Network,
                 format!(
-                    "{} is rate-limiting pulls (HTTP 429): retry later, or log in (docker_registry_credentials) for a higher limit",
+                    "{} is rate-limiting pulls ({msg}): retry later, raise download_retries, or log in (docker_registry_credentials) for a higher limit",
                     self.image.registry
                 ),
             ),
             FetchError::Http { status: Some(s), url, .. } => {
                 self.err(OciErrorKind::Network, format!("{what}: HTTP {s} from {url}: retry later or check the registry"))
             }
-            FetchError::Http { status: None, url, msg } => self.network_error(&url, &msg),
+            FetchError::Http { status: None, url, msg, .. } => self.network_error(&url, &msg),
+            // Not the scheme: insecure_registries would mean plain HTTP, which this is not.
+            FetchError::Tls { msg, .. } => self.err(OciErrorKind::Network, msg),
             // The registry answered, so its address and scheme are right: no hint about them.
             FetchError::Body { url, msg } | FetchError::Redirect { url, msg } => self.err(OciErrorKind::Network, format!("{what}: {url}: {msg}")),
             FetchError::Checksum { expected, actual, .. } => self.err(

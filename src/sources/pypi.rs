@@ -222,12 +222,39 @@ pub enum Mode {
 /// inputs whose files are all in place and verified runs nothing and returns
 /// `downloaded: false`. See the module documentation for wheels vs sdists and what is kept.
 pub fn download(requirements: &[String], index_url: &str, extra_index_urls: &[String], target: &PipTarget, dest: &Path, python: Option<&Path>) -> Result<PipDownload, PipError> {
-    download_with(requirements, index_url, extra_index_urls, target, dest, python, Mode::Auto)
+    download_net(requirements, index_url, extra_index_urls, target, dest, python, &PipNet::default())
+}
+
+/// How pip connects: the site's CA certificates, its timeout and retries (the same
+/// `ca_path`, `timeout` and `retries` the other download modules take).
+#[derive(Clone, Debug, Default)]
+pub struct PipNet {
+    /// CA certificates (PEM) trusted besides the system's: pip gets a bundle of both as
+    /// `PIP_CERT` (and `REQUESTS_CA_BUNDLE`, which would win over it), since its `--cert`
+    /// replaces the bundle it would use.
+    pub ca_path: Option<PathBuf>,
+    /// More CA files, from `host_ca_paths`: pip cannot trust a CA for one host only, so these
+    /// join the same bundle.
+    pub more_cas: Vec<PathBuf>,
+    /// pip's `--timeout`, seconds per socket operation.
+    pub timeout: Option<u64>,
+    /// pip's `--retries`.
+    pub retries: Option<u32>,
+}
+
+/// [`download`] with [`PipNet`] settings.
+pub fn download_net(requirements: &[String], index_url: &str, extra_index_urls: &[String], target: &PipTarget, dest: &Path, python: Option<&Path>, net: &PipNet) -> Result<PipDownload, PipError> {
+    download_inner(requirements, index_url, extra_index_urls, target, dest, python, Mode::Auto, net)
 }
 
 /// [`download`], choosing how pip's result is read (for tests of the old-pip path).
 #[doc(hidden)]
 pub fn download_with(requirements: &[String], index_url: &str, extra_index_urls: &[String], target: &PipTarget, dest: &Path, python: Option<&Path>, mode: Mode) -> Result<PipDownload, PipError> {
+    download_inner(requirements, index_url, extra_index_urls, target, dest, python, mode, &PipNet::default())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn download_inner(requirements: &[String], index_url: &str, extra_index_urls: &[String], target: &PipTarget, dest: &Path, python: Option<&Path>, mode: Mode, net: &PipNet) -> Result<PipDownload, PipError> {
     let inputs = Inputs {
         requirements: requirements.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
         index_url: index_url.trim().to_string(),
@@ -246,11 +273,12 @@ pub fn download_with(requirements: &[String], index_url: &str, extra_index_urls:
     }
 
     let python = python.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("python3"));
-    let pip = Pip::probe(&python, &inputs)?;
+    let mut pip = Pip::probe(&python, &inputs)?;
     fs::create_dir_all(dest).map_err(io_err(dest))?;
     // One run at a time in dest; what a killed run left there goes first.
     let (_lock, _) = crate::leftovers::DirLock::acquire(dest, TMP_PREFIX).map_err(io_err(dest))?;
     let tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempdir_in(dest).map_err(io_err(dest))?;
+    pip.env = net_env(net, tmp.path())?;
     let use_report = mode == Mode::Auto && pip.version >= (22, 2);
     let (files, downloaded) = if use_report { pip.via_report(tmp.path(), dest)? } else { pip.via_file_names(tmp.path(), dest)? };
     let mut files = files;
@@ -326,6 +354,52 @@ struct Pip<'a> {
     python: PathBuf,
     version: (u32, u32),
     inputs: &'a Inputs,
+    /// Settings of [`PipNet`] as pip's environment variables.
+    env: Vec<(String, OsString)>,
+}
+
+/// The system's CA bundle, as OpenSSL would find it: `SSL_CERT_FILE`, else the usual paths.
+fn system_ca_bundle() -> Option<PathBuf> {
+    if let Some(f) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from).filter(|p| p.is_file()) {
+        return Some(f);
+    }
+    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// pip's environment for `net`; a CA bundle (the system's and the site's CAs) is written in
+/// `tmp`, which lives as long as the pip runs.
+fn net_env(net: &PipNet, tmp: &Path) -> Result<Vec<(String, OsString)>, PipError> {
+    let mut env = Vec::new();
+    let cas: Vec<&PathBuf> = net.ca_path.iter().chain(&net.more_cas).collect();
+    if !cas.is_empty() {
+        let mut bundle = Vec::new();
+        if let Some(system) = system_ca_bundle() {
+            bundle = fs::read(&system).map_err(io_err(&system))?;
+            bundle.push(b'\n');
+        }
+        for ca in cas {
+            crate::modules::http::load_ca_file(ca).map_err(PipError::Unexpected)?;
+            bundle.extend(fs::read(ca).map_err(io_err(ca))?);
+            bundle.push(b'\n');
+        }
+        let path = tmp.join("ca-bundle.pem");
+        fs::write(&path, bundle).map_err(io_err(&path))?;
+        // requests lets REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE win over pip's own `--cert`
+        // (psf/requests#3829), and many hosts set them: they get the same bundle.
+        for var in ["PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] {
+            env.push((var.to_string(), path.clone().into_os_string()));
+        }
+    }
+    if let Some(t) = net.timeout {
+        env.push(("PIP_TIMEOUT".to_string(), t.to_string().into()));
+    }
+    if let Some(r) = net.retries {
+        env.push(("PIP_RETRIES".to_string(), r.to_string().into()));
+    }
+    Ok(env)
 }
 
 /// `PIP_*` variables passed on to pip; the others are removed (see the module documentation).
@@ -371,7 +445,7 @@ impl<'a> Pip<'a> {
         // shim runs `pyenv rehash` after `pip install`, which holds a machine-wide lock file
         // that a killed run (see die_with_airlock) would leave behind, failing every later pip.
         let real = stdout.lines().nth(1).map(str::trim).filter(|p| !p.is_empty() && Path::new(p).is_file()).map(PathBuf::from);
-        Ok(Pip { python: real.unwrap_or_else(|| python.to_path_buf()), version, inputs })
+        Ok(Pip { python: real.unwrap_or_else(|| python.to_path_buf()), version, inputs, env: Vec::new() })
     }
 
     /// `python -m pip` with a cleaned environment, in a process group that dies with airlock
@@ -430,7 +504,7 @@ impl<'a> Pip<'a> {
 
     /// Runs pip with `args`; on failure, quotes pip's explanation.
     fn run(&self, action: &str, requirements: &str, args: &[OsString]) -> Result<String, PipError> {
-        let out = Self::command(&self.python).args(args).output().map_err(|e| PipError::Python { python: self.python.display().to_string(), msg: format!("cannot run it: {e}") })?;
+        let out = Self::command(&self.python).envs(self.env.iter().map(|(k, v)| (k, v))).args(args).output().map_err(|e| PipError::Python { python: self.python.display().to_string(), msg: format!("cannot run it: {e}") })?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
             return Ok(stdout);
