@@ -1733,6 +1733,9 @@ data:
         // A stream and a version YAML would read as numbers are the strings the spec means.
         assert_eq!((m[2].stream.as_str(), m[2].version, m[2].context.as_str()), ("550", 20240601120000, ""));
         assert!(parse_modules("").unwrap().is_empty());
+        // modulemd version 1 has the same fields, no context.
+        let v1 = parse_modules("document: modulemd\nversion: 1\ndata: {name: m, stream: s, version: 7, artifacts: {rpms: [m-0:1-1.noarch]}}\n").unwrap();
+        assert_eq!(v1, [ModuleVersion { name: "m".into(), stream: "s".into(), version: 7, context: String::new(), artifacts: vec!["m-0:1-1.noarch".into()] }]);
         let gz = {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             e.write_all(MODULES_YAML.as_bytes()).unwrap();
@@ -1844,7 +1847,8 @@ data:
     fn newest_only_keeps_the_stream_version_that_holds_a_streams_newest_package() {
         // As dnf reposync: version 3 is the newest, but the newest driver of the stream is only
         // in version 2, so version 2 is kept too (not version 1).
-        let mut all = vec![pkg("nvidia-driver", "x86_64", "3:550.54.14-1.el9"), pkg("nvidia-driver", "x86_64", "3:550.90.07-1.el9"), pkg("nvidia-driver", "x86_64", "3:550.100-1.el9")];
+        let driver = |evr: &str| pkg("nvidia-driver", "x86_64", evr);
+        let mut all = vec![driver("3:550.54.14-1.el9"), driver("3:550.90.07-1.el9"), driver("3:550.100-1.el9")];
         let mut modules = vec![
             module("550", 1, "a", &["nvidia-driver-3:550.90.07-1.el9.x86_64"]),
             module("550", 2, "a", &["nvidia-driver-3:550.100-1.el9.x86_64"]),
