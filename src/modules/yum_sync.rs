@@ -26,6 +26,12 @@ fn repos(a: &Args) -> Result<Vec<YumRepo>, ModuleFail> {
         .collect()
 }
 
+/// One repository's line of `msg`: `cuda: 9 packages, 4 module streams`.
+fn summary(repo: &str, packages: usize, streams: usize) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    format!("{repo}: {}, {}", plural(packages, "package"), plural(streams, "module stream"))
+}
+
 /// Runs `yum_sync`.
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "yum_sync", ALLOWED)?;
@@ -36,15 +42,18 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let conc = cache::concurrency(a)?;
     if ctx.check_mode {
         let mut out = Vec::new();
+        let mut lines = Vec::new();
         let mut bytes = 0;
         let mut changes = false;
         for r in &repos {
             let p = yum::plan(&fetcher, r, &dest, conc).map_err(|e| ModuleFail::new(e.to_string()))?;
             bytes += p.download_size;
             changes |= p.changes();
-            out.push(json!({"repo": r.name, "packages": p.packages, "total_size": p.total_size, "download_size": p.download_size}));
+            out.push(json!({"repo": r.name, "packages": p.packages, "module_streams": p.module_streams, "total_size": p.total_size, "download_size": p.download_size}));
+            lines.push(summary(&r.name, p.packages, p.module_streams));
         }
-        return Ok(ModuleResult::changed(changes).with("repos", Value::Array(out)).with("download_size", bytes).with_msg(format!("{} to download", crate::bundle::human_size(bytes))));
+        let msg = format!("{} to download; {}", crate::bundle::human_size(bytes), lines.join("; "));
+        return Ok(ModuleResult::changed(changes).with("repos", Value::Array(out)).with("download_size", bytes).with_msg(msg));
     }
     let pb = cache::bytes_bar(ctx, "yum");
     let total = AtomicU64::new(0);
@@ -54,6 +63,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     };
     let mut artifacts = Vec::new();
     let mut out = Vec::new();
+    let mut lines = Vec::new();
     let mut changed = false;
     for r in &repos {
         pb.set_message(r.name.clone());
@@ -67,9 +77,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             };
             artifacts.push(Artifact { kind: kind.into(), path: rel(&root, &dest.join(&f.path))?, size: f.size, sha256: f.sha256.clone(), source: f.url.clone(), name: None, version: None });
         }
-        out.push(json!({"repo": r.name, "packages": s.packages, "files": s.files.len(), "bytes_downloaded": s.bytes_downloaded}));
+        out.push(json!({"repo": r.name, "packages": s.packages, "module_streams": s.module_streams, "files": s.files.len(), "bytes_downloaded": s.bytes_downloaded}));
+        lines.push(summary(&r.name, s.packages, s.module_streams));
     }
     pb.finish_and_clear();
     cache::write_fragment(&root, &format!("yum-{}", rel(&root, &dest)?), &artifacts)?;
-    Ok(ModuleResult::changed(changed).with("repos", Value::Array(out)).with("bytes_downloaded", total.load(Ordering::Relaxed)))
+    Ok(ModuleResult::changed(changed).with("repos", Value::Array(out)).with("bytes_downloaded", total.load(Ordering::Relaxed)).with_msg(lines.join("; ")))
 }

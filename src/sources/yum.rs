@@ -5,8 +5,10 @@
 //!
 //! * every file `repodata/repomd.xml` lists (primary, filelists, other, their sqlite
 //!   databases, comps, updateinfo, modules, ...), each verified against its checksum;
-//! * every package `primary.xml` lists (or, with `newest_only`, the newest
-//!   epoch:version-release of each name and architecture), at its `location href`, verified;
+//! * every package `primary.xml` lists (or, with `newest_only`, what `dnf reposync
+//!   --newest-only` keeps: the newest epoch:version-release of each name and architecture, and
+//!   the packages of the newest version of every module stream, see [`select`]), at its
+//!   `location href`, verified;
 //! * `repomd.xml.asc` when upstream has one, and the repository's GPG keys.
 //!
 //! `repomd.xml` is written last, so an interrupted sync never leaves a mirror whose index
@@ -16,7 +18,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Component, Path, PathBuf};
@@ -36,7 +38,8 @@ pub struct YumRepo {
     pub baseurl: String,
     /// GPG key URLs, separated by spaces or commas (http, https or file).
     pub gpgkey: Option<String>,
-    /// Only the newest epoch:version-release of each package name and architecture.
+    /// Only the newest epoch:version-release of each package name and architecture, and of
+    /// each module stream (see [`select`]).
     pub newest_only: bool,
 }
 
@@ -88,6 +91,8 @@ pub struct YumSync {
     pub files: Vec<SyncedFile>,
     /// How many packages the mirror holds for this repository (after `newest_only`).
     pub packages: usize,
+    /// How many module streams (`name:stream` of the `modules` metadata) those packages serve.
+    pub module_streams: usize,
     /// Bytes written because they were new or changed. `repomd.xml`, its signature and the
     /// keys are fetched every time to compare, and count only when they changed.
     pub bytes_downloaded: u64,
@@ -115,6 +120,8 @@ pub struct YumPlan {
     /// Same order as `YumSync::files`.
     pub files: Vec<PlannedFile>,
     pub packages: usize,
+    /// As [`YumSync::module_streams`].
+    pub module_streams: usize,
     /// The sum of every known size.
     pub total_size: u64,
     /// The sum of the known sizes of the files not yet present.
@@ -648,18 +655,216 @@ pub fn read_primary<R: BufRead + Send>(input: R) -> Result<Vec<Package>, String>
     })
 }
 
-/// Keeps, for each name and architecture, the packages of the newest epoch:version-release
-/// (all of them when several share it), in their original order.
-pub fn newest(packages: Vec<Package>) -> Vec<Package> {
+/// For the packages `among` picks out of `packages` (by index), the indices of those of the
+/// newest epoch:version-release of their name and architecture, in the order given.
+fn newest_among(packages: &[Package], among: &[usize]) -> Vec<usize> {
     let mut best: HashMap<(&str, &str), &Evr> = HashMap::new();
-    for p in &packages {
+    for &i in among {
+        let p = &packages[i];
         let e = best.entry((&p.name, &p.arch)).or_insert(&p.evr);
         if p.evr.compare(e) == Ordering::Greater {
             *e = &p.evr;
         }
     }
-    let keep: Vec<bool> = packages.iter().map(|p| p.evr.compare(best[&(p.name.as_str(), p.arch.as_str())]) == Ordering::Equal).collect();
-    packages.into_iter().zip(keep).filter_map(|(p, k)| k.then_some(p)).collect()
+    among.iter().copied().filter(|&i| packages[i].evr.compare(best[&(packages[i].name.as_str(), packages[i].arch.as_str())]) == Ordering::Equal).collect()
+}
+
+/// Keeps, for each name and architecture, the packages of the newest epoch:version-release
+/// (all of them when several share it), in their original order.
+pub fn newest(packages: Vec<Package>) -> Vec<Package> {
+    let all: Vec<usize> = (0..packages.len()).collect();
+    let keep: HashSet<usize> = newest_among(&packages, &all).into_iter().collect();
+    packages.into_iter().enumerate().filter_map(|(i, p)| keep.contains(&i).then_some(p)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modules (modules.yaml)
+
+/// One `modulemd` document of a repository's `modules` metadata: one version (and context)
+/// of a module stream, and the packages it is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleVersion {
+    /// `data.name`: `nvidia-driver`.
+    pub name: String,
+    /// `data.stream`: `550-dkms`, `latest-dkms`, `open-dkms`.
+    pub stream: String,
+    /// `data.version`: newer builds of a stream have higher numbers.
+    pub version: u64,
+    /// `data.context`, empty when there is none.
+    pub context: String,
+    /// `data.artifacts.rpms`: NEVRAs with their epoch, `nvidia-driver-3:550.54.15-1.el9.x86_64`.
+    pub artifacts: Vec<String>,
+}
+
+impl ModuleVersion {
+    /// `name:stream`, as `dnf module` spells a stream.
+    pub fn name_stream(&self) -> String {
+        format!("{}:{}", self.name, self.stream)
+    }
+}
+
+/// Parses `modules.yaml` (uncompressed): a YAML stream of `modulemd` documents (version 1 or
+/// 2), which are returned in order, and of `modulemd-defaults`, `modulemd-obsoletes` and
+/// `modulemd-translations` documents, which say nothing about what a stream holds and are
+/// skipped.
+pub fn parse_modules(text: &str) -> Result<Vec<ModuleVersion>, String> {
+    use crate::yaml::{Node, NodeKind};
+    let docs = crate::yaml::parse_documents(text).map_err(|e| format!("invalid modules.yaml: {e}"))?;
+    // Scalars as text: YAML 1.1 reads a stream `550` as a number, the modulemd spec means a string.
+    let text_of = |n: &Node| match n.kind {
+        NodeKind::Str(_) | NodeKind::Int(_) | NodeKind::Float(_) | NodeKind::Bool(_) => Some(n.key_string().into_owned()),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        let at = |m: &str| format!("modules.yaml document {} (line {}): {m}", i + 1, doc.mark.line);
+        if doc.is_null() {
+            continue;
+        }
+        let kind = doc.get("document").and_then(|n| n.as_str()).ok_or_else(|| at("not a modulemd document (no `document:` key)"))?;
+        if kind != "modulemd" {
+            continue;
+        }
+        let version = doc.get("version").and_then(Node::as_i64);
+        if !matches!(version, Some(1 | 2)) {
+            let shown = doc.get("version").map(|n| n.to_json().to_string()).unwrap_or_else(|| "none".into());
+            return Err(at(&format!("modulemd version {shown} is not supported (only 1 and 2)")));
+        }
+        let data = doc.get("data").filter(|d| d.as_map().is_some()).ok_or_else(|| at("a modulemd document without a `data` mapping"))?;
+        let field = |k: &str| data.get(k).and_then(text_of).filter(|s| !s.is_empty());
+        let name = field("name").ok_or_else(|| at("no module `name`"))?;
+        let stream = field("stream").ok_or_else(|| at(&format!("module {name} has no `stream`")))?;
+        let what = |m: &str| at(&format!("module stream {name}:{stream}: {m}"));
+        let version = match data.get("version") {
+            Some(n) => match &n.kind {
+                NodeKind::Int(v) if *v >= 0 => *v as u64,
+                NodeKind::Str(s) if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) => s.parse().map_err(|_| what(&format!("version {s} is too large")))?,
+                _ => return Err(what(&format!("version {} is not a whole number", n.to_json()))),
+            },
+            None => return Err(what("no `version`")),
+        };
+        let context = field("context").unwrap_or_default();
+        let rpms = data.get("artifacts").and_then(|a| a.get("rpms"));
+        let artifacts = match rpms {
+            None => Vec::new(),
+            Some(n) if n.is_null() => Vec::new(),
+            Some(n) => n
+                .as_seq()
+                .ok_or_else(|| what("`artifacts.rpms` is not a list"))?
+                .iter()
+                .map(|a| a.as_str().map(str::to_string).ok_or_else(|| what(&format!("artifact {} is not a NEVRA string", a.to_json()))))
+                .collect::<Result<_, _>>()?,
+        };
+        out.push(ModuleVersion { name, stream, version, context, artifacts });
+    }
+    Ok(out)
+}
+
+/// Reads a (compressed) `modules.yaml`.
+pub fn read_modules<R: BufRead + Send>(input: R) -> Result<Vec<ModuleVersion>, String> {
+    with_decompressed(input, |r| {
+        let mut text = String::new();
+        r.read_to_string(&mut text).map_err(|e| format!("modules.yaml: {e}"))?;
+        parse_modules(&text)
+    })
+}
+
+/// `name-epoch:version-release.arch` with the epoch always written (0 when there is none),
+/// which is how `modules.yaml` names packages.
+fn nevra_key(name: &str, arch: &str, evr: &Evr) -> String {
+    let e = evr.epoch.trim_start_matches('0');
+    format!("{name}-{}:{}-{}.{arch}", if e.is_empty() { "0" } else { e }, evr.version, evr.release)
+}
+
+/// The canonical form ([`nevra_key`]) of a NEVRA written `name-[epoch:]version-release.arch`;
+/// `None` when it has no architecture, release or version.
+fn normalize_nevra(s: &str) -> Option<String> {
+    let (rest, arch) = s.rsplit_once('.')?;
+    let (rest, release) = rest.rsplit_once('-')?;
+    let (name, ev) = rest.rsplit_once('-')?;
+    if name.is_empty() || arch.is_empty() || release.is_empty() || ev.is_empty() {
+        return None;
+    }
+    if ev.split_once(':').is_some_and(|(e, _)| e.is_empty() || !e.bytes().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    let evr = Evr::parse(&format!("{ev}-{release}"));
+    if evr.version.is_empty() {
+        return None;
+    }
+    Some(nevra_key(name, arch, &evr))
+}
+
+/// Which packages a mirror keeps, and how many module streams they serve.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub packages: Vec<Package>,
+    /// Module streams (`name:stream`) with at least one package among `packages`.
+    pub module_streams: usize,
+}
+
+/// Chooses the packages of a repository. Without `newest_only`, all of them. With it, what
+/// `dnf reposync --newest-only` keeps, so that every stream a client can enable still
+/// installs:
+///
+/// * of the packages no module lists (in any version), the newest epoch:version-release of
+///   each name and architecture ([`newest`]);
+/// * for each module stream, every package listed by its newest version (all contexts of
+///   that version), and by the newest version that lists the newest package of each name and
+///   architecture among all the stream's packages (normally that same version).
+///
+/// Packages listed only by older versions of their streams are left out. A module's
+/// artifacts match packages by name, architecture and epoch:version-release (a missing epoch
+/// is 0). The order of `packages` is kept.
+pub fn select(packages: Vec<Package>, modules: &[ModuleVersion], newest_only: bool) -> Selection {
+    let keys: Vec<String> = packages.iter().map(|p| nevra_key(&p.name, &p.arch, &p.evr)).collect();
+    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        by_key.entry(k).or_default().push(i);
+    }
+    // Per stream, per version: the canonical NEVRAs listed (every context together).
+    let mut streams: BTreeMap<(&str, &str), BTreeMap<u64, HashSet<String>>> = BTreeMap::new();
+    let mut modular: HashSet<String> = HashSet::new();
+    for m in modules {
+        let listed = streams.entry((&m.name, &m.stream)).or_default().entry(m.version).or_default();
+        for k in m.artifacts.iter().filter_map(|a| normalize_nevra(a)) {
+            modular.insert(k.clone());
+            listed.insert(k);
+        }
+    }
+    let mut keep = vec![!newest_only; packages.len()];
+    if newest_only {
+        let plain: Vec<usize> = (0..packages.len()).filter(|&i| !modular.contains(&keys[i])).collect();
+        for i in newest_among(&packages, &plain) {
+            keep[i] = true;
+        }
+    }
+    let mut module_streams = 0;
+    for versions in streams.values() {
+        let mut chosen: BTreeSet<u64> = versions.keys().next_back().into_iter().copied().collect();
+        if newest_only {
+            let mut listed: Vec<usize> = versions.values().flatten().filter_map(|k| by_key.get(k.as_str())).flatten().copied().collect();
+            listed.sort_unstable();
+            listed.dedup();
+            for i in newest_among(&packages, &listed) {
+                if let Some((v, _)) = versions.iter().rev().find(|(_, ks)| ks.contains(&keys[i])) {
+                    chosen.insert(*v);
+                }
+            }
+        } else {
+            chosen = versions.keys().copied().collect();
+        }
+        let mut any = false;
+        for k in chosen.iter().flat_map(|v| &versions[v]) {
+            for &i in by_key.get(k.as_str()).into_iter().flatten() {
+                keep[i] = true;
+                any = true;
+            }
+        }
+        module_streams += usize::from(any);
+    }
+    let packages = packages.into_iter().zip(keep).filter_map(|(p, k)| k.then_some(p)).collect();
+    Selection { packages, module_streams }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -782,10 +987,12 @@ impl<'a> Ctx<'a> {
         Ok((url, bytes, data))
     }
 
-    /// The repodata files to fetch, and which of them is primary.
-    fn repodata_items(&self, data: &[RepoData], repomd_url: &str) -> Result<(Vec<Item>, usize), YumError> {
+    /// The repodata files to fetch, which of them is primary, and which the modules (when
+    /// there are any).
+    fn repodata_items(&self, data: &[RepoData], repomd_url: &str) -> Result<(Vec<Item>, usize, Option<usize>), YumError> {
         let mut items: Vec<Item> = Vec::new();
         let mut primary = None;
+        let mut modules = None;
         for d in data {
             let rel = self.rel_of(&d.href, repomd_url)?;
             if rel == Path::new("repodata/repomd.xml") || rel == Path::new("repodata/repomd.xml.asc") {
@@ -800,17 +1007,19 @@ impl<'a> Ctx<'a> {
                     items.len() - 1
                 }
             };
-            if d.kind == "primary" {
-                primary = Some(idx);
+            match d.kind.as_str() {
+                "primary" => primary = Some(idx),
+                "modules" => modules = Some(idx),
+                _ => {}
             }
         }
         let primary = primary.ok_or_else(|| self.meta_err(repomd_url, "no primary metadata listed"))?;
-        Ok((items, primary))
+        Ok((items, primary, modules))
     }
 
-    /// The packages to fetch.
-    fn package_items(&self, packages: Vec<Package>, primary_url: &str) -> Result<Vec<Item>, YumError> {
-        let packages = if self.repo.newest_only { newest(packages) } else { packages };
+    /// The packages to fetch (see [`select`]), and how many module streams they serve.
+    fn package_items(&self, packages: Vec<Package>, modules: &[ModuleVersion], primary_url: &str) -> Result<(Vec<Item>, usize), YumError> {
+        let Selection { packages, module_streams } = select(packages, modules, self.repo.newest_only);
         let mut seen = BTreeSet::new();
         let mut items = Vec::with_capacity(packages.len());
         for p in packages {
@@ -821,7 +1030,34 @@ impl<'a> Ctx<'a> {
             let url = self.url_of(&p.href, p.base.as_deref(), primary_url)?;
             items.push(Item { rel, url, kind: FileKind::Rpm, checksum: p.checksum.clone(), size: p.size, label: format!("package {} ({})", p.nevra(), p.href) });
         }
-        Ok(items)
+        Ok((items, module_streams))
+    }
+
+    /// A metadata file the sync has put in place.
+    fn open(&self, item: &Item) -> Result<BufReader<fs::File>, YumError> {
+        let path = self.root.join(&item.rel);
+        let file = fs::File::open(&path).map_err(|e| self.io_err(&path, e))?;
+        Ok(BufReader::with_capacity(1 << 16, file))
+    }
+
+    /// For check mode, a metadata file: the mirror's copy when it is there and verified, else
+    /// fetched into memory and verified.
+    fn open_or_fetch(&self, item: &Item) -> Result<Box<dyn BufRead + Send>, YumError> {
+        if verified_local(&self.root.join(&item.rel), &item.checksum).is_some() {
+            return Ok(Box::new(self.open(item)?));
+        }
+        let bytes = self.get(&item.url)?;
+        let (_, other) = hash_bytes(&bytes, &item.checksum);
+        if other != item.checksum.hex {
+            return Err(YumError::Checksum {
+                repo: self.repo(),
+                item: item.label.clone(),
+                url: item.url.clone(),
+                expected: item.checksum.to_string(),
+                actual: Checksum { algo: item.checksum.algo, hex: other }.to_string(),
+            });
+        }
+        Ok(Box::new(std::io::Cursor::new(bytes)))
     }
 
     /// Fetches the GPG keys and `repomd.xml.asc` (absent is fine).
@@ -943,8 +1179,8 @@ fn verified_local(path: &Path, sum: &Checksum) -> Option<PathBuf> {
 }
 
 /// Mirrors `repo` into `<dest>/<repo.name>/` as `dnf reposync --download-metadata` would:
-/// every repodata file `repomd.xml` lists, every package of `primary.xml` (the newest of each
-/// name and architecture with `newest_only`), `repomd.xml.asc` when upstream has one and the
+/// every repodata file `repomd.xml` lists, every package of `primary.xml` (with `newest_only`,
+/// those [`select`] keeps: the newest of each name and architecture and of each module stream), `repomd.xml.asc` when upstream has one and the
 /// GPG keys, all verified against their checksums, at upstream's paths. Files already in
 /// place and verified are not fetched again; at most `concurrency` downloads run at once;
 /// `on_bytes` receives the length of every chunk received. `repomd.xml` is written last,
@@ -958,7 +1194,7 @@ pub fn sync(fetcher: &Fetcher, repo: &YumRepo, dest: &Path, concurrency: usize, 
     let ctx = Ctx::new(fetcher, repo, dest)?;
     let (repomd_url, repomd, data) = ctx.repomd()?;
     on_bytes(repomd.len() as u64);
-    let (repodata, primary) = ctx.repodata_items(&data, &repomd_url)?;
+    let (repodata, primary, modules) = ctx.repodata_items(&data, &repomd_url)?;
     let mut used: BTreeSet<PathBuf> = repodata.iter().map(|i| i.rel.clone()).collect();
     used.insert(PathBuf::from("repodata/repomd.xml"));
     // Keys and signature now, with the index they go with, and before the long part.
@@ -969,10 +1205,12 @@ pub fn sync(fetcher: &Fetcher, repo: &YumRepo, dest: &Path, concurrency: usize, 
     let mut files = ctx.download_all(&repodata, concurrency, on_bytes)?;
 
     let primary_item = &repodata[primary];
-    let primary_path = ctx.root.join(&primary_item.rel);
-    let file = fs::File::open(&primary_path).map_err(|e| ctx.io_err(&primary_path, e))?;
-    let packages = read_primary(BufReader::with_capacity(1 << 16, file)).map_err(|e| ctx.meta_err(&primary_item.url, e))?;
-    let pkg_items = ctx.package_items(packages, &primary_item.url)?;
+    let packages = read_primary(ctx.open(primary_item)?).map_err(|e| ctx.meta_err(&primary_item.url, e))?;
+    let streams = match modules.map(|m| &repodata[m]) {
+        Some(m) => read_modules(ctx.open(m)?).map_err(|e| ctx.meta_err(&m.url, e))?,
+        None => Vec::new(),
+    };
+    let (pkg_items, module_streams) = ctx.package_items(packages, &streams, &primary_item.url)?;
     ctx.check_clashes(&pkg_items, &used, &smalls, &primary_item.url)?;
     let pkgs = ctx.download_all(&pkg_items, concurrency, on_bytes)?;
     let n_packages = pkgs.len();
@@ -1018,7 +1256,7 @@ pub fn sync(fetcher: &Fetcher, repo: &YumRepo, dest: &Path, concurrency: usize, 
         }
     }
     removed.sort();
-    Ok(YumSync { files, packages: n_packages, bytes_downloaded, removed })
+    Ok(YumSync { files, packages: n_packages, module_streams, bytes_downloaded, removed })
 }
 
 /// What [`sync`] would do, without writing anything: fetches `repomd.xml`, the primary
@@ -1028,30 +1266,14 @@ pub fn sync(fetcher: &Fetcher, repo: &YumRepo, dest: &Path, concurrency: usize, 
 pub fn plan(fetcher: &Fetcher, repo: &YumRepo, dest: &Path, concurrency: usize) -> Result<YumPlan, YumError> {
     let ctx = Ctx::new(fetcher, repo, dest)?;
     let (repomd_url, repomd, data) = ctx.repomd()?;
-    let (repodata, primary) = ctx.repodata_items(&data, &repomd_url)?;
+    let (repodata, primary, modules) = ctx.repodata_items(&data, &repomd_url)?;
     let primary_item = &repodata[primary];
-    let packages = match verified_local(&ctx.root.join(&primary_item.rel), &primary_item.checksum) {
-        Some(p) => {
-            let file = fs::File::open(&p).map_err(|e| ctx.io_err(&p, e))?;
-            read_primary(BufReader::with_capacity(1 << 16, file))
-        }
-        None => {
-            let bytes = ctx.get(&primary_item.url)?;
-            let (_, other) = hash_bytes(&bytes, &primary_item.checksum);
-            if other != primary_item.checksum.hex {
-                return Err(YumError::Checksum {
-                    repo: ctx.repo(),
-                    item: primary_item.label.clone(),
-                    url: primary_item.url.clone(),
-                    expected: primary_item.checksum.to_string(),
-                    actual: Checksum { algo: primary_item.checksum.algo, hex: other }.to_string(),
-                });
-            }
-            read_primary(bytes.as_slice())
-        }
-    }
-    .map_err(|e| ctx.meta_err(&primary_item.url, e))?;
-    let pkg_items = ctx.package_items(packages, &primary_item.url)?;
+    let packages = read_primary(ctx.open_or_fetch(primary_item)?).map_err(|e| ctx.meta_err(&primary_item.url, e))?;
+    let streams = match modules.map(|m| &repodata[m]) {
+        Some(m) => read_modules(ctx.open_or_fetch(m)?).map_err(|e| ctx.meta_err(&m.url, e))?,
+        None => Vec::new(),
+    };
+    let (pkg_items, module_streams) = ctx.package_items(packages, &streams, &primary_item.url)?;
     let n_packages = pkg_items.len();
     let mut used: BTreeSet<PathBuf> = repodata.iter().map(|i| i.rel.clone()).collect();
     used.insert(PathBuf::from("repodata/repomd.xml"));
@@ -1073,7 +1295,7 @@ pub fn plan(fetcher: &Fetcher, repo: &YumRepo, dest: &Path, concurrency: usize) 
     files.push(PlannedFile { path: ctx.prefix.join(repomd_rel), url: repomd_url, kind: FileKind::Repodata, size: Some(repomd.len() as u64), checksum: Some(sha256_of(&repomd)), present: same(repomd_rel, &repomd) });
     let total_size = files.iter().filter_map(|f| f.size).sum();
     let download_size = files.iter().filter(|f| !f.present).filter_map(|f| f.size).sum();
-    Ok(YumPlan { files, packages: n_packages, total_size, download_size })
+    Ok(YumPlan { files, packages: n_packages, module_streams, total_size, download_size })
 }
 
 fn sha256_of(bytes: &[u8]) -> Checksum {
@@ -1425,6 +1647,220 @@ _+ _ 0
         ];
         let kept: Vec<String> = newest(all).iter().map(|p| format!("{}-{}.{}", p.name, p.evr, p.arch)).collect();
         assert_eq!(kept, ["a-1.10-1.x86_64", "a-1.0-1.i686", "b-1:0.1-1.noarch", "c-2.0-1.noarch", "c-2.0-1.noarch"]);
+    }
+
+    /// Shaped like NVIDIA's CUDA repository: several streams of `nvidia-driver`, several
+    /// versions of a stream with NVIDIA's per-version contexts, and the defaults document.
+    const MODULES_YAML: &str = r#"---
+document: modulemd
+version: 2
+data:
+    name: nvidia-driver
+    stream: 550-dkms
+    version: 20240301120000
+    context: 6c1b2ed3a1
+    arch: x86_64
+    summary: Nvidia driver for 550-dkms branch
+    description: >-
+        This package provides the most recent NVIDIA display driver.
+    license:
+        module:
+            - MIT
+    artifacts:
+        rpms:
+            - nvidia-driver-3:550.54.14-1.el9.x86_64
+            - kmod-nvidia-latest-dkms-3:550.54.14-1.el9.x86_64
+    profiles:
+        default:
+            description: Default installation
+            rpms:
+                - nvidia-driver
+                - kmod-nvidia-latest-dkms
+...
+---
+document: modulemd
+version: 2
+data:
+    name: nvidia-driver
+    stream: 550-dkms
+    version: 20240601120000
+    context: 0e5c8f01b7
+    arch: x86_64
+    summary: Nvidia driver for 550-dkms branch
+    license:
+        module: [MIT]
+    artifacts:
+        rpms:
+            - nvidia-driver-3:550.54.14-1.el9.x86_64
+            - nvidia-driver-3:550.90.07-1.el9.x86_64
+            - kmod-nvidia-latest-dkms-3:550.90.07-1.el9.x86_64
+            - dnf-plugin-nvidia-0:2.0-1.el9.noarch
+...
+---
+document: modulemd
+version: 2
+data:
+    name: nvidia-driver
+    stream: 550
+    version: "20240601120000"
+    arch: x86_64
+    summary: Nvidia driver for 550 branch
+    license:
+        module: [MIT]
+    artifacts:
+        rpms: [nvidia-driver-3:550.90.07-1.el9.x86_64]
+...
+---
+document: modulemd-defaults
+version: 1
+data:
+    module: nvidia-driver
+    stream: latest-dkms
+    profiles:
+        550: [default]
+        550-dkms: [default]
+...
+"#;
+
+    #[test]
+    fn modules_yaml_parses_modulemd_and_skips_defaults() {
+        let m = parse_modules(MODULES_YAML).unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].name_stream(), "nvidia-driver:550-dkms");
+        assert_eq!((m[0].version, m[0].context.as_str()), (20240301120000, "6c1b2ed3a1"));
+        assert_eq!(m[0].artifacts, ["nvidia-driver-3:550.54.14-1.el9.x86_64", "kmod-nvidia-latest-dkms-3:550.54.14-1.el9.x86_64"]);
+        assert_eq!(m[1].artifacts.len(), 4);
+        // A stream and a version YAML would read as numbers are the strings the spec means.
+        assert_eq!((m[2].stream.as_str(), m[2].version, m[2].context.as_str()), ("550", 20240601120000, ""));
+        assert!(parse_modules("").unwrap().is_empty());
+        // modulemd version 1 has the same fields, no context.
+        let v1 = parse_modules("document: modulemd\nversion: 1\ndata: {name: m, stream: s, version: 7, artifacts: {rpms: [m-0:1-1.noarch]}}\n").unwrap();
+        assert_eq!(v1, [ModuleVersion { name: "m".into(), stream: "s".into(), version: 7, context: String::new(), artifacts: vec!["m-0:1-1.noarch".into()] }]);
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(MODULES_YAML.as_bytes()).unwrap();
+            e.finish().unwrap()
+        };
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut MODULES_YAML.as_bytes(), &mut xz).unwrap();
+        for bytes in [gz, xz, zstd::stream::encode_all(MODULES_YAML.as_bytes(), 3).unwrap()] {
+            assert_eq!(read_modules(bytes.as_slice()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn modules_yaml_errors_name_the_document_and_the_problem() {
+        let doc = |data: &str| format!("---\ndocument: modulemd-defaults\nversion: 1\ndata: {{module: x, stream: a}}\n...\n---\ndocument: modulemd\nversion: 2\ndata:\n{data}...\n");
+        let cases = [
+            (doc("  name: m\n  stream: s\n  version: 1\n  artifacts: {rpms: [[a]]}\n"), "module stream m:s: artifact [\"a\"] is not a NEVRA string"),
+            (doc("  name: m\n  stream: s\n  version: 1.5\n"), "version 1.5 is not a whole number"),
+            (doc("  name: m\n  stream: s\n"), "m:s: no `version`"),
+            (doc("  name: m\n  version: 1\n"), "module m has no `stream`"),
+            (doc("  stream: s\n"), "no module `name`"),
+            (doc("  name: m\n  stream: s\n  version: 1\n  artifacts: {rpms: a}\n"), "`artifacts.rpms` is not a list"),
+            ("document: modulemd\nversion: 3\ndata: {}\n".into(), "modulemd version 3 is not supported"),
+            ("name: m\n".into(), "no `document:` key"),
+            ("document: modulemd\nversion: 2\ndata: [1]\n".into(), "without a `data` mapping"),
+            ("document: modulemd\ndata: [\n".into(), "invalid modules.yaml"),
+        ];
+        for (text, want) in cases {
+            let e = parse_modules(&text).unwrap_err();
+            assert!(e.contains(want), "{e:?} lacks {want:?} for\n{text}");
+        }
+        let e = parse_modules(&doc("  name: m\n")).unwrap_err();
+        assert!(e.starts_with("modules.yaml document 2 (line 7)"), "{e}");
+        assert!(read_modules(&b"\xff\xfe not text"[..]).is_err());
+    }
+
+    #[test]
+    fn nevras_normalize_with_their_epoch() {
+        let n = |s: &str| normalize_nevra(s);
+        assert_eq!(n("nvidia-driver-3:550.54.15-1.el9.x86_64").as_deref(), Some("nvidia-driver-3:550.54.15-1.el9.x86_64"));
+        assert_eq!(n("kmod-nvidia-latest-dkms-550.54.15-1.el9.x86_64").as_deref(), Some("kmod-nvidia-latest-dkms-0:550.54.15-1.el9.x86_64"));
+        assert_eq!(n("a-00:1-1.noarch").as_deref(), Some("a-0:1-1.noarch"));
+        assert_eq!(n("a-010:1-1.noarch").as_deref(), Some("a-10:1-1.noarch"));
+        for bad in ["nvidia-driver", "a-1.noarch", "-1-1.noarch", "a-1-1.", "a-x:1-1.noarch", "a-:1-1.noarch"] {
+            assert_eq!(n(bad), None, "{bad}");
+        }
+        assert_eq!(nevra_key("a", "noarch", &Evr::parse("1.0-1")), "a-0:1.0-1.noarch");
+    }
+
+    fn kept(s: &Selection) -> Vec<String> {
+        s.packages.iter().map(Package::nevra).collect()
+    }
+
+    fn module(stream: &str, version: u64, context: &str, artifacts: &[&str]) -> ModuleVersion {
+        ModuleVersion { name: "nvidia-driver".into(), stream: stream.into(), version, context: context.into(), artifacts: artifacts.iter().map(|a| a.to_string()).collect() }
+    }
+
+    #[test]
+    fn newest_only_keeps_the_newest_version_of_every_stream() {
+        let all = vec![
+            pkg("nvidia-driver", "x86_64", "3:550.54.14-1.el9"),
+            pkg("nvidia-driver", "x86_64", "3:550.90.07-1.el9"),
+            pkg("nvidia-driver", "x86_64", "3:560.28.03-1.el9"),
+            pkg("nvidia-driver", "x86_64", "3:560.35.03-1.el9"),
+            pkg("kmod-nvidia-open-dkms", "x86_64", "3:550.90.07-1.el9"),
+            pkg("kmod-nvidia-open-dkms", "x86_64", "3:560.35.03-1.el9"),
+            pkg("cuda-toolkit-config-common", "noarch", "12.4.127-1"),
+            pkg("cuda-toolkit-config-common", "noarch", "12.6.77-1"),
+            // Listed by no module: an ordinary package, even with a modular name.
+            pkg("nvidia-driver", "i686", "3:550.54.14-1.el9"),
+            pkg("nvidia-driver", "i686", "3:550.90.07-1.el9"),
+        ];
+        let modules = vec![
+            module("550-dkms", 1, "a1", &["nvidia-driver-3:550.54.14-1.el9.x86_64"]),
+            // The newest version lists an older driver too: all of it is kept.
+            module("550-dkms", 2, "b2", &["nvidia-driver-3:550.54.14-1.el9.x86_64", "nvidia-driver-3:550.90.07-1.el9.x86_64"]),
+            module("560-dkms", 1, "c3", &["nvidia-driver-3:560.28.03-1.el9.x86_64"]),
+            module("560-dkms", 2, "d4", &["nvidia-driver-3:560.35.03-1.el9.x86_64", "nvidia-driver-3:560.99.99-1.el9.x86_64"]),
+            // Two contexts of the newest version: both kept.
+            module("open-dkms", 1, "e5", &["kmod-nvidia-open-dkms-3:550.90.07-1.el9.x86_64"]),
+            module("open-dkms", 2, "f6", &["kmod-nvidia-open-dkms-3:560.35.03-1.el9.x86_64"]),
+            module("open-dkms", 2, "f7", &["nvidia-driver-3:560.35.03-1.el9.x86_64"]),
+            // A stream none of whose packages are in this repository.
+            module("470", 1, "g8", &["nvidia-driver-3:470.256.02-1.el9.x86_64", "not a nevra"]),
+        ];
+        let s = select(all.clone(), &modules, true);
+        assert_eq!(
+            kept(&s),
+            [
+                "nvidia-driver-3:550.54.14-1.el9.x86_64",
+                "nvidia-driver-3:550.90.07-1.el9.x86_64",
+                "nvidia-driver-3:560.35.03-1.el9.x86_64",
+                "kmod-nvidia-open-dkms-3:560.35.03-1.el9.x86_64",
+                "cuda-toolkit-config-common-12.6.77-1.noarch",
+                "nvidia-driver-3:550.90.07-1.el9.i686",
+            ]
+        );
+        assert_eq!(s.module_streams, 3);
+        // Without modules, only the newest of each name and architecture, as before.
+        assert_eq!(kept(&select(all.clone(), &[], true)), kept(&Selection { packages: newest(all.clone()), module_streams: 0 }));
+        assert_eq!(kept(&select(all.clone(), &[], true)).len(), 4);
+        // Without newest_only, everything; the streams count those with packages here.
+        let s = select(all.clone(), &modules, false);
+        assert_eq!(s.packages, all);
+        assert_eq!(s.module_streams, 3);
+    }
+
+    #[test]
+    fn newest_only_keeps_the_stream_version_that_holds_a_streams_newest_package() {
+        // As dnf reposync: version 3 is the newest, but the newest driver of the stream is only
+        // in version 2, so version 2 is kept too (not version 1).
+        let driver = |evr: &str| pkg("nvidia-driver", "x86_64", evr);
+        let mut all = vec![driver("3:550.54.14-1.el9"), driver("3:550.90.07-1.el9"), driver("3:550.100-1.el9")];
+        let mut modules = vec![
+            module("550", 1, "a", &["nvidia-driver-3:550.90.07-1.el9.x86_64"]),
+            module("550", 2, "a", &["nvidia-driver-3:550.100-1.el9.x86_64"]),
+            module("550", 3, "a", &["nvidia-driver-3:550.54.14-1.el9.x86_64"]),
+        ];
+        let s = select(all.clone(), &modules, true);
+        assert_eq!(kept(&s), ["nvidia-driver-3:550.54.14-1.el9.x86_64", "nvidia-driver-3:550.100-1.el9.x86_64"]);
+        assert_eq!(s.module_streams, 1);
+        // A name only an old version lists is that name's newest package: its version stays.
+        all.push(pkg("nvidia-libs", "x86_64", "3:550.1-1.el9"));
+        modules[0].artifacts.push("nvidia-libs-3:550.1-1.el9.x86_64".into());
+        assert_eq!(select(all, &modules, true).packages.len(), 4);
     }
 
     #[test]

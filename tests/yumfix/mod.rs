@@ -76,12 +76,17 @@ fn spec_text(s: &Spec) -> String {
 /// directory holding them. They are kept under cargo's test tmpdir, keyed by the spec texts
 /// and rpmbuild's version, so other tests and later runs reuse them.
 pub fn build_rpms(specs: &[&Spec]) -> PathBuf {
+    build_spec_files(&specs.iter().map(|s| (s.file_name(), spec_text(s))).collect::<Vec<_>>())
+}
+
+/// As [`build_rpms`], from spec texts: each `(file name rpmbuild makes, spec text)`.
+pub fn build_spec_files(specs: &[(String, String)]) -> PathBuf {
     use sha2::Digest;
     let version = run(Command::new("rpmbuild").arg("--version"));
     let mut h = sha2::Sha256::new();
     h.update(version.as_bytes());
-    for s in specs {
-        h.update(spec_text(s).as_bytes());
+    for (_, text) in specs {
+        h.update(text.as_bytes());
         h.update([0]);
     }
     let tmp_root = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -94,20 +99,22 @@ pub fn build_rpms(specs: &[&Spec]) -> PathBuf {
     let out = work.path().join("out");
     fs::create_dir_all(&out).unwrap();
     std::thread::scope(|scope| {
-        for (i, s) in specs.iter().enumerate() {
+        for (i, (_, text)) in specs.iter().enumerate() {
             let top = work.path().join(format!("top{i}"));
             scope.spawn(move || {
                 fs::create_dir_all(top.join("SPECS")).unwrap();
-                let spec = top.join("SPECS").join(format!("{}.spec", s.name));
-                fs::write(&spec, spec_text(s)).unwrap();
+                let spec = top.join("SPECS").join("package.spec");
+                fs::write(&spec, text).unwrap();
                 run(Command::new("rpmbuild").arg("-bb").arg("--quiet").arg("--define").arg(format!("_topdir {}", top.display())).arg(&spec));
             });
         }
     });
-    for (i, s) in specs.iter().enumerate() {
-        let built = work.path().join(format!("top{i}/RPMS/noarch")).join(s.file_name());
-        assert!(built.is_file(), "rpmbuild did not make {}", s.file_name());
-        fs::rename(&built, out.join(s.file_name())).unwrap();
+    for (i, (file, _)) in specs.iter().enumerate() {
+        // rpmbuild puts a package under RPMS/<its architecture>/.
+        let arch = file.trim_end_matches(".rpm").rsplit('.').next().unwrap();
+        let built = work.path().join(format!("top{i}/RPMS/{arch}")).join(file);
+        assert!(built.is_file(), "rpmbuild did not make {file}");
+        fs::rename(&built, out.join(file)).unwrap();
     }
     // Another test may have finished first: then its copy is used.
     if fs::rename(&out, &dir).is_err() {
