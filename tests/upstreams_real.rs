@@ -18,6 +18,13 @@
 //!   dependencies, several platform wheels of charset-normalizer, idna 3.3 and 3.4 (3.4
 //!   yanked here), and filelock 3.19.1 and 3.20.0 (which needs Python 3.10). The target is
 //!   the role's default, CPython 3.9 on manylinux2014_x86_64 (RHEL 9's Python).
+//! - **GitHub releases** (where Kubespray's binaries come from). On 127.0.0.1,
+//!   `/<org>/<repo>/releases/download/<tag>/<file>` answers `302 Found` to an objects host
+//!   on 127.0.0.3 (as objects.githubusercontent.com) at a path without the file name and a
+//!   long signed query string (`X-Amz-Algorithm=...&X-Amz-Signature=...`); that host answers
+//!   only the exact signed URL (403 without it, as S3 does), with `application/octet-stream`,
+//!   `Content-Disposition: attachment; filename=<file>` and a chunked body (no
+//!   `Content-Length`).
 
 mod common;
 #[path = "fixtures/pypiserver.rs"]
@@ -414,3 +421,142 @@ fn pip_download_from_pypi_org_html() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// GitHub releases
+
+/// Bytes that differ at every position, so a shifted or spliced file cannot match.
+fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed as u32).to_le_bytes()[1]).collect()
+}
+
+/// One release asset: where it is on github.com and the signed URL it redirects to.
+struct Asset {
+    /// `/<org>/<repo>/releases/download/<tag>/<file>`.
+    release_path: String,
+    file: &'static str,
+    bytes: Vec<u8>,
+    /// Path and signed query on the objects host.
+    signed: String,
+    /// The path alone (403 there, as S3 answers an unsigned request).
+    unsigned: String,
+}
+
+impl Asset {
+    fn new(org_repo: &str, repo_id: u32, tag: &str, file: &'static str, bytes: Vec<u8>) -> Asset {
+        let sha = sha256_hex(&bytes);
+        // Shaped as objects.githubusercontent.com's: no file name in the path, AWS Signature
+        // Version 4 in the query, and the download's name and type in the response overrides.
+        let unsigned = format!("/github-production-release-asset-2e65be/{repo_id}/{}-{}-{}-{}-{}", &sha[..8], &sha[8..12], &sha[12..16], &sha[16..20], &sha[20..32]);
+        let signed = format!(
+            "{unsigned}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAVCODYLSA53PQK4ZA%2F20240614%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240614T101010Z&X-Amz-Expires=300&X-Amz-Signature={}&X-Amz-SignedHeaders=host&actor_id=0&key_id=0&repo_id={repo_id}&response-content-disposition=attachment%3B%20filename%3D{file}&response-content-type=application%2Foctet-stream",
+            sha256_hex(format!("{unsigned}{file}").as_bytes())
+        );
+        Asset { release_path: format!("/{org_repo}/releases/download/{tag}/{file}"), file, bytes, signed, unsigned }
+    }
+
+    /// The objects host's answer: a chunked octet stream named by Content-Disposition.
+    fn download(&self, cut_after: Option<usize>) -> Answer {
+        Answer::Chunked {
+            headers: vec![
+                ("Content-Type".into(), "application/octet-stream".into()),
+                ("Content-Disposition".into(), format!("attachment; filename={}", self.file)),
+                ("Last-Modified".into(), "Fri, 14 Jun 2024 10:10:10 GMT".into()),
+                ("ETag".into(), format!("\"0x8DC8C5{}\"", &sha256_hex(&self.bytes)[..10].to_ascii_uppercase())),
+                ("x-ms-blob-type".into(), "BlockBlob".into()),
+            ],
+            body: self.bytes.clone(),
+            chunk: 16 * 1024,
+            cut_after,
+        }
+    }
+}
+
+#[test]
+fn cache_files_follows_github_release_redirects_to_signed_chunked_downloads() {
+    // crictl with Kubespray's kind of pinned sha256; nerdctl without a checksum, its first
+    // download cut off in the middle: with no Content-Length, only the chunked framing (no
+    // last chunk) says the body is incomplete.
+    let crictl = Asset::new("kubernetes-sigs/cri-tools", 80_172_730, "v1.30.0", "crictl-v1.30.0-linux-amd64.tar.gz", payload(1_200_000, 1));
+    let nerdctl = Asset::new("containerd/nerdctl", 143_223_512, "v1.7.6", "nerdctl-1.7.6-linux-amd64.tar.gz", payload(700_000, 2));
+    let objects = Scripted::start_on(
+        "127.0.0.3",
+        vec![
+            (crictl.signed.clone(), vec![crictl.download(None)]),
+            (crictl.unsigned.clone(), vec![Answer::Status(403)]),
+            (nerdctl.signed.clone(), vec![nerdctl.download(Some(300_000)), nerdctl.download(None)]),
+            (nerdctl.unsigned.clone(), vec![Answer::Status(403)]),
+        ],
+    );
+    let github = Scripted::start(vec![
+        (crictl.release_path.clone(), vec![Answer::Redirect(objects.url(&crictl.signed))]),
+        (nerdctl.release_path.clone(), vec![Answer::Redirect(objects.url(&nerdctl.signed))]),
+    ]);
+    let p = Project::new();
+    let dest = p.path("cache/misc-files");
+    let play = format!(
+        r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Kubespray's binaries from GitHub releases
+      cache_files:
+        dest: "{}"
+        files:
+          - url: "{}"
+            checksum: "sha256:{}"
+          - url: "{}"
+"#,
+        dest.display(),
+        github.url(&crictl.release_path),
+        sha256_hex(&crictl.bytes),
+        github.url(&nerdctl.release_path)
+    );
+    p.file("pb.yml", &play);
+    let r = p.playbook("pb.yml", &[]);
+    r.success();
+    assert_eq!(r.recap("localhost").changed, 1, "{}", r.stdout);
+
+    // Each file under the name its release URL gives (not the objects host's path, not the
+    // Content-Disposition), whole; nothing else is left.
+    assert_eq!(listing(&dest), [crictl.file, nerdctl.file], "{}", r.stdout);
+    for a in [&crictl, &nerdctl] {
+        assert!(fs::read(dest.join(a.file)).unwrap() == a.bytes, "{} differs from the release asset", a.file);
+    }
+    assert_eq!(objects.count(&crictl.signed), 1);
+    assert_eq!(objects.count(&nerdctl.signed), 2, "the cut download was retried");
+    assert_eq!(objects.count(&crictl.unsigned) + objects.count(&nerdctl.unsigned), 0, "the signed query string was sent as given");
+    assert_eq!(github.count(&crictl.release_path), 1);
+    // A retry starts again from the release URL, which gives a fresh signature.
+    assert_eq!(github.count(&nerdctl.release_path), 2);
+
+    // The manifest records the release URL, which stays valid, not the signed one, which
+    // expires in five minutes.
+    let fragment: Vec<serde_json::Value> = serde_json::from_str(&p.read("cache/.airlock/manifest.d/files-misc-files.json")).unwrap();
+    assert_eq!(fragment.len(), 2, "{fragment:?}");
+    for a in [&crictl, &nerdctl] {
+        let e = fragment.iter().find(|e| e["path"] == format!("misc-files/{}", a.file)).unwrap_or_else(|| panic!("{} is not in {fragment:?}", a.file));
+        assert_eq!((e["kind"].as_str(), e["size"].as_u64()), (Some("file"), Some(a.bytes.len() as u64)), "{e}");
+        assert_eq!(e["sha256"], sha256_hex(&a.bytes), "{e}");
+        assert_eq!(e["source"], github.url(&a.release_path), "{e}");
+    }
+
+    // A rerun downloads nothing: neither host is asked anything.
+    let (gh, ob) = (github.seen().len(), objects.seen().len());
+    let again = p.playbook("pb.yml", &[]);
+    again.success();
+    assert_eq!(again.recap("localhost").changed, 0, "{}", again.stdout);
+    assert_eq!((github.seen().len(), objects.seen().len()), (gh, ob), "{:?}", github.seen());
+
+    // cache_files takes digests, not the URL of a checksum file as get_url does (cri-tools
+    // publishes `<file>.sha256` beside each asset): such an entry fails before anything is
+    // fetched or written, naming the file and what to give instead.
+    let sums_url = github.url(&format!("{}.sha256", crictl.release_path));
+    let other = p.path("cache/other");
+    p.file("sums.yml", &play.replace(&dest.display().to_string(), &other.display().to_string()).replace(&format!("sha256:{}", sha256_hex(&crictl.bytes)), &format!("sha256:{sums_url}")));
+    let r = p.playbook("sums.yml", &[]);
+    r.code(2);
+    let line = r.stdout.lines().find(|l| l.contains("FAILED!")).unwrap_or_default();
+    assert!(line.contains(&format!("files entry {}: checksum 'sha256:{sums_url}' is the URL of a checksum file", github.url(&crictl.release_path))), "{line}");
+    assert!(line.contains("give the digest itself, '<algorithm>:<hex>'"), "{line}");
+    assert_eq!((github.seen().len(), objects.seen().len()), (gh, ob), "{:?}", github.seen());
+    assert!(!other.exists());
+}
