@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,156 +17,9 @@ use std::time::Duration;
 
 use common::{Project, sha256_hex};
 
-/// How the server answers one request.
-#[derive(Clone, Debug)]
-enum Answer {
-    /// 200 with the body and its true length.
-    Ok(Vec<u8>),
-    /// The status, with a short text body.
-    Status(u16),
-    /// 200 promising the whole body, `after` bytes of it, then a TCP reset (RST).
-    Reset { body: Vec<u8>, after: usize },
-    /// 200 promising the whole body, `after` bytes of it, then an orderly close (FIN).
-    Short { body: Vec<u8>, after: usize },
-    /// 200 with `Content-Length` of `body`, then `extra` bytes more on a kept-alive connection.
-    Long { body: Vec<u8>, extra: Vec<u8> },
-    /// 200 promising the whole body, `after` bytes of it, then silence.
-    Stall { body: Vec<u8>, after: usize },
-    /// Reads the request and never answers.
-    Silent,
-    /// 302 to another path.
-    Redirect(&'static str),
-}
-
-/// A server answering each path with its script: the n-th request to a path gets the n-th
-/// answer, and the last answer once the script runs out. Counts requests per path.
-struct Faulty {
-    base: String,
-    counts: Arc<Mutex<BTreeMap<String, usize>>>,
-}
-
-impl Faulty {
-    fn start(routes: Vec<(&'static str, Vec<Answer>)>) -> Faulty {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let counts = Arc::new(Mutex::new(BTreeMap::new()));
-        let c = counts.clone();
-        let routes: Arc<BTreeMap<String, Vec<Answer>>> = Arc::new(routes.into_iter().map(|(p, a)| (p.to_string(), a)).collect());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (routes, c) = (routes.clone(), c.clone());
-                std::thread::spawn(move || serve_connection(stream, &routes, &c));
-            }
-        });
-        Faulty { base, counts }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn count(&self, path: &str) -> usize {
-        self.counts.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-}
-
-/// Answers requests on one connection until the script says to drop it or the client leaves.
-fn serve_connection(mut stream: TcpStream, routes: &BTreeMap<String, Vec<Answer>>, counts: &Mutex<BTreeMap<String, usize>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-        }
-        let mut parts = line.split_whitespace();
-        let head = parts.next() == Some("HEAD");
-        let path = parts.next().unwrap_or("/").to_string();
-        let n = {
-            let mut m = counts.lock().unwrap();
-            let e = m.entry(path.clone()).or_insert(0);
-            *e += 1;
-            *e - 1
-        };
-        let answer = routes.get(&path).map(|s| s[n.min(s.len() - 1)].clone()).unwrap_or(Answer::Status(404));
-        let ok_head = |len: usize| format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n");
-        let keep = match answer {
-            Answer::Ok(body) => {
-                let _ = stream.write_all(ok_head(body.len()).as_bytes());
-                head || stream.write_all(&body).is_ok()
-            }
-            Answer::Status(code) => {
-                let reason = match code {
-                    404 => "Not Found",
-                    500 => "Internal Server Error",
-                    503 => "Service Unavailable",
-                    _ => "Error",
-                };
-                let body = format!("{code} {reason}\n");
-                let _ = write!(stream, "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n", body.len());
-                head || stream.write_all(body.as_bytes()).is_ok()
-            }
-            Answer::Redirect(to) => {
-                let _ = write!(stream, "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
-                true
-            }
-            Answer::Reset { body, after } => {
-                let _ = stream.write_all(ok_head(body.len()).as_bytes());
-                let _ = stream.write_all(&body[..after]);
-                let _ = stream.flush();
-                // SO_LINGER with a zero timeout: close() sends RST instead of FIN.
-                let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-                // SAFETY: a valid socket descriptor and a correctly sized option value.
-                unsafe {
-                    use std::os::fd::AsRawFd;
-                    libc::setsockopt(stream.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, (&linger as *const libc::linger).cast(), std::mem::size_of::<libc::linger>() as libc::socklen_t);
-                }
-                false
-            }
-            Answer::Short { body, after } => {
-                let _ = stream.write_all(ok_head(body.len()).as_bytes());
-                let _ = stream.write_all(&body[..after]);
-                false
-            }
-            Answer::Long { body, extra } => {
-                let _ = stream.write_all(ok_head(body.len()).as_bytes());
-                let _ = stream.write_all(&body);
-                let _ = stream.write_all(&extra);
-                true
-            }
-            Answer::Stall { body, after } => {
-                let _ = stream.write_all(ok_head(body.len()).as_bytes());
-                let _ = stream.write_all(&body[..after]);
-                stall(&mut stream);
-                false
-            }
-            Answer::Silent => {
-                stall(&mut stream);
-                false
-            }
-        };
-        if !keep {
-            return;
-        }
-    }
-}
-
-/// Holds the connection open, saying nothing, until the client hangs up (or 30 s pass, so a
-/// client that never times out shows as a failing test rather than a hung one).
-fn stall(stream: &mut TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut buf = [0u8; 1024];
-    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
-}
+#[path = "fixtures/scripted.rs"]
+mod scripted;
+use scripted::{Answer, Scripted};
 
 /// Bytes that differ at every position, so a shifted or spliced file cannot match.
 fn payload(len: usize, seed: u8) -> Vec<u8> {
@@ -209,7 +62,7 @@ fn cache_files_retries_resets_500s_and_short_bodies_until_the_server_recovers() 
     let c = payload(100_000, 3);
     let d = payload(50_000, 4);
     let e = payload(70_000, 5);
-    let srv = Faulty::start(vec![
+    let srv = Scripted::start(vec![
         ("/reset", vec![Answer::Reset { body: a.clone(), after: 100_000 }, Answer::Ok(a.clone())]),
         ("/busy", vec![Answer::Status(500), Answer::Status(503), Answer::Ok(b.clone())]),
         ("/short", vec![Answer::Short { body: c.clone(), after: 60_000 }, Answer::Ok(c.clone())]),
@@ -239,7 +92,7 @@ fn cache_files_retries_resets_500s_and_short_bodies_until_the_server_recovers() 
 }
 
 /// Runs one cache_files task for `path` on `srv` that must fail; returns the failure line.
-fn cache_files_fails(srv: &Faulty, path: &str, checksum: Option<String>, retries: u32) -> String {
+fn cache_files_fails(srv: &Scripted, path: &str, checksum: Option<String>, retries: u32) -> String {
     let p = Project::new();
     let dest = p.path("cache/files");
     p.file("pb.yml", &cache_files_task(&dest, &[(srv.url(path), checksum)], retries));
@@ -263,8 +116,8 @@ fn every_fault(body: &[u8]) -> Vec<(&'static str, Vec<Answer>)> {
         ("/short", vec![Answer::Short { body: body.clone(), after: 30_000 }]),
         ("/stall-body", vec![Answer::Stall { body: body.clone(), after: 30_000 }]),
         ("/stall-headers", vec![Answer::Silent]),
-        ("/loop-a", vec![Answer::Redirect("/loop-b")]),
-        ("/loop-b", vec![Answer::Redirect("/loop-a")]),
+        ("/loop-a", vec![Answer::Redirect("/loop-b".into())]),
+        ("/loop-b", vec![Answer::Redirect("/loop-a".into())]),
     ]
 }
 
@@ -272,7 +125,7 @@ fn every_fault(body: &[u8]) -> Vec<(&'static str, Vec<Answer>)> {
 fn cache_files_gives_up_with_errors_that_name_the_url_and_what_happened() {
     let body = payload(100_000, 7);
     let sum = Some(sha256_hex(&body));
-    let srv = Faulty::start(every_fault(&body));
+    let srv = Scripted::start(every_fault(&body));
 
     // A 404 is not retried: asking again will not make the file exist.
     let line = cache_files_fails(&srv, "/missing", sum.clone(), 2);
@@ -309,7 +162,7 @@ fn cache_files_takes_content_length_and_keeps_the_connection_sane_after_a_long_b
     // are the file; the extra ones must not end up in it or in the next file.
     let a = payload(50_000, 11);
     let b = payload(40_000, 12);
-    let srv = Faulty::start(vec![("/long", vec![Answer::Long { body: a.clone(), extra: payload(1000, 13) }]), ("/next", vec![Answer::Ok(b.clone())])]);
+    let srv = Scripted::start(vec![("/long", vec![Answer::Long { body: a.clone(), extra: payload(1000, 13) }]), ("/next", vec![Answer::Ok(b.clone())])]);
     let p = Project::new();
     let dest = p.path("cache/files");
     let task = cache_files_task(&dest, &[(srv.url("/long"), Some(sha256_hex(&a))), (srv.url("/next"), Some(sha256_hex(&b)))], 2).replace("concurrency: 2", "concurrency: 1");
@@ -329,7 +182,7 @@ fn get_url_task(url: &str, dest: &Path, extra: &str) -> String {
 
 /// Runs get_url on `path`, which must fail; returns the failure line. Nothing may be left
 /// in the destination directory.
-fn get_url_fails(srv: &Faulty, path: &str) -> String {
+fn get_url_fails(srv: &Scripted, path: &str) -> String {
     let p = Project::new();
     let dir = p.path("dl");
     std::fs::create_dir_all(&dir).unwrap();
@@ -345,7 +198,7 @@ fn get_url_fails(srv: &Faulty, path: &str) -> String {
 #[test]
 fn get_url_fails_clearly_and_leaves_nothing_behind() {
     let body = payload(100_000, 21);
-    let srv = Faulty::start(every_fault(&body));
+    let srv = Scripted::start(every_fault(&body));
     let line = get_url_fails(&srv, "/missing");
     assert!(line.contains("HTTP Error 404: Not Found"), "{line}");
     let line = get_url_fails(&srv, "/broken");
@@ -366,7 +219,7 @@ fn get_url_fails_clearly_and_leaves_nothing_behind() {
 fn get_url_with_until_retries_a_reset_and_a_500_and_keeps_the_old_file_meanwhile() {
     let old = b"the previous download".to_vec();
     let body = payload(200_000, 31);
-    let srv = Faulty::start(vec![
+    let srv = Scripted::start(vec![
         ("/file", vec![Answer::Reset { body: body.clone(), after: 50_000 }, Answer::Status(500), Answer::Short { body: body.clone(), after: 10 }, Answer::Ok(body.clone())]),
     ]);
     let p = Project::new();
@@ -408,12 +261,12 @@ fn helm_sync_retries_its_index_and_charts_and_names_a_chart_that_never_arrives()
         )
     };
     // The index is served by a second server that knows the first's address.
-    let charts = Faulty::start(vec![
+    let charts = Scripted::start(vec![
         ("/charts/good-1.0.0.tgz", vec![Answer::Reset { body: chart.clone(), after: 10_000 }, Answer::Ok(chart.clone())]),
         ("/charts/bad-2.0.0.tgz", vec![Answer::Short { body: broken.clone(), after: 5 }]),
     ]);
     let idx: &'static [u8] = Box::leak(index(&charts.base).into_bytes().into_boxed_slice());
-    let repo = Faulty::start(vec![("/index.yaml", vec![Answer::Status(503), Answer::Ok(idx.to_vec())])]);
+    let repo = Scripted::start(vec![("/index.yaml", vec![Answer::Status(503), Answer::Ok(idx.to_vec())])]);
     let p = Project::new();
     let dest = p.path("cache/helm");
     p.file(
@@ -437,7 +290,7 @@ fn helm_sync_retries_its_index_and_charts_and_names_a_chart_that_never_arrives()
 
     // An index that stalls halfway: documents are read with the same per-read timeout as
     // downloads, and the failure names the index's URL and the timeout.
-    let stalled = Faulty::start(vec![("/index.yaml", vec![Answer::Stall { body: idx.to_vec(), after: 20 }])]);
+    let stalled = Scripted::start(vec![("/index.yaml", vec![Answer::Stall { body: idx.to_vec(), after: 20 }])]);
     let dest2 = p.path("cache2/helm");
     p.file("pb2.yml", &play(&format!("    - helm_sync:\n        dest: \"{}\"\n        timeout: 1\n        retries: 0\n        repos:\n          - name: stable\n            url: \"{}\"\n", dest2.display(), stalled.base)));
     let r = p.playbook("pb2.yml", &[]);
@@ -592,7 +445,7 @@ fn a_pull_goes_on_with_a_new_token_when_the_registry_expires_the_old_one() {
 #[test]
 fn uri_names_a_body_that_stops_and_writes_no_file() {
     let body = payload(80_000, 61);
-    let srv = Faulty::start(vec![
+    let srv = Scripted::start(vec![
         ("/reset", vec![Answer::Reset { body: body.clone(), after: 20_000 }]),
         ("/stall", vec![Answer::Stall { body: body.clone(), after: 20_000 }]),
         ("/broken", vec![Answer::Status(500)]),
@@ -641,7 +494,7 @@ fn a_registry_blob_cut_off_is_fetched_again_and_one_that_never_arrives_is_named(
     let fetcher = Fetcher::new(FetchOptions { retries: 2, timeout: Duration::from_secs(1), backoff: Duration::from_millis(50), ..Default::default() }).unwrap();
 
     // The layer is reset halfway once, then served whole: the pull succeeds, the blob verifies.
-    let srv = Faulty::start(vec![
+    let srv = Scripted::start(vec![
         ("/v2/test/app/manifests/v1", vec![Answer::Ok(manifest.clone())]),
         (blob_path(&config), vec![Answer::Ok(config.clone())]),
         (blob_path(&layer), vec![Answer::Reset { body: layer.clone(), after: 50_000 }, Answer::Ok(layer.clone())]),
@@ -654,7 +507,7 @@ fn a_registry_blob_cut_off_is_fetched_again_and_one_that_never_arrives_is_named(
 
     // The layer stalls every time: the error names the blob, its URL and the timeout, and
     // gives no hint about the registry's address (it answered); no blob file is left for it.
-    let srv = Faulty::start(vec![
+    let srv = Scripted::start(vec![
         ("/v2/test/app/manifests/v1", vec![Answer::Ok(manifest.clone())]),
         (blob_path(&config), vec![Answer::Ok(config.clone())]),
         (blob_path(&layer), vec![Answer::Stall { body: layer.clone(), after: 50_000 }]),
@@ -717,7 +570,7 @@ fn yum_sync_rides_out_faults_on_metadata_and_packages_and_names_a_package_that_n
             dest.display()
         ))
     };
-    let srv = Faulty::start(routes(None));
+    let srv = Scripted::start(routes(None));
     let p = Project::new();
     let dest = p.path("cache/yum");
     p.file("pb.yml", &task(&srv.base, &dest));
@@ -733,7 +586,7 @@ fn yum_sync_rides_out_faults_on_metadata_and_packages_and_names_a_package_that_n
 
     // A package that is cut short every time: the task fails naming its URL and what
     // happened, and nothing of it is at its path.
-    let srv = Faulty::start(routes(Some(&reset_rpm)));
+    let srv = Scripted::start(routes(Some(&reset_rpm)));
     let dest = p.path("cache2/yum");
     p.file("pb2.yml", &task(&srv.base, &dest));
     let r = p.playbook("pb2.yml", &[]);

@@ -20,6 +20,19 @@ struct Job {
     checksum: Option<Checksum>,
 }
 
+/// A files entry's `checksum`. get_url also takes the URL of a checksum file there (Ansible's
+/// `sha256:https://.../SHA256SUMS`), so a task moved over from get_url is told what to give
+/// instead of only that a URL is not hexadecimal.
+fn parse_checksum(spec: &str, url: &str) -> Result<Checksum, ModuleFail> {
+    let value = spec.split_once(':').map_or(spec, |(_, v)| v).trim();
+    if value.starts_with("http://") || value.starts_with("https://") || value.starts_with("ftp://") || value.starts_with("file://") {
+        return Err(ModuleFail::new(format!(
+            "files entry {url}: checksum '{spec}' is the URL of a checksum file, which cache_files does not read: give the digest itself, '<algorithm>:<hex>' (e.g. sha256:<64 hex digits>, as Kubespray's checksums are)"
+        )));
+    }
+    Checksum::parse(spec).map_err(|e| ModuleFail::new(format!("files entry {url}: {e}")))
+}
+
 /// Runs `cache_files`.
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "cache_files", ALLOWED)?;
@@ -35,7 +48,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         if Path::new(&name).is_absolute() || name.split('/').any(|c| c == "..") {
             return Err(ModuleFail::new(format!("files entry dest '{name}' must be a relative path inside {}", dest.display())));
         }
-        let checksum = f.get("checksum").and_then(Value::as_str).filter(|s| !s.is_empty()).map(Checksum::parse).transpose().map_err(ModuleFail::new)?;
+        let checksum = f.get("checksum").and_then(Value::as_str).filter(|s| !s.is_empty()).map(|c| parse_checksum(c, &url)).transpose()?;
         jobs.push(Job { url, dest: dest.join(name), checksum });
     }
     let fetcher = cache::fetcher(a)?;
