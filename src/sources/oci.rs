@@ -1955,6 +1955,80 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join("oci-layout")).unwrap(), r#"{"imageLayoutVersion":"1.0.0"}"#);
     }
 
+    fn manifest(doc: Value) -> Manifest {
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        let (json, media_type) = decode_manifest(&bytes, "(test)", None, None).unwrap();
+        Manifest { digest: format!("sha256:{}", sha256_of(&bytes)), bytes, media_type, json }
+    }
+
+    #[test]
+    fn oci_forms_of_docker_media_types() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let docker = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_MANIFEST,
+            "config": {"mediaType": MEDIA_DOCKER_CONFIG, "digest": d('c'), "size": 3},
+            "layers": [
+                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d('1'), "size": 4},
+                {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "digest": d('2'), "size": 5, "urls": ["https://example.com/l"]},
+                {"mediaType": "application/vnd.example.unknown", "digest": d('3'), "size": 6},
+            ]}));
+        let oci = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
+            "config": {"mediaType": MEDIA_OCI_CONFIG, "digest": d('c'), "size": 3}, "layers": []}));
+        let none = HashMap::new();
+        assert_eq!(oci_form(&oci, &none, 0, &mut Vec::new()), None, "an OCI manifest is kept as it is");
+        let mut out = Vec::new();
+        let form = oci_form(&docker, &none, 0, &mut out).unwrap();
+        assert_eq!(out, std::slice::from_ref(&form));
+        assert_eq!(form.digest, format!("sha256:{}", sha256_of(&form.bytes)));
+        let v: Value = serde_json::from_slice(&form.bytes).unwrap();
+        assert_eq!(v["mediaType"], MEDIA_OCI_MANIFEST);
+        assert_eq!(v["config"], json!({"mediaType": MEDIA_OCI_CONFIG, "digest": d('c'), "size": 3}));
+        assert_eq!(v["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+        assert_eq!(v["layers"][1], json!({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "digest": d('2'), "size": 5, "urls": ["https://example.com/l"]}));
+        assert_eq!(v["layers"][2]["mediaType"], "application/vnd.example.unknown", "unknown types are kept");
+
+        // An OCI index naming a Docker manifest: rewritten, listing only what is held; the
+        // OCI child and its annotations as they are.
+        let platform = |a: &str| json!({"os": "linux", "architecture": a});
+        let index = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "annotations": {"a": "b"}, "manifests": [
+            {"mediaType": MEDIA_DOCKER_MANIFEST, "digest": docker.digest, "size": docker.bytes.len(), "platform": platform("amd64")},
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": oci.digest, "size": oci.bytes.len(), "platform": platform("arm64"), "annotations": {"x": "y"}},
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": d('9'), "size": 7, "platform": platform("s390x")},
+        ]}));
+        let held = HashMap::from([(docker.digest.clone(), docker.clone()), (oci.digest.clone(), oci.clone())]);
+        let mut out = Vec::new();
+        let top = oci_form(&index, &held, 0, &mut out).unwrap();
+        assert_eq!(out.iter().map(|c| c.media_type).collect::<Vec<_>>(), [MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX]);
+        assert_eq!(out[1], top);
+        let v: Value = serde_json::from_slice(&top.bytes).unwrap();
+        assert_eq!(v["annotations"], json!({"a": "b"}));
+        assert_eq!(v["manifests"], json!([
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": form.digest, "size": form.bytes.len(), "platform": platform("amd64")},
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": oci.digest, "size": oci.bytes.len(), "platform": platform("arm64"), "annotations": {"x": "y"}},
+        ]));
+        // The same index of OCI manifests only is kept as it is, whatever it names.
+        let oci_only = HashMap::from([(oci.digest.clone(), oci.clone())]);
+        assert_eq!(oci_form(&index, &oci_only, 0, &mut Vec::new()), None);
+        // A Docker list is rewritten even when its manifests need nothing.
+        let list = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_LIST, "manifests": [
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": oci.digest, "size": oci.bytes.len(), "platform": platform("arm64")}]}));
+        let form = oci_form(&list, &oci_only, 0, &mut Vec::new()).unwrap();
+        let v: Value = serde_json::from_slice(&form.bytes).unwrap();
+        assert_eq!((v["mediaType"].as_str(), v["manifests"][0]["digest"].as_str()), (Some(MEDIA_OCI_INDEX), Some(oci.digest.as_str())));
+    }
+
+    #[test]
+    fn upstream_descriptors_of_entries() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let plain = json!({"mediaType": MEDIA_OCI_MANIFEST, "digest": d, "size": 12, "annotations": {ANNOTATION_REF_NAME: "x:1"}});
+        assert_eq!(upstream_descriptor(&plain).unwrap(), UpstreamDescriptor { digest: d.clone(), media_type: MEDIA_OCI_MANIFEST.into(), size: Some(12) });
+        let e = format!("sha256:{}", "b".repeat(64));
+        let named = json!({"mediaType": MEDIA_OCI_INDEX, "digest": e, "size": 99, "annotations": {
+            ANNOTATION_UPSTREAM_DIGEST: d, ANNOTATION_UPSTREAM_MEDIA_TYPE: MEDIA_DOCKER_LIST, ANNOTATION_UPSTREAM_SIZE: "345"}});
+        assert_eq!(upstream_descriptor(&named).unwrap(), UpstreamDescriptor { digest: d.clone(), media_type: MEDIA_DOCKER_LIST.into(), size: Some(345) });
+        let bad = json!({"digest": e, "annotations": {ANNOTATION_UPSTREAM_DIGEST: d, ANNOTATION_UPSTREAM_SIZE: "many"}});
+        assert!(upstream_descriptor(&bad).unwrap_err().contains(ANNOTATION_UPSTREAM_SIZE));
+    }
+
     #[test]
     fn manifests_parse_from_bytes() {
         let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
