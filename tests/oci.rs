@@ -728,6 +728,23 @@ fn every_image_in_the_layout_reads_with_skopeo_whatever_media_types_upstream_use
         let plan = oci::plan(&fetcher(), r, &layout, &o).unwrap();
         assert_eq!((plan.layout_digest.as_str(), plan.missing.len()), (p.layout_digest.as_str(), 0), "{}", p.reference);
     }
+    // A layout an earlier airlock wrote (entries naming upstream's Docker-typed manifests)
+    // gets the entries naming the OCI-typed forms.
+    let mut old: Value = serde_json::from_slice(&index_before).unwrap();
+    for e in old["manifests"].as_array_mut().unwrap() {
+        let a = e["annotations"].as_object_mut().unwrap();
+        if let Some(d) = a.remove("io.airlock.upstream.digest") {
+            let media_type = a.remove("io.airlock.upstream.mediaType").unwrap();
+            let size: u64 = a.remove("io.airlock.upstream.size").unwrap().as_str().unwrap().parse().unwrap();
+            e["mediaType"] = media_type;
+            e["size"] = json!(size);
+            e["digest"] = d;
+        }
+    }
+    fs::write(layout.join("index.json"), serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    let migrated = oci::pull_all(&fetcher(), &refs, &layout, &o, &|_| {}).unwrap();
+    assert_eq!(migrated.iter().map(|p| p.index_changed).collect::<Vec<_>>(), [false, true, true]);
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index_before);
 
     // Every platform, attestations included, into another layout: skopeo still picks amd64.
     let every = work.path().join("every");
