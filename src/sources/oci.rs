@@ -1627,7 +1627,7 @@ fn resolve(s: &Session, image: &ImageRef, layout: &Path, opts: &OciOptions, stor
 ///
 /// An image upstream serves with Docker media types (a manifest list, a schema 2 manifest)
 /// is kept byte for byte too, and also gets an OCI-typed form (see [`oci_form`]) that
-/// `index.json` names, so that skopeo and podman find it; the entry's
+/// `index.json` names, so that skopeo finds it by name; the entry's
 /// `io.airlock.upstream.*` annotations give upstream's digest, media type and size, which
 /// [`upstream_descriptor`] reads back (the registry storage and `docker load` use upstream's).
 ///
@@ -1713,7 +1713,8 @@ pub fn pull_all(
             }
         }
         // The OCI-typed form goes in once everything it names is there.
-        for c in r.oci.iter().flat_map(|(_, forms)| forms) {
+        let forms = if failed.is_none() { r.oci.as_ref().map(|(_, forms)| forms.as_slice()).unwrap_or_default() } else { &[] };
+        for c in forms {
             let path = blob_path(layout, &c.digest);
             match store_blob_bytes(&path, &c.hex, &c.bytes) {
                 Ok(true) => bytes_downloaded += c.bytes.len() as u64,
