@@ -654,3 +654,71 @@ fn loading_streams_the_archive_in_little_memory() {
     let peak_mib = usage.ru_maxrss as u64 / 1024;
     assert!(peak_mib < 64, "airlock peaked at {peak_mib} MiB loading a {} MiB layer: the archive is not streamed", SIZE >> 20);
 }
+
+#[test]
+fn loads_docker_typed_images_that_image_cache_pulled() {
+    let n = Names::new("dockertyped");
+    let reg = registry::Registry::start();
+    let p = Project::new();
+    let arch = engine_arch();
+    // Upstream: busybox images pushed with Docker media types, one a manifest list.
+    let mut l = Layout::new(&p.path("upstream"));
+    let (single, single_cfg) = l.image(&arch, &format!("{}-single", n.prefix), "single\n", false);
+    l.tag("single", &single);
+    let (m, multi_cfg) = l.image(&arch, &format!("{}-multi", n.prefix), "multi\n", false);
+    let idx = l.index(&[&m], None, false);
+    l.tag("multi", &idx);
+    reg.push(&p.path("upstream"), "single", &format!("{}/single:1", n.prefix), Some("v2s2"));
+    reg.push(&p.path("upstream"), "multi", &format!("{}/multi:2", n.prefix), Some("v2s2"));
+    let (single_ref, multi_ref) = (format!("{}/{}/single:1", reg.host(), n.prefix), format!("{}/{}/multi:2", reg.host(), n.prefix));
+    let list: Value = serde_json::from_slice(&reg.raw_manifest(&format!("{}/multi:2", n.prefix))).unwrap();
+    assert_eq!(list["mediaType"], DOCKER_LIST);
+
+    p.file("docker-config.json", "{}");
+    p.file(
+        "load.yml",
+        &format!(
+            r#"
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - image_cache:
+        images: ["{single_ref}", "{multi_ref}"]
+        dest: "{{{{ playbook_dir }}}}/cache/docker-images"
+        platforms: [linux/{arch}]
+        docker_config: "{{{{ playbook_dir }}}}/docker-config.json"
+    - docker_image:
+        name: {single_ref}
+        source: load
+        load_path: cache/docker-images
+      register: s
+    - docker_image:
+        name: {multi_ref}
+        source: load
+        load_path: cache/docker-images
+      register: m
+    - debug:
+        msg: "{{{{ s.image.Id }}}} {{{{ m.image.Id }}}}"
+"#
+        ),
+    );
+    let r = p.playbook("load.yml", &[]);
+    r.success().has(&format!("\"{single_cfg} {multi_cfg}\""));
+    // The layout names both by their OCI-typed forms, upstream's manifests in annotations.
+    let index: Value = serde_json::from_slice(&fs::read(p.path("cache/docker-images/index.json")).unwrap()).unwrap();
+    for e in index["manifests"].as_array().unwrap() {
+        let upstream = e["annotations"]["io.airlock.upstream.mediaType"].as_str().unwrap_or_else(|| panic!("{e:#}"));
+        assert!([DOCKER_LIST, DOCKER_MANIFEST].contains(&upstream), "{e:#}");
+        assert!([OCI_INDEX, OCI_MANIFEST].contains(&e["mediaType"].as_str().unwrap()), "{e:#}");
+    }
+    // The image IDs are the config digests, and the images run.
+    assert_eq!(inspect_image(&single_ref).unwrap().0, single_cfg);
+    assert_eq!(inspect_image(&multi_ref).unwrap().0, multi_cfg);
+    for (image, page) in [(&single_ref, "single"), (&multi_ref, "multi")] {
+        let (ok, out, err) = docker(&["run", "--rm", image, "cat", "/www/index.html"]);
+        assert!(ok, "{err}");
+        assert_eq!(out, page);
+    }
+    let again = p.playbook("load.yml", &[]);
+    assert_eq!(again.success().recap("localhost").changed, 0, "a rerun pulls and loads nothing: {}", again.stdout);
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::oci::{self, Credential, ImageRef, OciErrorKind, OciOptions, PulledImage};
 use registry::{Images, Registry, digest, sha256_hex, size, skopeo};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn fetcher() -> Fetcher {
     Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(30), backoff: Duration::from_millis(50), ..Default::default() })
@@ -133,7 +133,29 @@ fn single_images_byte_identical_deduplicated_and_resumed() {
     assert_eq!(e["mediaType"], app.media_type.as_str());
     assert_eq!(e["size"].as_u64().unwrap(), app.blobs[0].size);
     assert_eq!(e["annotations"]["io.airlock.source"], format!("http://{}", reg.host()));
-    assert_eq!(entry(&layout, &docker_ref)["digest"], docker.digest.as_str());
+    assert!(e["annotations"].get("io.airlock.upstream.digest").is_none(), "an OCI image is named as upstream serves it: {e:#}");
+    // The Docker-typed image is named by its OCI-typed form, upstream's manifest in the
+    // annotations.
+    assert_ne!(docker.layout_digest, docker.digest);
+    let d = entry(&layout, &docker_ref);
+    assert_eq!(d["digest"], docker.layout_digest.as_str());
+    assert_eq!(d["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(d["size"].as_u64().unwrap(), blob(&layout, &docker.layout_digest).len() as u64);
+    assert_eq!(d["annotations"]["io.airlock.upstream.digest"], docker.digest.as_str());
+    assert_eq!(d["annotations"]["io.airlock.upstream.mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(d["annotations"]["io.airlock.upstream.size"], blob(&layout, &docker.digest).len().to_string());
+    assert_eq!(docker.blobs.len(), 5, "manifest, config, two layers, and the OCI-typed manifest: {:#?}", docker.blobs);
+    assert_eq!(docker.blobs[4].digest, docker.layout_digest);
+    assert_eq!(docker.blobs[4].media_type, "application/vnd.oci.image.manifest.v1+json");
+    // It names upstream's config and layers with OCI's media types.
+    let upstream: Value = serde_json::from_slice(&blob(&layout, &docker.digest)).unwrap();
+    let form: Value = serde_json::from_slice(&blob(&layout, &docker.layout_digest)).unwrap();
+    assert_eq!(form["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(form["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    assert_eq!(digest(&form["config"]), digest(&upstream["config"]));
+    let layers = |m: &Value| m["layers"].as_array().unwrap().iter().map(|l| (digest(l), size(l))).collect::<Vec<_>>();
+    assert_eq!(layers(&form), layers(&upstream));
+    assert!(form["layers"].as_array().unwrap().iter().all(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"), "{form:#}");
 
     // A second pull downloads nothing and keeps one entry per reference.
     let again = pull(&app_ref, &layout, &o);
@@ -160,26 +182,16 @@ fn single_images_byte_identical_deduplicated_and_resumed() {
         reg.docker("test/app-copy:v1"),
     ]);
     assert_eq!(reg.raw_manifest("test/app-copy:v1"), blob(&layout, &app.digest), "the OCI image round-trips");
-    // containers/image finds index.json entries by name only when their media type is OCI's;
-    // a Docker-typed image (kept byte for byte) is read from a view holding just its entry.
-    let view = single_entry_view(&layout, &docker_ref);
+    // The Docker-typed image by its name too (skopeo finds only OCI-typed entries by name):
+    // its OCI-typed form, with upstream's config and layers.
     skopeo(&[
         "copy".to_string(),
         "--dest-tls-verify=false".into(),
-        format!("oci:{}", view.path().display()),
+        format!("oci:{}:{docker_ref}", layout.display()),
         reg.docker("test/docker-app-copy:v1"),
     ]);
-    assert_eq!(reg.raw_manifest("test/docker-app-copy:v1"), blob(&layout, &docker.digest), "the Docker image round-trips");
-}
-
-/// A layout sharing `layout`'s blobs whose index.json holds only `reference`'s entry.
-fn single_entry_view(layout: &Path, reference: &str) -> tempfile::TempDir {
-    let view = tempfile::tempdir().unwrap();
-    fs::copy(layout.join("oci-layout"), view.path().join("oci-layout")).unwrap();
-    std::os::unix::fs::symlink(layout.join("blobs"), view.path().join("blobs")).unwrap();
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [entry(layout, reference)]});
-    fs::write(view.path().join("index.json"), index.to_string()).unwrap();
-    view
+    assert_eq!(reg.raw_manifest("test/docker-app-copy:v1"), blob(&layout, &docker.layout_digest), "the Docker image copies as its OCI form");
+    assert_eq!(reg.raw_config("test/docker-app-copy:v1"), reg.raw_config("test/docker-app:v1"), "with upstream's config");
 }
 
 #[test]
@@ -283,6 +295,7 @@ fn pinned_digests_need_no_registry_once_stored() {
     let src = tempfile::tempdir().unwrap();
     let images = Images::build(src.path());
     r.push(images.dir(), "app", "test/app:v1", None);
+    r.push(images.dir(), "multi", "test/docker-multi:v1", Some("v2s2"));
     let host = r.host();
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("images");
@@ -292,6 +305,15 @@ fn pinned_digests_need_no_registry_once_stored() {
     assert_eq!(p.digest, digest(&images.app));
     assert_eq!(entry(&layout, &pinned)["digest"], p.digest.as_str());
     assert_blobs_verified(&p);
+    // A Docker manifest list pinned by upstream's digest (the layout names its OCI-typed form).
+    let list_digest = format!("sha256:{}", sha256_hex(&r.raw_manifest("test/docker-multi:v1")));
+    let pinned_list = format!("{host}/test/docker-multi@{list_digest}");
+    let list = pull(&pinned_list, &layout, &o);
+    assert_eq!(list.digest, list_digest);
+    assert_ne!(list.layout_digest, list_digest);
+    assert_eq!(entry(&layout, &pinned_list)["annotations"]["io.airlock.upstream.digest"], list_digest.as_str());
+    let index_before = fs::read(layout.join("index.json")).unwrap();
+    let files_before = blob_files(&layout);
 
     // Missing tags and repositories: errors that name the image and the registry.
     let e = oci::pull(&fetcher(), &ImageRef::parse(&format!("{host}/test/app:nope")).unwrap(), &layout, &o, &|_| {}).unwrap_err();
@@ -307,6 +329,10 @@ fn pinned_digests_need_no_registry_once_stored() {
     let again = pull(&pinned, &layout, &o);
     assert_eq!(again.bytes_downloaded, 0);
     assert_eq!(again.blobs, p.blobs);
+    let again = pull(&pinned_list, &layout, &o);
+    assert_eq!(again, PulledImage { bytes_downloaded: 0, index_changed: false, ..list });
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index_before, "index.json is not rewritten");
+    assert_eq!(blob_files(&layout), files_before);
     // A tag needs the registry: the error says what to check.
     let e = oci::pull(&fetcher(), &ImageRef::parse(&format!("{host}/test/app:v1")).unwrap(), &layout, &o, &|_| {}).unwrap_err();
     assert_eq!(e.kind, OciErrorKind::Network, "{e}");
@@ -392,10 +418,11 @@ fn docker_manifest_list_and_concurrent_pulls_into_one_layout() {
     let chosen: Value = serde_json::from_slice(&blob(&layout, &list.blobs[1].digest)).unwrap();
     let config: Value = serde_json::from_slice(&blob(&layout, chosen["config"]["digest"].as_str().unwrap())).unwrap();
     assert_eq!(config["architecture"], "amd64");
-    assert_eq!(list.blobs.len(), 5);
+    assert_eq!(list.blobs.len(), 7, "list, manifest, config, two layers, and the OCI-typed manifest and index: {:#?}", list.blobs);
+    assert_eq!(list.layout_digest, list.blobs[6].digest);
     for p in &pulled {
         assert_blobs_verified(p);
-        assert_eq!(entry(&layout, &p.reference)["digest"], p.digest.as_str());
+        assert_eq!(entry(&layout, &p.reference)["digest"], p.layout_digest.as_str());
     }
     let idx = index_json(&layout);
     assert_eq!(idx["manifests"].as_array().unwrap().len(), 3);
@@ -590,4 +617,146 @@ fn pull_all_fetches_shared_layers_once_and_names_the_images_that_arrived() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["annotations"]["org.opencontainers.image.ref.name"], app.to_string());
     assert!(!blob_files(&partial).iter().any(|f| f.ends_with(".part")), "no partial download is left");
+}
+
+/// `skopeo copy` of `src` into a fresh `dir:` target; checks every blob copied against its
+/// digest and returns the manifest copied.
+fn skopeo_copy_to_dir(src: &str, extra: &[&str]) -> Vec<u8> {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("img");
+    let mut args: Vec<String> = vec!["copy".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(src.to_string());
+    args.push(format!("dir:{}", target.display()));
+    skopeo(&args);
+    let manifest = fs::read(target.join("manifest.json")).unwrap();
+    let m: Value = serde_json::from_slice(&manifest).unwrap();
+    for b in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
+        let d = digest(b);
+        let bytes = fs::read(target.join(&d[7..])).unwrap_or_else(|e| panic!("{src}: blob {d}: {e}"));
+        assert_eq!(format!("sha256:{}", sha256_hex(&bytes)), d, "{src}: blob {d} verifies");
+        assert_eq!(bytes.len() as u64, size(b));
+    }
+    manifest
+}
+
+#[test]
+fn every_image_in_the_layout_reads_with_skopeo_whatever_media_types_upstream_used() {
+    let reg = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    let mut images = Images::build(src.path());
+    // An OCI index as buildx pushes to Docker Hub: each platform's manifest and its
+    // attestation manifest (platform unknown/unknown).
+    let (amd64, arm64) = (images.multi_amd64.clone(), images.multi_arm64.clone());
+    let att_amd64 = images.layout.attestation(&amd64);
+    let att_arm64 = images.layout.attestation(&arm64);
+    let attested = images.layout.index(&[&amd64, &arm64, &att_amd64, &att_arm64]);
+    images.layout.tag("attested", &attested);
+    reg.push(images.dir(), "attested", "test/attested:v1", None);
+    reg.push(images.dir(), "multi", "test/docker-multi:v1", Some("v2s2"));
+    reg.push(images.dir(), "app", "test/docker-app:v1", Some("v2s2"));
+    assert_eq!(reg.raw_manifest("test/attested:v1"), blob(images.dir(), &digest(&attested)), "the index is pushed as built");
+
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("images");
+    let o = opts(work.path());
+    let host = reg.host();
+    let refs: Vec<ImageRef> =
+        ["test/attested:v1", "test/docker-multi:v1", "test/docker-app:v1"].iter().map(|n| ImageRef::parse(&format!("{host}/{n}")).unwrap()).collect();
+    let pulled = oci::pull_all(&fetcher(), &refs, &layout, &o, &|_| {}).unwrap();
+    let (att, list, single) = (&pulled[0], &pulled[1], &pulled[2]);
+
+    // The OCI index is named as upstream serves it, and only its amd64 manifest is held.
+    assert_eq!(att.digest, digest(&attested));
+    assert_eq!(att.layout_digest, att.digest);
+    assert_eq!(entry(&layout, &att.reference)["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert!(!blob_files(&layout).contains(&digest(&att_amd64)[7..]), "attestations are not a platform wanted");
+    // The Docker-typed ones are named by their OCI-typed forms, upstream's in the annotations.
+    for (p, name, upstream_type, form_type) in [
+        (list, "test/docker-multi:v1", "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json"),
+        (single, "test/docker-app:v1", "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json"),
+    ] {
+        assert_blobs_verified(p);
+        let raw = reg.raw_manifest(name);
+        assert_eq!(blob(&layout, &p.digest), raw, "{name}: upstream's bytes are kept");
+        let e = entry(&layout, &p.reference);
+        assert_eq!((e["mediaType"].as_str(), e["digest"].as_str()), (Some(form_type), Some(p.layout_digest.as_str())), "{e:#}");
+        assert_eq!(e["size"].as_u64().unwrap(), blob(&layout, &p.layout_digest).len() as u64);
+        assert_eq!(e["annotations"]["io.airlock.upstream.digest"], format!("sha256:{}", sha256_hex(&raw)));
+        assert_eq!(e["annotations"]["io.airlock.upstream.mediaType"], upstream_type);
+        assert_eq!(e["annotations"]["io.airlock.upstream.size"], raw.len().to_string());
+        assert_eq!(e["annotations"]["org.opencontainers.image.ref.name"], format!("{host}/{name}"));
+    }
+    // The list's OCI index names the OCI form of the one platform held, with its platform.
+    let form: Value = serde_json::from_slice(&blob(&layout, &list.layout_digest)).unwrap();
+    let upstream: Value = serde_json::from_slice(&blob(&layout, &list.digest)).unwrap();
+    assert_eq!(upstream["manifests"].as_array().unwrap().len(), 2);
+    let held = form["manifests"].as_array().unwrap();
+    assert_eq!(held.len(), 1, "{form:#}");
+    assert_eq!(held[0]["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(held[0]["platform"], json!({"architecture": "amd64", "os": "linux"}));
+    let manifest: Value = serde_json::from_slice(&blob(&layout, &digest(&held[0]))).unwrap();
+    let upstream_amd64: Value = serde_json::from_slice(&blob(&layout, &list.blobs[1].digest)).unwrap();
+    assert_eq!(digest(&manifest["config"]), digest(&upstream_amd64["config"]));
+    let layers = |m: &Value| m["layers"].as_array().unwrap().iter().map(digest).collect::<Vec<_>>();
+    assert_eq!(layers(&manifest), layers(&upstream_amd64));
+    let all: BTreeSet<String> = pulled.iter().flat_map(|p| &p.blobs).map(|b| b.digest[7..].to_string()).collect();
+    assert_eq!(blob_files(&layout), all, "every file is listed as a blob of an image");
+
+    // skopeo copies and inspects every image by its name.
+    let arch_layers = vec![digest(&images.base.desc), digest(&images.amd64_layer.desc)];
+    let app_layers = vec![digest(&images.base.desc), digest(&images.app_layer.desc)];
+    for (p, amd64_layers) in [(att, &arch_layers), (list, &arch_layers), (single, &app_layers)] {
+        let name = format!("oci:{}:{}", layout.display(), p.reference);
+        let copied: Value = serde_json::from_slice(&skopeo_copy_to_dir(&name, &["--override-os=linux", "--override-arch=amd64"])).unwrap();
+        assert_eq!(&copied["layers"].as_array().unwrap().iter().map(digest).collect::<Vec<_>>(), amd64_layers, "{}", p.reference);
+        let inspect: Value = serde_json::from_slice(&skopeo(&["inspect", "--override-arch", "amd64", &name])).unwrap();
+        assert_eq!(inspect["Architecture"], "amd64", "{inspect:#}");
+        assert_eq!(&inspect["Layers"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect::<Vec<_>>(), amd64_layers);
+    }
+
+    // A rerun changes nothing: no download, no new file, index.json as it was; check mode
+    // agrees.
+    let index_before = fs::read(layout.join("index.json")).unwrap();
+    let again = oci::pull_all(&fetcher(), &refs, &layout, &o, &|_| {}).unwrap();
+    for (a, p) in again.iter().zip(&pulled) {
+        assert_eq!(a, &PulledImage { bytes_downloaded: 0, index_changed: false, ..p.clone() });
+    }
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index_before);
+    assert_eq!(blob_files(&layout), all);
+    for (r, p) in refs.iter().zip(&pulled) {
+        let plan = oci::plan(&fetcher(), r, &layout, &o).unwrap();
+        assert_eq!((plan.layout_digest.as_str(), plan.missing.len()), (p.layout_digest.as_str(), 0), "{}", p.reference);
+    }
+    // A layout an earlier airlock wrote (entries naming upstream's Docker-typed manifests)
+    // gets the entries naming the OCI-typed forms.
+    let mut old: Value = serde_json::from_slice(&index_before).unwrap();
+    for e in old["manifests"].as_array_mut().unwrap() {
+        let a = e["annotations"].as_object_mut().unwrap();
+        if let Some(d) = a.remove("io.airlock.upstream.digest") {
+            let media_type = a.remove("io.airlock.upstream.mediaType").unwrap();
+            let size: u64 = a.remove("io.airlock.upstream.size").unwrap().as_str().unwrap().parse().unwrap();
+            e["mediaType"] = media_type;
+            e["size"] = json!(size);
+            e["digest"] = d;
+        }
+    }
+    fs::write(layout.join("index.json"), serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    let migrated = oci::pull_all(&fetcher(), &refs, &layout, &o, &|_| {}).unwrap();
+    assert_eq!(migrated.iter().map(|p| p.index_changed).collect::<Vec<_>>(), [false, true, true]);
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index_before);
+
+    // Every platform, attestations included, into another layout: skopeo still picks amd64.
+    let every = work.path().join("every");
+    let all_platforms = OciOptions { platforms: vec!["all".into()], ..o.clone() };
+    let pulled = oci::pull_all(&fetcher(), &refs, &every, &all_platforms, &|_| {}).unwrap();
+    assert!(blob_files(&every).contains(&digest(&att_arm64)[7..]), "attestations are kept with all");
+    let form: Value = serde_json::from_slice(&blob(&every, &pulled[1].layout_digest)).unwrap();
+    assert_eq!(form["manifests"].as_array().unwrap().len(), 2, "both platforms of the list: {form:#}");
+    for p in &pulled {
+        let name = format!("oci:{}:{}", every.display(), p.reference);
+        let inspect: Value = serde_json::from_slice(&skopeo(&["inspect", "--override-arch", "amd64", &name])).unwrap();
+        assert_eq!(inspect["Architecture"], "amd64", "{inspect:#}");
+        skopeo_copy_to_dir(&name, &["--override-os=linux", "--override-arch=arm64"]);
+    }
 }

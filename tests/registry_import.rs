@@ -451,3 +451,127 @@ fn check_mode_missing_images_and_conflicting_names() {
     run.success();
     assert_eq!(r["images"].as_array().unwrap().len(), 2);
 }
+
+/// A GET of a manifest as Docker and containerd send it (every manifest type accepted):
+/// the body, `Docker-Content-Digest` and `Content-Type`.
+fn get_manifest(host: &str, name: &str, reference: &str) -> (Vec<u8>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (head, body) = (dir.path().join("head"), dir.path().join("body"));
+    let accept = "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+    let url = format!("http://{host}/v2/{name}/manifests/{reference}");
+    let out = std::process::Command::new("curl").args(["-sS", "-f", "-H", accept, "-D"]).arg(&head).arg("-o").arg(&body).arg(&url).output().expect("curl runs");
+    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let head = fs::read_to_string(&head).unwrap();
+    let header = |n: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{url}: no {n} in {head}"))
+    };
+    (fs::read(&body).unwrap(), header("docker-content-digest"), header("content-type"))
+}
+
+#[test]
+fn docker_media_types_cached_archived_and_imported_keep_upstreams_bytes() {
+    let reg = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    let mut images = Images::build(src.path());
+    let (amd64, arm64) = (images.multi_amd64.clone(), images.multi_arm64.clone());
+    let att_amd64 = images.layout.attestation(&amd64);
+    let att_arm64 = images.layout.attestation(&arm64);
+    let attested = images.layout.index(&[&amd64, &arm64, &att_amd64, &att_arm64]);
+    images.layout.tag("attested", &attested);
+    reg.push(images.dir(), "attested", "test/attested:v1", None);
+    reg.push(images.dir(), "multi", "test/docker-multi:v1", Some("v2s2"));
+    reg.push(images.dir(), "app", "test/docker-app:v1", Some("v2s2"));
+    let host = reg.host();
+    let names = ["test/attested:v1", "test/docker-multi:v1", "test/docker-app:v1"];
+
+    // image_cache in a playbook, then the archive, as build-offline-cache does.
+    let p = Project::new();
+    let list: Vec<String> = names.iter().map(|n| format!("          - \"{host}/{n}\"")).collect();
+    p.file(
+        "cache.yml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: cache the images\n      image_cache:\n        images:\n{}\n        dest: \"{{{{ playbook_dir }}}}/cache/docker-images\"\n        docker_config: \"{{{{ playbook_dir }}}}/docker-config.json\"\n      register: c\n    - copy:\n        content: \"{{{{ c | to_json }}}}\"\n        dest: \"{{{{ playbook_dir }}}}/cached.json\"\n      check_mode: false\n",
+            list.join("\n")
+        ),
+    );
+    p.file("docker-config.json", "{}");
+    let run = p.playbook("cache.yml", &[]);
+    run.success();
+    let cached: Value = serde_json::from_str(&p.read("cached.json")).unwrap();
+    let layout = p.path("cache/docker-images");
+    let index_before = fs::read(layout.join("index.json")).unwrap();
+    let files_before = files(&layout);
+    let upstream: Vec<(String, String)> = names.iter().map(|n| (n.to_string(), format!("sha256:{}", sha256_hex(&reg.raw_manifest(n))))).collect();
+    for (i, (name, d)) in upstream.iter().enumerate() {
+        let img = &cached["images"][i];
+        assert_eq!(img["reference"], format!("{host}/{name}"));
+        assert_eq!(img["digest"], d.as_str(), "{name}: the digest reported is upstream's");
+        // The OCI index is named as it is; the Docker-typed images by their OCI-typed forms.
+        assert_eq!(img["layout_digest"] == img["digest"], i == 0, "{img:#}");
+    }
+    // The fragment lists every file of the layout, the OCI-typed forms among them, so the
+    // archive carries them.
+    let fragment: Vec<Value> = serde_json::from_str(&p.read("cache/.airlock/manifest.d/images-docker-images.json")).unwrap();
+    let listed: BTreeMap<String, String> =
+        fragment.iter().map(|a| (a["path"].as_str().unwrap().to_string(), a["sha256"].as_str().unwrap().to_string())).collect();
+    let on_disk: BTreeMap<String, String> = files(&layout).into_iter().map(|(path, bytes)| (format!("docker-images/{path}"), sha256_hex(&bytes))).collect();
+    assert_eq!(listed, on_disk);
+    for img in cached["images"].as_array().unwrap() {
+        let form = format!("docker-images/blobs/sha256/{}", &img["layout_digest"].as_str().unwrap()[7..]);
+        assert!(listed.contains_key(&form), "{form} is listed");
+    }
+
+    // A rerun changes nothing, and check mode agrees (the task after it writes its result).
+    let cache_task = |run: &Run| {
+        let mut lines = run.stdout.lines().skip_while(|l| !l.starts_with("TASK [cache the images"));
+        lines.nth(1).unwrap_or_else(|| panic!("the cache task did not run:\n{}", run.stdout)).to_string()
+    };
+    assert_eq!(cache_task(&run), "changed: [localhost]");
+    let again = p.playbook("cache.yml", &[]);
+    assert_eq!(cache_task(again.success()), "ok: [localhost]", "{}", again.stdout);
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index_before);
+    assert_eq!(files(&layout), files_before, "the layout is as it was");
+    let check = p.playbook("cache.yml", &["--check"]);
+    assert_eq!(cache_task(check.success()), "ok: [localhost]", "{}", check.stdout);
+
+    // Archived, unpacked on the "offline" side, and imported into a registry's storage.
+    p.file(
+        "carry.yml",
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - offline_archive:\n        cache_dir: cache\n        dest: cache.tar\n    - offline_extract:\n        src: cache.tar\n        dest: offline\n",
+    );
+    p.playbook("carry.yml", &[]).success();
+    let extracted = p.path("offline/docker-images");
+    assert_eq!(files(&extracted), files(&layout), "the archive carries the whole layout");
+    let storage = p.path("registry");
+    let (run, r) = import(&p, &extracted, &storage, "", &[]);
+    run.success();
+    for (i, img) in r["images"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(img["digest"], upstream[i].1.as_str(), "{img:#}");
+        let form = cached["images"][i]["layout_digest"].as_str().unwrap();
+        assert_eq!(data(&storage, form).exists(), i == 0, "only upstream's manifests go to the registry: {form}");
+    }
+
+    // A registry serving the storage gives upstream's bytes and digests, by tag and by digest.
+    let b = Registry::serve_storage(&storage);
+    for (name, d) in &upstream {
+        let (repo, tag) = name.split_once(':').unwrap();
+        let raw = reg.raw_manifest(name);
+        let media_type = serde_json::from_slice::<Value>(&raw).unwrap()["mediaType"].as_str().unwrap().to_string();
+        for reference in [tag, d.as_str()] {
+            let (body, digest_header, content_type) = get_manifest(&b.host(), repo, reference);
+            assert_eq!(body, raw, "{repo}:{reference}");
+            assert_eq!((digest_header.as_str(), content_type.as_str()), (d.as_str(), media_type.as_str()), "{repo}:{reference}");
+        }
+        let pulled = copy_and_verify(&b.docker(&format!("{repo}@{d}")), &["--override-os=linux", "--override-arch=amd64"]);
+        let m: Value = serde_json::from_slice(&pulled).unwrap();
+        assert!(m["config"].is_object(), "{repo}: the amd64 image: {m:#}");
+    }
+    // And skopeo reads every image of the unpacked layout by its name.
+    for (name, _) in &upstream {
+        copy_and_verify(&format!("oci:{}:{host}/{name}", extracted.display()), &["--override-os=linux", "--override-arch=amd64"]);
+    }
+}

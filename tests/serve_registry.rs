@@ -500,3 +500,58 @@ fn the_router_merges_with_other_routes() {
     assert_eq!(tags.json(), json!({"name": "test/app", "tags": ["v1"]}));
     assert_eq!(curl(&[], &format!("http://127.0.0.1:{port}/v2")).status, 200);
 }
+
+#[test]
+fn docker_typed_images_of_a_cached_layout_are_served_as_upstream_serves_them() {
+    use airlock::sources::fetch::{FetchOptions, Fetcher};
+    use airlock::sources::oci::{self, ImageRef, OciOptions};
+    let upstream = Registry::start();
+    let src = tempfile::tempdir().unwrap();
+    let images = Images::build(src.path());
+    upstream.push(images.dir(), "multi", "test/docker-multi:v1", Some("v2s2"));
+    upstream.push(images.dir(), "app", "test/docker-app:v1", Some("v2s2"));
+    let names = ["test/docker-multi:v1", "test/docker-app:v1"];
+
+    // The layout as image_cache writes it (index.json names the OCI-typed forms), imported.
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("images");
+    let cfg = work.path().join("docker-config.json");
+    fs::write(&cfg, "{}").unwrap();
+    let fetcher = Fetcher::new(FetchOptions { retries: 1, ..Default::default() }).unwrap();
+    let refs: Vec<ImageRef> = names.iter().map(|n| ImageRef::parse(&format!("{}/{n}", upstream.host())).unwrap()).collect();
+    let pulled = oci::pull_all(&fetcher, &refs, &layout, &OciOptions { docker_config: Some(cfg), ..Default::default() }, &|_| {}).unwrap();
+    assert!(pulled.iter().all(|p| p.layout_digest != p.digest), "both are named by an OCI-typed form");
+    let storage = work.path().join("registry");
+    import(&layout, &storage, None, &ImportOptions::default(), &mut |_| {}).unwrap();
+
+    let ours = Served::start(&storage, false);
+    let accept = "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+    for (name, p) in names.iter().zip(&pulled) {
+        let (repo, tag) = name.split_once(':').unwrap();
+        let raw = upstream.raw_manifest(name);
+        for reference in [tag, p.digest.as_str()] {
+            for method in ["GET", "HEAD"] {
+                let args: &[&str] = if method == "HEAD" { &["-I", "-H", accept] } else { &["-H", accept] };
+                let a = curl(args, &ours.url(&format!("/v2/{repo}/manifests/{reference}")));
+                assert_eq!(a.status, 200, "{method} {repo}:{reference}: {a:?}");
+                assert_eq!(a.header("docker-content-digest"), p.digest, "{method} {repo}:{reference}");
+                assert_eq!(a.header("content-type"), p.media_type, "{method} {repo}:{reference}");
+                if method == "GET" {
+                    assert_eq!(a.body, raw, "{repo}:{reference}: upstream's bytes");
+                }
+            }
+        }
+        // The OCI-typed form is not in the registry.
+        let a = curl(&["-H", accept], &ours.url(&format!("/v2/{repo}/manifests/{}", p.layout_digest)));
+        assert_eq!((a.status, a.error_code()), (404, "MANIFEST_UNKNOWN".to_string()), "{repo}@{}", p.layout_digest);
+        // skopeo pulls it by upstream's digest, blobs verifying.
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("img");
+        skopeo(&["copy", "--src-tls-verify=false", "--override-os=linux", "--override-arch=amd64", &ours.docker(&format!("{repo}@{}", p.digest)), &format!("dir:{}", dir.display())]);
+        let manifest: Value = serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json", "upstream's amd64 manifest");
+        for d in std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap()) {
+            assert_eq!(sha256_hex(&fs::read(dir.join(&digest(d)[7..])).unwrap()), digest(d)[7..]);
+        }
+    }
+}

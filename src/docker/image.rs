@@ -15,7 +15,7 @@ use futures_util::Stream;
 use serde_json::{Value, json};
 
 use super::{DockerError, EnginePlatform, normalise_arch};
-use crate::sources::oci::{ANNOTATION_REF_NAME, ImageRef, MEDIA_DOCKER_LIST, MEDIA_OCI_INDEX};
+use crate::sources::oci::{ANNOTATION_REF_NAME, ImageRef, MEDIA_DOCKER_LIST, MEDIA_OCI_INDEX, upstream_descriptor};
 
 /// Size of the chunks streamed to Docker; at most [`CHUNKS_IN_FLIGHT`] are held at once.
 const CHUNK: usize = 256 * 1024;
@@ -221,7 +221,11 @@ pub fn resolve_layout(layout: &Path, want: &ImageRef, platform: &EnginePlatform)
             ))
         })?;
     let reference = entry.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str).unwrap_or_default().to_string();
-    let mut desc: Value = (*entry).clone();
+    // Upstream's manifests, as `docker pull` would have them (the OCI-typed form an entry may
+    // name for Docker media types has the same config and layers).
+    let upstream = upstream_descriptor(entry)
+        .map_err(|m| DockerError::input(format!("{}: image {reference}: {m}: fetch it again (image_cache)", layout.join("index.json").display())))?;
+    let mut desc = json!({"mediaType": upstream.media_type, "digest": upstream.digest});
     let mut chosen_platform = None;
     for _ in 0..=MAX_INDEX_DEPTH {
         let media = desc.get("mediaType").and_then(Value::as_str).unwrap_or("");

@@ -107,7 +107,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             artifacts.push(Artifact { kind: "blob".into(), path: rel(&root, &b.path)?, size: b.size, sha256: b.digest.trim_start_matches("sha256:").to_string(), source: img.reference.clone(), name: None, version: None });
         }
         changed |= img.index_changed || img.bytes_downloaded > 0;
-        pulled.push(json!({"reference": img.reference, "digest": img.digest, "media_type": img.media_type, "blobs": img.blobs.len(), "bytes_downloaded": img.bytes_downloaded}));
+        pulled.push(json!({"reference": img.reference, "digest": img.digest, "media_type": img.media_type, "layout_digest": img.layout_digest, "blobs": img.blobs.len(), "bytes_downloaded": img.bytes_downloaded}));
     }
     pb.finish_and_clear();
     // Images no longer asked for leave the index (their blobs are not recorded for the archive).
@@ -142,13 +142,14 @@ fn plan(fetcher: &crate::sources::fetch::Fetcher, refs: &[ImageRef], dest: &std:
     for p in plans {
         let p = p.map_err(|e| ModuleFail::new(e.to_string()))?;
         let image_missing: u64 = p.missing.iter().map(|(_, n)| n).sum();
-        out.push(json!({"reference": p.reference, "digest": p.digest, "total_size": p.total_size, "download_size": image_missing}));
+        out.push(json!({"reference": p.reference, "digest": p.digest, "layout_digest": p.layout_digest, "total_size": p.total_size, "download_size": image_missing}));
         total += p.total_size;
         missing.extend(p.missing);
     }
     let download: u64 = missing.values().sum();
     // The layout's index names every image once it is pulled, so an image not named there
-    // (or named with another digest) is a change even when its blobs are all present.
+    // (or named with another digest: an older form) is a change even when its blobs are all
+    // present.
     let indexed = std::fs::read(dest.join("index.json")).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
     let named = |reference: &str, digest: &str| {
         indexed.as_ref().and_then(|i| i.get("manifests")).and_then(Value::as_array).is_some_and(|m| {
@@ -158,7 +159,7 @@ fn plan(fetcher: &crate::sources::fetch::Fetcher, refs: &[ImageRef], dest: &std:
             })
         })
     };
-    let changed = !missing.is_empty() || out.iter().any(|o| !named(o["reference"].as_str().unwrap_or(""), o["digest"].as_str().unwrap_or("")));
+    let changed = !missing.is_empty() || out.iter().any(|o| !named(o["reference"].as_str().unwrap_or(""), o["layout_digest"].as_str().unwrap_or("")));
     Ok(ModuleResult::changed(changed)
         .with("images", Value::Array(out))
         .with("total_size", total)

@@ -1,7 +1,7 @@
 //! Container images pulled over the registry HTTP API (no Docker daemon) into one
 //! content-addressed OCI image layout, so a layer shared by many images is stored once.
 //!
-//! The layout is the one `skopeo copy oci:<dir>:<ref>` and `podman load` read:
+//! The layout is the one `skopeo copy oci:<dir>:<ref>` reads:
 //!
 //! ```text
 //! <dir>/oci-layout            {"imageLayoutVersion":"1.0.0"}
@@ -14,6 +14,11 @@
 //! multi-arch index, the index itself is kept with the manifests of the wanted platforms only,
 //! so the layout's index may name manifests it does not hold (tools then pick a platform that
 //! is there, as `skopeo copy` without `--all` does).
+//!
+//! An image with Docker media types (a manifest list, a schema 2 manifest) is kept as served
+//! too, but `index.json` names an OCI-typed copy of its manifests (same config and layers),
+//! since skopeo's OCI transport skips entries of other media types; the entry's
+//! `io.airlock.upstream.*` annotations lead to upstream's bytes ([`upstream_descriptor`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -41,6 +46,18 @@ pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.man
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The annotation of `index.json` entries that records the registry URL an image came from.
 pub const ANNOTATION_SOURCE: &str = "io.airlock.source";
+/// The annotation of an `index.json` entry naming the OCI-typed form of a Docker-typed image:
+/// the digest of upstream's manifest or index, which the layout holds byte for byte.
+pub const ANNOTATION_UPSTREAM_DIGEST: &str = "io.airlock.upstream.digest";
+/// With [`ANNOTATION_UPSTREAM_DIGEST`]: upstream's media type.
+pub const ANNOTATION_UPSTREAM_MEDIA_TYPE: &str = "io.airlock.upstream.mediaType";
+/// With [`ANNOTATION_UPSTREAM_DIGEST`]: upstream's size in bytes, as a decimal string
+/// (annotation values are strings).
+pub const ANNOTATION_UPSTREAM_SIZE: &str = "io.airlock.upstream.size";
+/// Media type of a Docker image config.
+pub const MEDIA_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Media type of an OCI image config.
+pub const MEDIA_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
 const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -634,13 +651,149 @@ pub struct PulledImage {
     pub digest: String,
     /// Media type of the top manifest or index.
     pub media_type: String,
+    /// The digest `index.json` names the image by: `digest`, or for an image with Docker
+    /// media types the OCI-typed form written for it (see [`pull`]).
+    pub layout_digest: String,
     /// Every blob of the image: the top manifest or index, the selected manifests, their
-    /// configs and layers, each once.
+    /// configs and layers, then the OCI-typed manifests and index written for Docker media
+    /// types, each once.
     pub blobs: Vec<BlobInfo>,
-    /// Bytes newly stored in the layout (0 when everything was already there).
+    /// Bytes newly stored in the layout (0 when everything was already there): downloads, and
+    /// OCI-typed forms written.
     pub bytes_downloaded: u64,
     /// Whether `index.json` changed (the image was not named there, or named another digest).
     pub index_changed: bool,
+}
+
+/// The descriptor of upstream's manifest or index for an `index.json` entry: from the
+/// entry's `io.airlock.upstream.*` annotations when airlock named the image's OCI-typed form
+/// there, else the entry's own digest, media type and size. Err says what is malformed.
+pub fn upstream_descriptor(entry: &Value) -> Result<UpstreamDescriptor, String> {
+    let annotation = |k: &str| entry.get("annotations").and_then(|a| a.get(k));
+    let Some(digest) = annotation(ANNOTATION_UPSTREAM_DIGEST) else {
+        return Ok(UpstreamDescriptor {
+            digest: entry.get("digest").and_then(Value::as_str).unwrap_or("").to_string(),
+            media_type: entry.get("mediaType").and_then(Value::as_str).unwrap_or("").to_string(),
+            size: entry.get("size").and_then(Value::as_u64),
+        });
+    };
+    let digest = digest.as_str().ok_or_else(|| format!("annotation {ANNOTATION_UPSTREAM_DIGEST} is not a string"))?;
+    let size = annotation(ANNOTATION_UPSTREAM_SIZE)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| format!("annotation {ANNOTATION_UPSTREAM_SIZE} is missing or not a decimal number"))?;
+    let media_type = annotation(ANNOTATION_UPSTREAM_MEDIA_TYPE).and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(UpstreamDescriptor { digest: digest.to_string(), media_type, size: Some(size) })
+}
+
+/// Upstream's manifest or index of an image in a layout, as [`upstream_descriptor`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamDescriptor {
+    /// `sha256:<hex>`, as given (not checked here); empty when the entry has none.
+    pub digest: String,
+    /// Its media type; empty when not given.
+    pub media_type: String,
+    /// Its size, when given.
+    pub size: Option<u64>,
+}
+
+/// The OCI media type for content a Docker media type names (containerd's list of Docker's
+/// types); other types are kept.
+fn oci_media_type(media_type: &str) -> &str {
+    match media_type {
+        MEDIA_DOCKER_MANIFEST => MEDIA_OCI_MANIFEST,
+        MEDIA_DOCKER_LIST => MEDIA_OCI_INDEX,
+        MEDIA_DOCKER_CONFIG => MEDIA_OCI_CONFIG,
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.diff.tar.zstd" => "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar" => "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        other => other,
+    }
+}
+
+/// A descriptor with its media type made OCI's; everything else (digest, size, platform,
+/// urls, annotations) kept.
+fn oci_descriptor(d: &Value) -> Value {
+    let mut d = d.clone();
+    if let Some(m) = d.get("mediaType").and_then(Value::as_str).map(|m| oci_media_type(m).to_string()) {
+        d["mediaType"] = Value::String(m);
+    }
+    d
+}
+
+/// A manifest or index written with OCI media types for an image upstream serves with
+/// Docker's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Converted {
+    digest: String,
+    hex: String,
+    bytes: Vec<u8>,
+    media_type: &'static str,
+}
+
+/// The OCI-typed form of `m`, when it or a manifest it names (of those in `held`) has Docker
+/// media types; `None` when `m` is OCI-typed through and through. The forms written are
+/// appended to `out` once each, manifests before the index naming them.
+///
+/// containers/image (skopeo, podman) finds an `index.json` entry by name only when its media
+/// type is OCI's, and reads OCI manifests only from an OCI index. The converted manifests
+/// name the same config and layer blobs (a Docker image config is an OCI one with extra
+/// fields), so nothing is fetched or stored twice; a converted index lists the manifests the
+/// layout holds (the platforms pulled), since the others could not be converted.
+fn oci_form(m: &Manifest, held: &HashMap<String, Manifest>, depth: usize, out: &mut Vec<Converted>) -> Option<Converted> {
+    let doc = if m.is_index() {
+        if depth > MAX_INDEX_DEPTH {
+            return None;
+        }
+        let mut changed = m.media_type != MEDIA_OCI_INDEX;
+        let mut children = Vec::new();
+        for d in m.json.get("manifests").and_then(Value::as_array).into_iter().flatten() {
+            let Some(child) = d.get("digest").and_then(Value::as_str).and_then(|digest| held.get(digest)) else { continue };
+            match oci_form(child, held, depth + 1, out) {
+                Some(c) => {
+                    changed = true;
+                    let mut d = d.clone();
+                    d["mediaType"] = json!(c.media_type);
+                    d["digest"] = json!(c.digest);
+                    d["size"] = json!(c.bytes.len());
+                    children.push(d);
+                }
+                None => children.push(d.clone()),
+            }
+        }
+        if !changed {
+            return None;
+        }
+        let mut doc = json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": children});
+        if let Some(a) = m.json.get("annotations") {
+            doc["annotations"] = a.clone();
+        }
+        doc
+    } else {
+        if m.media_type != MEDIA_DOCKER_MANIFEST {
+            return None;
+        }
+        let layers: Vec<Value> = m.json.get("layers").and_then(Value::as_array).into_iter().flatten().map(oci_descriptor).collect();
+        let mut doc = json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_OCI_MANIFEST,
+            "config": oci_descriptor(m.json.get("config").unwrap_or(&Value::Null)),
+            "layers": layers,
+        });
+        if let Some(a) = m.json.get("annotations") {
+            doc["annotations"] = a.clone();
+        }
+        doc
+    };
+    let bytes = serde_json::to_vec(&doc).expect("JSON serialises");
+    let hex = sha256_of(&bytes);
+    let c = Converted { digest: format!("sha256:{hex}"), hex, bytes, media_type: if m.is_index() { MEDIA_OCI_INDEX } else { MEDIA_OCI_MANIFEST } };
+    if !out.contains(&c) {
+        out.push(c.clone());
+    }
+    Some(c)
 }
 
 /// Where a `sha256:<hex>` blob lives in a layout.
@@ -1345,6 +1498,16 @@ struct Resolved {
     content: Vec<Descriptor>,
     /// Manifests newly stored (or, without `store`, that would be): digest and size.
     new_manifests: Vec<(String, u64)>,
+    /// For Docker media types, the OCI-typed form `index.json` names (see [`oci_form`]),
+    /// and every manifest and index of it, to be written.
+    oci: Option<(Converted, Vec<Converted>)>,
+}
+
+impl Resolved {
+    /// The digest `index.json` names the image by.
+    fn layout_digest(&self) -> &str {
+        self.oci.as_ref().map_or(&self.top.digest, |(top, _)| &top.digest)
+    }
 }
 
 /// Walks an image from its tag or digest: the top manifest or index, for an index the
@@ -1370,7 +1533,9 @@ fn resolve(s: &Session, image: &ImageRef, layout: &Path, opts: &OciOptions, stor
     }
     record(&mut seen, &mut blobs, &top.digest, top.bytes.len() as u64, &top.media_type);
 
-    // Indexes are walked breadth first; image manifests are collected.
+    // Indexes are walked breadth first; image manifests are collected, and every manifest
+    // held by digest, for the OCI-typed form.
+    let mut held: HashMap<String, Manifest> = HashMap::new();
     let mut manifests: Vec<Manifest> = Vec::new();
     let mut queue: VecDeque<(Manifest, usize)> = VecDeque::from([(top.clone(), 0)]);
     while let Some((m, depth)) = queue.pop_front() {
@@ -1421,6 +1586,7 @@ fn resolve(s: &Session, image: &ImageRef, layout: &Path, opts: &OciOptions, stor
                 new_manifests.push((child.digest.clone(), child.bytes.len() as u64));
             }
             record(&mut seen, &mut blobs, &child.digest, child.bytes.len() as u64, &child.media_type);
+            held.insert(child.digest.clone(), child.clone());
             queue.push_back((child, depth + 1));
         }
     }
@@ -1446,7 +1612,12 @@ fn resolve(s: &Session, image: &ImageRef, layout: &Path, opts: &OciOptions, stor
             }
         }
     }
-    Ok(Resolved { top, blobs, content, new_manifests })
+    let mut forms = Vec::new();
+    let oci = oci_form(&top, &held, 0, &mut forms).map(|t| (t, forms));
+    for c in oci.iter().flat_map(|(_, forms)| forms) {
+        record(&mut seen, &mut blobs, &c.digest, c.bytes.len() as u64, c.media_type);
+    }
+    Ok(Resolved { top, blobs, content, new_manifests, oci })
 }
 
 /// Pulls `image` into the OCI layout at `layout` (created when missing): its manifest or
@@ -1455,6 +1626,12 @@ fn resolve(s: &Session, image: &ImageRef, layout: &Path, opts: &OciOptions, stor
 /// stored. `index.json` then names the image by its full reference (replacing an entry of the
 /// same name). `on_bytes` is called as blob bytes arrive. An image with a single manifest is
 /// kept whatever its platform; `platforms` only chooses among the manifests of an index.
+///
+/// An image upstream serves with Docker media types (a manifest list, a schema 2 manifest)
+/// is kept byte for byte too, and also gets an OCI-typed form (see [`oci_form`]) that
+/// `index.json` names, so that skopeo finds it by name; the entry's
+/// `io.airlock.upstream.*` annotations give upstream's digest, media type and size, which
+/// [`upstream_descriptor`] reads back (the registry storage and `docker load` use upstream's).
 ///
 /// The registry is tried anonymously first; on a 401 its challenge is answered with a Bearer
 /// token (anonymous or with credentials) or Basic credentials, from `opts.credentials` or
@@ -1537,20 +1714,47 @@ pub fn pull_all(
                 }
             }
         }
+        // The OCI-typed form goes in once everything it names is there.
+        let forms = if failed.is_none() { r.oci.as_ref().map(|(_, forms)| forms.as_slice()).unwrap_or_default() } else { &[] };
+        for c in forms {
+            let path = blob_path(layout, &c.digest);
+            match store_blob_bytes(&path, &c.hex, &c.bytes) {
+                Ok(true) => bytes_downloaded += c.bytes.len() as u64,
+                Ok(false) => {}
+                Err(e) => {
+                    failed = Some(s.err(OciErrorKind::Layout, format!("cannot write {}: {e}", path.display())));
+                    break;
+                }
+            }
+        }
         if let Some(e) = failed {
             first_error.get_or_insert(e);
             continue;
         }
         let reference = s.image.to_string();
-        let entry = json!({
-            "mediaType": r.top.media_type,
-            "digest": r.top.digest,
-            "size": r.top.bytes.len(),
-            "annotations": {
-                ANNOTATION_REF_NAME: reference,
-                ANNOTATION_SOURCE: s.base,
-            },
-        });
+        let entry = match &r.oci {
+            None => json!({
+                "mediaType": r.top.media_type,
+                "digest": r.top.digest,
+                "size": r.top.bytes.len(),
+                "annotations": {
+                    ANNOTATION_REF_NAME: reference,
+                    ANNOTATION_SOURCE: s.base,
+                },
+            }),
+            Some((top, _)) => json!({
+                "mediaType": top.media_type,
+                "digest": top.digest,
+                "size": top.bytes.len(),
+                "annotations": {
+                    ANNOTATION_REF_NAME: reference,
+                    ANNOTATION_SOURCE: s.base,
+                    ANNOTATION_UPSTREAM_DIGEST: r.top.digest,
+                    ANNOTATION_UPSTREAM_MEDIA_TYPE: r.top.media_type,
+                    ANNOTATION_UPSTREAM_SIZE: r.top.bytes.len().to_string(),
+                },
+            }),
+        };
         let index_changed = match update_index(layout, entry, &reference) {
             Ok(c) => c,
             Err(m) => {
@@ -1562,6 +1766,7 @@ pub fn pull_all(
             reference,
             digest: r.top.digest.clone(),
             media_type: r.top.media_type.clone(),
+            layout_digest: r.layout_digest().to_string(),
             blobs: r.blobs.clone(),
             bytes_downloaded,
             index_changed,
@@ -1580,7 +1785,9 @@ pub struct ImagePlan {
     pub reference: String,
     /// Digest of the top manifest or index.
     pub digest: String,
-    /// Bytes of every blob of the image (manifests, configs, layers).
+    /// The digest `index.json` will name the image by (see [`PulledImage::layout_digest`]).
+    pub layout_digest: String,
+    /// Bytes of every blob of the image (manifests, configs, layers, OCI-typed forms).
     pub total_size: u64,
     /// The blobs not yet in the layout, digest and size: images sharing layers list them each.
     pub missing: Vec<(String, u64)>,
@@ -1593,14 +1800,18 @@ pub fn plan(fetcher: &Fetcher, image: &ImageRef, layout: &Path, opts: &OciOption
     let s = Session::new(fetcher, image, opts);
     let r = resolve(&s, image, layout, opts, false)?;
     let total_size = r.blobs.iter().map(|b| b.size).sum();
-    let mut missing = r.new_manifests;
+    let mut missing = r.new_manifests.clone();
+    let forms = r.oci.iter().flat_map(|(_, forms)| forms).map(|c| (&c.digest, c.bytes.len() as u64));
     missing.extend(
         r.content
             .iter()
-            .filter(|d| fs::metadata(blob_path(layout, &d.digest)).map(|m| m.len() != d.size).unwrap_or(true))
-            .map(|d| (d.digest.clone(), d.size)),
+            .map(|d| (&d.digest, d.size))
+            .chain(forms)
+            .filter(|(digest, size)| fs::metadata(blob_path(layout, digest)).map(|m| m.len() != *size).unwrap_or(true))
+            .map(|(digest, size)| (digest.clone(), size)),
     );
-    Ok(ImagePlan { reference: image.to_string(), digest: r.top.digest, total_size, missing })
+    let layout_digest = r.layout_digest().to_string();
+    Ok(ImagePlan { reference: image.to_string(), digest: r.top.digest, layout_digest, total_size, missing })
 }
 
 #[cfg(test)]
@@ -1745,6 +1956,80 @@ mod tests {
         assert_eq!(digests, ["sha256:2", "sha256:3"]);
         assert_eq!(v["schemaVersion"], 2);
         assert_eq!(fs::read_to_string(dir.path().join("oci-layout")).unwrap(), r#"{"imageLayoutVersion":"1.0.0"}"#);
+    }
+
+    fn manifest(doc: Value) -> Manifest {
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        let (json, media_type) = decode_manifest(&bytes, "(test)", None, None).unwrap();
+        Manifest { digest: format!("sha256:{}", sha256_of(&bytes)), bytes, media_type, json }
+    }
+
+    #[test]
+    fn oci_forms_of_docker_media_types() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let docker = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_MANIFEST,
+            "config": {"mediaType": MEDIA_DOCKER_CONFIG, "digest": d('c'), "size": 3},
+            "layers": [
+                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d('1'), "size": 4},
+                {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "digest": d('2'), "size": 5, "urls": ["https://example.com/l"]},
+                {"mediaType": "application/vnd.example.unknown", "digest": d('3'), "size": 6},
+            ]}));
+        let oci = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
+            "config": {"mediaType": MEDIA_OCI_CONFIG, "digest": d('c'), "size": 3}, "layers": []}));
+        let none = HashMap::new();
+        assert_eq!(oci_form(&oci, &none, 0, &mut Vec::new()), None, "an OCI manifest is kept as it is");
+        let mut out = Vec::new();
+        let form = oci_form(&docker, &none, 0, &mut out).unwrap();
+        assert_eq!(out, std::slice::from_ref(&form));
+        assert_eq!(form.digest, format!("sha256:{}", sha256_of(&form.bytes)));
+        let v: Value = serde_json::from_slice(&form.bytes).unwrap();
+        assert_eq!(v["mediaType"], MEDIA_OCI_MANIFEST);
+        assert_eq!(v["config"], json!({"mediaType": MEDIA_OCI_CONFIG, "digest": d('c'), "size": 3}));
+        assert_eq!(v["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+        assert_eq!(v["layers"][1], json!({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "digest": d('2'), "size": 5, "urls": ["https://example.com/l"]}));
+        assert_eq!(v["layers"][2]["mediaType"], "application/vnd.example.unknown", "unknown types are kept");
+
+        // An OCI index naming a Docker manifest: rewritten, listing only what is held; the
+        // OCI child and its annotations as they are.
+        let platform = |a: &str| json!({"os": "linux", "architecture": a});
+        let index = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "annotations": {"a": "b"}, "manifests": [
+            {"mediaType": MEDIA_DOCKER_MANIFEST, "digest": docker.digest, "size": docker.bytes.len(), "platform": platform("amd64")},
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": oci.digest, "size": oci.bytes.len(), "platform": platform("arm64"), "annotations": {"x": "y"}},
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": d('9'), "size": 7, "platform": platform("s390x")},
+        ]}));
+        let held = HashMap::from([(docker.digest.clone(), docker.clone()), (oci.digest.clone(), oci.clone())]);
+        let mut out = Vec::new();
+        let top = oci_form(&index, &held, 0, &mut out).unwrap();
+        assert_eq!(out.iter().map(|c| c.media_type).collect::<Vec<_>>(), [MEDIA_OCI_MANIFEST, MEDIA_OCI_INDEX]);
+        assert_eq!(out[1], top);
+        let v: Value = serde_json::from_slice(&top.bytes).unwrap();
+        assert_eq!(v["annotations"], json!({"a": "b"}));
+        assert_eq!(v["manifests"], json!([
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": form.digest, "size": form.bytes.len(), "platform": platform("amd64")},
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": oci.digest, "size": oci.bytes.len(), "platform": platform("arm64"), "annotations": {"x": "y"}},
+        ]));
+        // The same index of OCI manifests only is kept as it is, whatever it names.
+        let oci_only = HashMap::from([(oci.digest.clone(), oci.clone())]);
+        assert_eq!(oci_form(&index, &oci_only, 0, &mut Vec::new()), None);
+        // A Docker list is rewritten even when its manifests need nothing.
+        let list = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_LIST, "manifests": [
+            {"mediaType": MEDIA_OCI_MANIFEST, "digest": oci.digest, "size": oci.bytes.len(), "platform": platform("arm64")}]}));
+        let form = oci_form(&list, &oci_only, 0, &mut Vec::new()).unwrap();
+        let v: Value = serde_json::from_slice(&form.bytes).unwrap();
+        assert_eq!((v["mediaType"].as_str(), v["manifests"][0]["digest"].as_str()), (Some(MEDIA_OCI_INDEX), Some(oci.digest.as_str())));
+    }
+
+    #[test]
+    fn upstream_descriptors_of_entries() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let plain = json!({"mediaType": MEDIA_OCI_MANIFEST, "digest": d, "size": 12, "annotations": {ANNOTATION_REF_NAME: "x:1"}});
+        assert_eq!(upstream_descriptor(&plain).unwrap(), UpstreamDescriptor { digest: d.clone(), media_type: MEDIA_OCI_MANIFEST.into(), size: Some(12) });
+        let e = format!("sha256:{}", "b".repeat(64));
+        let named = json!({"mediaType": MEDIA_OCI_INDEX, "digest": e, "size": 99, "annotations": {
+            ANNOTATION_UPSTREAM_DIGEST: d, ANNOTATION_UPSTREAM_MEDIA_TYPE: MEDIA_DOCKER_LIST, ANNOTATION_UPSTREAM_SIZE: "345"}});
+        assert_eq!(upstream_descriptor(&named).unwrap(), UpstreamDescriptor { digest: d.clone(), media_type: MEDIA_DOCKER_LIST.into(), size: Some(345) });
+        let bad = json!({"digest": e, "annotations": {ANNOTATION_UPSTREAM_DIGEST: d, ANNOTATION_UPSTREAM_SIZE: "many"}});
+        assert!(upstream_descriptor(&bad).unwrap_err().contains(ANNOTATION_UPSTREAM_SIZE));
     }
 
     #[test]

@@ -19,7 +19,10 @@
 //! either way a blob is in place before any link names it, and tag links come last, so a
 //! registry running meanwhile never serves a tag whose content is not all there.
 //!
-//! Manifests are the layout's bytes, so digests are upstream's. An index keeps every manifest
+//! Manifests are the layout's bytes, so digests are upstream's: for an image with Docker
+//! media types, whose `index.json` entry names an OCI-typed form, the entry's
+//! `io.airlock.upstream.*` annotations lead to upstream's manifest or index, and the OCI-typed
+//! form is left out. An index keeps every manifest
 //! it names; the ones the layout holds (the platforms the cache kept) are served, the others
 //! answer "manifest unknown", as they would from a registry the index was pushed to partially.
 
@@ -32,7 +35,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::Digest as _;
 
-use super::oci::{ANNOTATION_REF_NAME, ImageRef, blob_path};
+use super::oci::{ANNOTATION_REF_NAME, ImageRef, blob_path, upstream_descriptor};
 
 /// How deep indexes may nest (an index naming indexes), as `oci::pull` allows.
 const MAX_INDEX_DEPTH: usize = 4;
@@ -252,10 +255,14 @@ fn read_index(layout: &Path) -> Result<Vec<Entry>, ImportError> {
         };
         let image = ImageRef::parse(name)
             .map_err(|e| ImportError::Layout(format!("{} names an image '{name}' that is not a valid reference: {e}", path.display())))?;
-        let digest = m.get("digest").and_then(Value::as_str).unwrap_or("");
+        // Upstream's bytes, not the OCI-typed form the entry may name: the registry serves
+        // the digests clients pinned.
+        let upstream = upstream_descriptor(m)
+            .map_err(|e| ImportError::Layout(format!("{}: {name}: {e}: rebuild the cache with image_cache", path.display())))?;
+        let digest = upstream.digest.as_str();
         let hex = sha256_hex_of(digest)
             .ok_or_else(|| ImportError::Layout(format!("{}: {name} has digest '{digest}', not sha256:<hex>", path.display())))?;
-        let size = m.get("size").and_then(Value::as_u64).ok_or_else(|| ImportError::Layout(format!("{}: {name} has no size", path.display())))?;
+        let size = upstream.size.ok_or_else(|| ImportError::Layout(format!("{}: {name} has no size", path.display())))?;
         out.push(Entry { reference: name.to_string(), image, hex: hex.to_string(), size });
     }
     Ok(out)
