@@ -4,6 +4,8 @@
 //! plain files), then the archive checked against the upstreams byte for byte.
 
 mod common;
+#[path = "fixtures/helm_client.rs"]
+mod helm_client;
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 #[path = "fixtures/registry.rs"]
