@@ -1,7 +1,9 @@
 """The real Helm client for the tests: Helm v4's own Go SDK (helm-python-sdk, which
 `bash .ci/setup-helm` installs into target/helm-venv), driven without any `helm` binary.
 
-Run with that venv's Python. Reads a JSON list of steps on stdin, runs them in order and
+Run with that venv's Python, with HOME (and XDG_*_HOME) naming a directory of the run's own:
+Helm keeps its repository cache there, and reads where it is only from the environment the
+process starts with. Reads a JSON list of steps on stdin, runs them in order and
 prints a JSON list of their answers on stdout. A failing step prints what failed on stderr
 and exits 1; a missing SDK exits 3 naming the setup script.
 
@@ -38,13 +40,6 @@ def fail(message, code=1):
     sys.exit(code)
 
 
-# Helm keeps its repository cache and configuration under these; a directory of this run's own
-# keeps the tests apart from each other and from the user's Helm. The library reads them when
-# it is loaded, so they are set before the import.
-_home = tempfile.TemporaryDirectory(prefix="airlock-helm-")
-for _var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
-    os.environ[_var] = os.path.join(_home.name, _var.lower())
-
 try:
     import helm_python as helm
 except ImportError as e:
@@ -74,23 +69,23 @@ def chart_yaml(name, metadata):
 
 
 def package(step):
-    scratch = tempfile.mkdtemp(dir=_home.name)
     written = {}
     out = []
-    for c in step["charts"]:
-        name = c["name"]
-        src = os.path.join(scratch, name)
-        if name not in written:
-            helm.Chart.create(name, scratch).close()
-        text = chart_yaml(name, c.get("metadata", {}))
-        if written.get(name) != text:
-            with open(os.path.join(src, "Chart.yaml"), "w") as f:
-                f.write(text)
-            written[name] = text
-        dest = os.path.join(step["dest"], c.get("subdir", ""))
-        os.makedirs(dest, exist_ok=True)
-        path = helm.package(src, destination=dest, version=c["version"], app_version=c.get("app_version"))
-        out.append({"name": name, "version": c["version"], "path": os.path.abspath(path)})
+    with tempfile.TemporaryDirectory() as scratch:
+        for c in step["charts"]:
+            name = c["name"]
+            src = os.path.join(scratch, name)
+            if name not in written:
+                helm.Chart.create(name, scratch).close()
+            text = chart_yaml(name, c.get("metadata", {}))
+            if written.get(name) != text:
+                with open(os.path.join(src, "Chart.yaml"), "w") as f:
+                    f.write(text)
+                written[name] = text
+            dest = os.path.join(step["dest"], c.get("subdir", ""))
+            os.makedirs(dest, exist_ok=True)
+            path = helm.package(src, destination=dest, version=c["version"], app_version=c.get("app_version"))
+            out.append({"name": name, "version": c["version"], "path": os.path.abspath(path)})
     return {"charts": out}
 
 

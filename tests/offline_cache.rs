@@ -101,7 +101,7 @@ fn build_offline_cache_against_loopback_upstreams() {
 
     // archive verify catches a flipped byte.
     let mut damaged = before.clone();
-    let pos = find(&damaged, &kubectl).expect("kubectl's bytes are in the plain tar");
+    let pos = find(&damaged, kubectl).expect("kubectl's bytes are in the plain tar");
     damaged[pos] ^= 0xff;
     let dpath = p.path("damaged.tar");
     std::fs::write(&dpath, &damaged).unwrap();
