@@ -10,6 +10,8 @@
 //! docs/reliability.md; the tests assert there was no failure.
 
 mod common;
+#[path = "fixtures/helm_client.rs"]
+mod helm_client;
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 #[path = "fixtures/registry.rs"]

@@ -1,13 +1,17 @@
-//! Helm repository mirroring against real chart archives (laid out as `helm package` lays
-//! them out) served by Python's `http.server` on 127.0.0.1.
-//!
-//! Debian has no `helm` package, so the Helm client side is checked by walking the written
-//! index as Helm would (URLs resolved against the repository, digests, the Chart.yaml inside
-//! each archive) and by mirroring the mirror itself from a static server.
+//! Helm repository mirroring against charts the real Helm packaged and indexed (`helm
+//! package`, `helm repo index --url/--merge`, run through Helm v4's Go SDK by
+//! tests/fixtures/helm_client.rs), served on loopback by Python's `http.server` or, at the
+//! size of NVIDIA's repositories, by the chart-releaser fixture (index, GitHub releases,
+//! CDN). What helm_sync mirrors is read and pulled back by the same real Helm client.
 
+#[path = "fixtures/chart_releases.rs"]
+mod chart_releases;
 mod common;
+#[path = "fixtures/helm_client.rs"]
+mod helm_client;
+#[path = "fixtures/serve.rs"]
+mod serve;
 
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,53 +20,14 @@ use std::time::{Duration, Instant};
 
 use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::helm::{self, HelmError, HelmRepo};
-use common::sha256_hex;
+use chart_releases::{Host, ReleaseRepo};
+use common::{Project, sha256_hex};
+use helm_client::Spec;
 use serde_json::Value as Json;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
-
-/// A chart archive as `helm package` writes it: a gzip stream (with Helm's extra header field
-/// and the comment "Helm") of a tar whose entries are the chart's files under `<name>/`,
-/// Chart.yaml first, regular files only, mode 0644.
-fn chart_tgz(name: &str, version: &str) -> Vec<u8> {
-    let files: Vec<(String, String)> = vec![
-        ("Chart.yaml".into(), format!("apiVersion: v2\nname: {name}\ndescription: A test chart\ntype: application\nversion: {version}\nappVersion: \"1.16.0\"\n")),
-        ("values.yaml".into(), format!("replicaCount: 1\ngreeting: hello from {name} {version}\n")),
-        (
-            "templates/configmap.yaml".into(),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\ndata:\n  greeting: {{ .Values.greeting | quote }}\n".into(),
-        ),
-    ];
-    let gz = flate2::GzBuilder::new().extra(b"+aHR0cHM6Ly95b3V0dS5iZS96OVV6MWljandyTQo=".to_vec()).comment("Helm").write(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    for (path, body) in &files {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(format!("{name}/{path}")).unwrap();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(1_700_000_000);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_cksum();
-        tar.append(&h, body.as_bytes()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
-}
-
-/// The files of an archive, path → content.
-fn untar(tgz: &[u8]) -> Vec<(String, String)> {
-    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
-    let mut out = Vec::new();
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        let p = e.path().unwrap().to_string_lossy().into_owned();
-        let mut s = String::new();
-        e.read_to_string(&mut s).unwrap();
-        out.push((p, s));
-    }
-    out
-}
 
 /// Python's static file server on a free loopback port, stopped when dropped.
 struct StaticServer {
@@ -111,42 +76,31 @@ impl Drop for StaticServer {
     }
 }
 
-/// An upstream Helm repository at `<root>/stable/`:
+/// An upstream Helm repository at `<root>/stable/`, packaged and indexed by Helm:
 /// * alpha 0.1.0 at `stable/alpha-0.1.0.tgz` (URL relative: `alpha-0.1.0.tgz`),
 /// * alpha 0.2.0 at `stable/sub/alpha-0.2.0.tgz` (URL relative: `sub/alpha-0.2.0.tgz`),
-/// * beta 1.0.0 at `elsewhere/beta.tgz` (URL absolute, another file name).
+/// * beta 1.0.0 at `elsewhere/beta.tgz` (URL absolute, another file name): indexed there with
+///   `helm repo index --url`, and that index merged into stable's with `--merge`.
 struct Upstream {
     root: tempfile::TempDir,
     server: StaticServer,
     /// (name, version, archive bytes)
-    charts: Vec<(&'static str, &'static str, Vec<u8>)>,
+    charts: Vec<(String, String, Vec<u8>)>,
 }
 
 impl Upstream {
     fn new() -> Upstream {
         let root = tempfile::tempdir().unwrap();
         let server = StaticServer::start(root.path());
-        let charts = vec![("alpha", "0.1.0", chart_tgz("alpha", "0.1.0")), ("alpha", "0.2.0", chart_tgz("alpha", "0.2.0")), ("beta", "1.0.0", chart_tgz("beta", "1.0.0"))];
-        let beta_url = server.url("elsewhere/beta.tgz");
-        let locations = [("stable/alpha-0.1.0.tgz", "alpha-0.1.0.tgz".to_string()), ("stable/sub/alpha-0.2.0.tgz", "sub/alpha-0.2.0.tgz".to_string()), ("elsewhere/beta.tgz", beta_url)];
-        let mut index = String::from("apiVersion: v1\nentries:\n");
-        let mut last = "";
-        for ((name, version, bytes), (file, url)) in charts.iter().zip(&locations) {
-            let path = root.path().join(file);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, bytes).unwrap();
-            if *name != last {
-                index.push_str(&format!("  {name}:\n"));
-                last = name;
-            }
-            // As `helm repo index` writes an entry (versions newest first is not required).
-            index.push_str(&format!(
-                "  - apiVersion: v2\n    appVersion: 1.16.0\n    created: \"2024-05-01T10:00:00.000000000Z\"\n    description: A test chart\n    digest: {}\n    name: {name}\n    type: application\n    urls:\n    - {url}\n    version: {version}\n",
-                sha256_hex(bytes)
-            ));
-        }
-        index.push_str("generated: \"2024-05-01T10:00:00.000000000Z\"\n");
-        std::fs::write(root.path().join("stable/index.yaml"), index).unwrap();
+        let made = helm_client::package(
+            root.path(),
+            &[Spec::new("alpha", "0.1.0").subdir("stable"), Spec::new("alpha", "0.2.0").subdir("stable/sub"), Spec::new("beta", "1.0.0").subdir("elsewhere")],
+        );
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::rename(elsewhere.join("beta-1.0.0.tgz"), elsewhere.join("beta.tgz")).unwrap();
+        helm_client::index(&elsewhere, Some(&server.url("elsewhere")), None);
+        helm_client::index(&root.path().join("stable"), None, Some(&elsewhere.join("index.yaml")));
+        let charts = made.into_iter().map(|p| (p.name, p.version, p.bytes)).collect();
         Upstream { root, server, charts }
     }
 
@@ -161,6 +115,10 @@ impl Upstream {
 
     fn bytes(&self, name: &str, version: &str) -> &[u8] {
         &self.charts.iter().find(|c| c.0 == name && c.1 == version).unwrap().2
+    }
+
+    fn index(&self) -> Json {
+        airlock::yaml::parse_json(&std::fs::read_to_string(self.root.path().join("stable/index.yaml")).unwrap()).unwrap()
     }
 }
 
@@ -191,52 +149,21 @@ fn names(s: &helm::HelmSync) -> Vec<String> {
     s.charts.iter().map(|c| format!("{}-{}", c.name, c.version)).collect()
 }
 
-/// Walks a mirror's index.yaml as a Helm client would: every entry's first URL resolved
-/// against the repository, the archive's sha256 equal to `digest`, and the archive a chart
-/// whose Chart.yaml names the entry's name and version. Returns the (name, version) pairs.
-fn walk_index(repo_dir: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(repo_dir.join("index.yaml")).unwrap();
-    let index = airlock::yaml::parse_json(&text).unwrap();
-    assert_eq!(index["apiVersion"], "v1");
-    let mut seen = Vec::new();
-    for (name, versions) in index["entries"].as_object().unwrap() {
-        for e in versions.as_array().unwrap() {
-            let version = e["version"].as_str().unwrap().to_string();
-            let url = e["urls"][0].as_str().unwrap();
-            assert!(!url.contains(':') && !url.starts_with('/'), "{url} is relative");
-            let resolved = helm::resolve_url("http://mirror.invalid/charts", url).unwrap();
-            let file = resolved.strip_prefix("http://mirror.invalid/charts/").unwrap();
-            assert_eq!(file, format!("{name}-{version}.tgz"));
-            let bytes = std::fs::read(repo_dir.join(file)).unwrap();
-            assert_eq!(e["digest"].as_str().unwrap(), sha256_hex(&bytes), "{file}");
-            let files = untar(&bytes);
-            assert_eq!(files[0].0, format!("{name}/Chart.yaml"));
-            let chart = airlock::yaml::parse_json(&files[0].1).unwrap();
-            assert_eq!(chart["name"], Json::String(name.clone()));
-            assert_eq!(chart["version"], Json::String(version.clone()));
-            assert!(files.iter().any(|(p, _)| *p == format!("{name}/templates/configmap.yaml")));
-            seen.push((name.clone(), version));
-        }
+/// The real Helm reads a mirror directory as a repository (from a static server) and pulls
+/// exactly `want`, each with upstream's bytes; every URL in the mirror's index is relative
+/// (`<name>-<version>.tgz`), so the mirror can be served from anywhere.
+#[track_caller]
+fn helm_reads_mirror(up: &Upstream, repo_dir: &Path, want: &[(&str, &str)]) {
+    let server = StaticServer::start(repo_dir);
+    let expected: Vec<(&str, &str, &[u8])> = want.iter().map(|(n, v)| (*n, *v, up.bytes(n, v))).collect();
+    for p in helm_client::assert_pulls_exactly(&server.url(""), &expected) {
+        assert_eq!(p.urls, [format!("{}-{}.tgz", p.name, p.version)], "{} {}: the URL is relative", p.name, p.version);
     }
-    seen
 }
 
 // ---------------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------------
-
-#[test]
-fn fixture_charts_are_helm_packages() {
-    let tgz = chart_tgz("mychart", "1.2.3");
-    assert_eq!(&tgz[..3], &[0x1f, 0x8b, 0x08]);
-    assert_eq!(tgz[3] & 0x04, 0x04, "FEXTRA set, as helm package writes it");
-    let files = untar(&tgz);
-    let paths: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
-    assert_eq!(paths, ["mychart/Chart.yaml", "mychart/values.yaml", "mychart/templates/configmap.yaml"]);
-    let chart = airlock::yaml::parse_json(&files[0].1).unwrap();
-    assert_eq!(chart["apiVersion"], "v2");
-    assert_eq!(chart["version"], "1.2.3");
-}
 
 #[test]
 fn sync_mirrors_verifies_and_resumes() {
@@ -250,7 +177,7 @@ fn sync_mirrors_verifies_and_resumes() {
     assert_eq!(plan.charts.len(), 3);
     assert!(plan.charts.iter().all(|c| !c.present && c.size.is_none()));
     assert_eq!(plan.charts[2].url, up.server.url("elsewhere/beta.tgz"));
-    assert_eq!(plan.charts[1].url, up.server.url("stable/sub/alpha-0.2.0.tgz"));
+    assert_eq!(plan.charts[0].url, up.server.url("stable/sub/alpha-0.2.0.tgz"), "Helm lists the newest first");
     assert!(!dest.path().join("stable").exists(), "plan writes nothing");
 
     let counted = AtomicU64::new(0);
@@ -258,7 +185,7 @@ fn sync_mirrors_verifies_and_resumes() {
         counted.fetch_add(n, Ordering::Relaxed);
     };
     let s = helm::sync(&f, &repo, dest.path(), 2, &on_bytes).unwrap();
-    assert_eq!(names(&s), ["alpha-0.1.0", "alpha-0.2.0", "beta-1.0.0"]);
+    assert_eq!(names(&s), ["alpha-0.2.0", "alpha-0.1.0", "beta-1.0.0"]);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     let total: u64 = up.charts.iter().map(|c| c.2.len() as u64).sum();
     assert_eq!(s.bytes_downloaded, total);
@@ -277,13 +204,18 @@ fn sync_mirrors_verifies_and_resumes() {
         ["stable/alpha-0.1.0.tgz", "stable/alpha-0.2.0.tgz", "stable/beta-1.0.0.tgz", "stable/index.upstream.yaml", "stable/index.yaml"]
     );
     assert_eq!(std::fs::read(dest.path().join("stable/index.upstream.yaml")).unwrap(), std::fs::read(up.root.path().join("stable/index.yaml")).unwrap());
-    let walked = walk_index(&dest.path().join("stable"));
-    assert_eq!(walked.len(), 3);
+    helm_reads_mirror(&up, &dest.path().join("stable"), &[("alpha", "0.1.0"), ("alpha", "0.2.0"), ("beta", "1.0.0")]);
     // The rest of each entry is kept as upstream had it.
     let local = airlock::yaml::parse_json(&std::fs::read_to_string(dest.path().join("stable/index.yaml")).unwrap()).unwrap();
-    assert_eq!(local["entries"]["alpha"][0]["created"], "2024-05-01T10:00:00.000000000Z");
+    let upstream = up.index();
+    for (name, i) in [("alpha", 0), ("alpha", 1), ("beta", 0)] {
+        let (l, u) = (&local["entries"][name][i], &upstream["entries"][name][i]);
+        for key in ["version", "created", "digest", "appVersion", "description", "type"] {
+            assert_eq!(l[key], u[key], "{name} {i} {key}");
+        }
+    }
     assert_eq!(local["entries"]["beta"][0]["appVersion"], "1.16.0");
-    assert_eq!(local["generated"], "2024-05-01T10:00:00.000000000Z");
+    assert_eq!(local["generated"], upstream["generated"]);
 
     // A second sync downloads nothing and rewrites nothing.
     let index_mtime = std::fs::metadata(dest.path().join("stable/index.yaml")).unwrap().modified().unwrap();
@@ -313,7 +245,7 @@ fn sync_mirrors_verifies_and_resumes() {
     let again = tempfile::tempdir().unwrap();
     let repo2 = HelmRepo { name: "copy".into(), url: mirror_server.url("stable/"), charts: None, versions: None };
     let s4 = helm::sync(&f, &repo2, again.path(), 3, &|_| {}).unwrap();
-    assert_eq!(names(&s4), ["alpha-0.1.0", "alpha-0.2.0", "beta-1.0.0"]);
+    assert_eq!(names(&s4), ["alpha-0.2.0", "alpha-0.1.0", "beta-1.0.0"]);
     assert_eq!(s4.charts[2].url, mirror_server.url("stable/beta-1.0.0.tgz"));
     for c in &s4.charts {
         assert_eq!(std::fs::read(again.path().join(&c.path)).unwrap(), up.bytes(&c.name, &c.version));
@@ -332,14 +264,13 @@ fn filters_by_chart_and_version() {
     };
 
     let (dest, s) = run(Some(&["alpha"]), None);
-    assert_eq!(names(&s.unwrap()), ["alpha-0.1.0", "alpha-0.2.0"]);
+    assert_eq!(names(&s.unwrap()), ["alpha-0.2.0", "alpha-0.1.0"]);
     assert_eq!(files_under(dest.path()), ["stable/alpha-0.1.0.tgz", "stable/alpha-0.2.0.tgz", "stable/index.upstream.yaml", "stable/index.yaml"]);
-    let walked = walk_index(&dest.path().join("stable"));
-    assert_eq!(walked, [("alpha".to_string(), "0.1.0".to_string()), ("alpha".to_string(), "0.2.0".to_string())]);
+    helm_reads_mirror(&up, &dest.path().join("stable"), &[("alpha", "0.1.0"), ("alpha", "0.2.0")]);
 
     let (dest, s) = run(None, Some(&["0.1.0"]));
     assert_eq!(names(&s.unwrap()), ["alpha-0.1.0"]);
-    assert_eq!(walk_index(&dest.path().join("stable")).len(), 1);
+    helm_reads_mirror(&up, &dest.path().join("stable"), &[("alpha", "0.1.0")]);
 
     let (_, s) = run(None, Some(&["0.2.0", "1.0.0"]));
     assert_eq!(names(&s.unwrap()), ["alpha-0.2.0", "beta-1.0.0"]);
@@ -418,4 +349,92 @@ fn unreachable_or_invalid_repositories_fail_clearly() {
     let e = helm::sync(&f, &escape, dest.path(), 1, &|_| {}).unwrap_err();
     assert!(matches!(e, HelmError::Config { .. }), "{e:?}");
     assert!(files_under(dest.path()).is_empty());
+}
+
+/// A repository as big as NVIDIA's, published as chart-releaser publishes from GitHub: 3,000
+/// versions of 30 charts in Helm's own index, every chart URL absolute on another host (the
+/// releases) that redirects to a third (the CDN, signed URLs). helm_sync mirrors a selection
+/// of it, downloading only what was selected; `airlock serve` serves the mirror, and the real
+/// Helm reads it and pulls every chart, byte for byte. (A second run downloading nothing is
+/// shown on the small repository above: reading this index costs seconds per run.)
+#[test]
+fn a_chart_releaser_repository_of_3000_versions_behind_redirects_is_mirrored_for_helm() {
+    let up = ReleaseRepo::start();
+
+    // The fixture as Helm sees it, and Helm's pull following the redirect to the CDN.
+    let index = helm_client::repo_index(&up.url);
+    let entries = index["entries"].as_object().unwrap();
+    assert_eq!(entries.len(), chart_releases::CHARTS.len());
+    let all: Vec<&Json> = entries.values().flat_map(|v| v.as_array().unwrap()).collect();
+    assert_eq!(all.len(), chart_releases::VERSIONS);
+    let releases = up.release_url("gpu-operator", "v2.1.0");
+    let releases_host = &releases[..releases.find("/NVIDIA/").unwrap()];
+    assert!(releases_host.starts_with("http://127.0.0.2:"), "{releases}");
+    for e in &all {
+        let url = e["urls"][0].as_str().unwrap();
+        assert!(url.starts_with(&format!("{releases_host}/NVIDIA/helm-charts/releases/download/")), "{url}");
+    }
+    let pulled = helm_client::pull(&up.url, "gpu-operator", "v2.1.0");
+    assert_eq!(pulled.sha256, sha256_hex(&up.chart("gpu-operator", "v2.1.0").bytes));
+    let cdn = up.hits(Host::Cdn);
+    assert_eq!(cdn.len(), 1, "{cdn:?}");
+    assert!(cdn[0].contains("X-Amz-Signature="), "{}", cdn[0]);
+
+    // helm_sync: three charts, one version pinned and a range (which leaves the release
+    // candidate out).
+    let p = Project::new();
+    let root = p.path("mirror");
+    p.file(
+        "sync.yml",
+        &format!(
+            r#"- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: NVIDIA's charts, pinned and ranged
+      helm_sync:
+        repos:
+          - name: nvidia
+            url: "{}"
+            charts: [gpu-operator, network-operator, dcgm-exporter]
+            versions: ["v2.1.0", "~1.3.0"]
+        dest: "{}/helm"
+      register: synced
+    - debug:
+        msg: "{{{{ synced.repos[0].charts }}}} {{{{ synced.repos[0].warnings | length }}}}"
+"#,
+            up.url,
+            root.display()
+        ),
+    );
+    let want: Vec<chart_releases::Version> = chart_releases::catalogue()
+        .into_iter()
+        .filter(|v| ["gpu-operator", "network-operator", "dcgm-exporter"].contains(&v.chart))
+        .filter(|v| !v.prerelease && ((v.major, v.minor, v.patch) == (2, 1, 0) || (v.major, v.minor) == (1, 3)))
+        .collect();
+    assert_eq!(want.len(), 3 * (1 + 4), "2.1.0 and four of 1.3.x (1.3.1 is a release candidate) per chart");
+    let first = p.playbook("sync.yml", &[]);
+    first.success();
+    assert_eq!(first.recap("localhost").changed, 1);
+    assert_eq!(first.msgs(), [format!("\"{} 0\"", want.len())]);
+
+    // Only the selection was downloaded: each chart once, through its release URL.
+    let mut asked: Vec<String> = up.hits(Host::Releases).into_iter().skip(1).collect();
+    asked.sort();
+    let mut wanted: Vec<String> = want.iter().map(|v| up.release_url(v.chart, &v.version)[releases_host.len()..].to_string()).collect();
+    wanted.sort();
+    assert_eq!(asked, wanted);
+    assert_eq!(up.hits(Host::Cdn).len(), 1 + want.len());
+    let nvidia = root.join("helm/nvidia");
+    let mut files: Vec<String> = want.iter().map(|v| format!("{}-{}.tgz", v.chart, v.version)).collect();
+    files.extend(["index.upstream.yaml".to_string(), "index.yaml".to_string()]);
+    files.sort();
+    assert_eq!(files_under(&nvidia), files);
+    assert_eq!(std::fs::read(nvidia.join("index.upstream.yaml")).unwrap(), std::fs::read(&up.index).unwrap());
+
+    // The mirror, served by `airlock serve`, read and pulled by Helm.
+    let s = serve::Serve::start_with(&root, &["--mirrors", "helm"]);
+    let expected: Vec<(&str, &str, &[u8])> = want.iter().map(|v| (v.chart, v.version.as_str(), up.chart(v.chart, &v.version).bytes.as_slice())).collect();
+    helm_client::assert_pulls_exactly(&format!("http://127.0.0.1:{}/nvidia", s.helm), &expected);
+
+    assert_eq!(up.hits(Host::Pages).len(), 3, "Helm read the index twice (index, pull), helm_sync once");
 }

@@ -4,6 +4,8 @@
 //! plain files), then the archive checked against the upstreams byte for byte.
 
 mod common;
+#[path = "fixtures/helm_client.rs"]
+mod helm_client;
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 #[path = "fixtures/registry.rs"]
@@ -99,7 +101,7 @@ fn build_offline_cache_against_loopback_upstreams() {
 
     // archive verify catches a flipped byte.
     let mut damaged = before.clone();
-    let pos = find(&damaged, &kubectl).expect("kubectl's bytes are in the plain tar");
+    let pos = find(&damaged, kubectl).expect("kubectl's bytes are in the plain tar");
     damaged[pos] ^= 0xff;
     let dpath = p.path("damaged.tar");
     std::fs::write(&dpath, &damaged).unwrap();

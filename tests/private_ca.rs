@@ -3,9 +3,11 @@
 //! realm on another host, blobs redirected to a CDN that refuses an `Authorization` header, 429
 //! with `Retry-After`, all over HTTPS with a private CA) and `airlock serve` over HTTPS with the
 //! same CA standing in for the Yum, PyPI, Helm and file upstreams. Needs `.ci/setup-registry`,
-//! `.ci/setup-hosts`, `.ci/setup-yum` and `.ci/setup-pypi`.
+//! `.ci/setup-hosts`, `.ci/setup-yum`, `.ci/setup-pypi` and `.ci/setup-helm`.
 
 mod common;
+#[path = "fixtures/helm_client.rs"]
+mod helm_client;
 #[path = "fixtures/hub.rs"]
 mod hub;
 #[path = "fixtures/pypiserver.rs"]
@@ -202,9 +204,7 @@ impl TlsMirror {
         copy_tree(&yum.repo(), &root.join("yum/fixture"));
         let stable = root.join("helm/stable");
         std::fs::create_dir_all(&stable).unwrap();
-        for (name, version) in upstreams::CHARTS {
-            std::fs::write(stable.join(format!("{name}-{version}.tgz")), upstreams::chart_tgz(name, version)).unwrap();
-        }
+        helm_client::package_simple(&stable, upstreams::CHARTS);
         copy_tree(&pypiserver::fixture(), &root.join("pip"));
         let kubectl = b"#!/bin/sh\necho kubectl from the lab mirror\n".to_vec();
         std::fs::create_dir_all(root.join("misc-files/bin")).unwrap();

@@ -3,6 +3,8 @@
 //! results, loop items and diffs. Modules still get the real values.
 
 mod common;
+#[path = "fixtures/helm_client.rs"]
+mod helm_client;
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 #[path = "fixtures/registry.rs"]

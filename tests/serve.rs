@@ -1,6 +1,9 @@
 //! `airlock serve`: the mirror tree served without Docker, used by real clients (dnf, pip in a
-//! fresh venv, the Helm index walk, curl), and requests that try to leave the root.
+//! fresh venv, Helm's own pull through its Go SDK, curl), and requests that try to leave the
+//! root.
 
+#[path = "fixtures/helm_client.rs"]
+mod helm_client;
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 #[path = "fixtures/serve.rs"]
@@ -53,26 +56,6 @@ fn header(head: &str, name: &str) -> String {
     head.lines()
         .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
         .unwrap_or_else(|| panic!("no {name} in\n{head}"))
-}
-
-/// A chart archive as `helm package` writes it: `<name>/Chart.yaml` and a template.
-fn chart_tgz(name: &str, version: &str) -> Vec<u8> {
-    let files = [
-        ("Chart.yaml", format!("apiVersion: v2\nname: {name}\ndescription: A test chart\ntype: application\nversion: {version}\nappVersion: \"1.16.0\"\n")),
-        ("templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\n".to_string()),
-    ];
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    for (path, body) in &files {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(format!("{name}/{path}")).unwrap();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_cksum();
-        tar.append(&h, body.as_bytes()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
 }
 
 /// A mirror tree as build-offline-mirrors lays it out, and a secret next to it that no
@@ -246,11 +229,12 @@ fn pypi_serves_pip_in_a_fresh_venv_in_both_forms() {
 #[test]
 fn helm_serves_chartmuseum_index_and_api_rebuilt_on_change() {
     let (_d, root) = tree();
-    let charts = [("stable", "app", "1.0.0"), ("stable", "app", "1.10.0"), ("stable", "app", "1.9.0-rc.1"), ("stable", "db", "0.1.0"), ("other", "tool", "2.0.0")];
-    for (repo, n, v) in charts {
-        fs::create_dir_all(root.join("helm").join(repo)).unwrap();
-        fs::write(root.join(format!("helm/{repo}/{n}-{v}.tgz")), chart_tgz(n, v)).unwrap();
-    }
+    // Charts as `helm package` writes them, one repository per directory.
+    let specs: Vec<helm_client::Spec> = [("stable", "app", "1.0.0"), ("stable", "app", "1.10.0"), ("stable", "app", "1.9.0-rc.1"), ("stable", "db", "0.1.0"), ("other", "tool", "2.0.0")]
+        .iter()
+        .map(|(repo, n, v)| helm_client::Spec::new(n, v).subdir(repo))
+        .collect();
+    let charts = helm_client::package(&root.join("helm"), &specs);
     fs::write(root.join("helm/stable/broken-1.0.0.tgz"), b"not a chart").unwrap();
     let s = Serve::start(&root);
     let base = format!("http://127.0.0.1:{}", s.helm);
@@ -258,26 +242,24 @@ fn helm_serves_chartmuseum_index_and_api_rebuilt_on_change() {
     let (st, _, body) = curl(&[], &format!("{base}/health"));
     assert_eq!((st, &body[..]), (200, &b"{\"healthy\":true}"[..]));
 
-    // The index walk: every URL listed downloads with the listed digest.
     let (st, head, index) = curl(&[], &format!("{base}/stable/index.yaml"));
     assert_eq!((st, header(&head, "content-type").as_str()), (200, "application/x-yaml"));
     let index: serde_json::Value = airlock::yaml::parse_json(&String::from_utf8(index).unwrap()).unwrap();
     assert_eq!(index["apiVersion"], "v1");
     let versions: Vec<&str> = index["entries"]["app"].as_array().unwrap().iter().map(|e| e["version"].as_str().unwrap()).collect();
     assert_eq!(versions, ["1.10.0", "1.9.0-rc.1", "1.0.0"], "newest first");
-    let mut walked = 0;
-    for (name, list) in index["entries"].as_object().unwrap() {
-        for e in list.as_array().unwrap() {
-            let url = format!("{base}/stable/{}", e["urls"][0].as_str().unwrap());
-            let (st, head, got) = curl(&[], &url);
-            assert_eq!((st, sha256_hex(&got)), (200, e["digest"].as_str().unwrap().to_string()), "{name} {url}");
-            assert_eq!(header(&head, "content-type"), "application/x-tar");
-            assert_eq!(e["apiVersion"], "v2");
-            assert_eq!(e["appVersion"], "1.16.0");
-            walked += 1;
-        }
+    for e in index["entries"].as_object().unwrap().values().flat_map(|l| l.as_array().unwrap()) {
+        assert_eq!((&e["apiVersion"], &e["appVersion"]), (&serde_json::json!("v2"), &serde_json::json!("1.16.0")), "from Chart.yaml: {e}");
     }
-    assert_eq!(walked, 4, "the broken chart is left out");
+    let (st, head, _) = curl(&[], &format!("{base}/stable/charts/db-0.1.0.tgz"));
+    assert_eq!((st, header(&head, "content-type").as_str()), (200, "application/x-tar"));
+
+    // Helm reads each repository and pulls every chart it lists, byte for byte.
+    let expect = |repo: &str| -> Vec<(&str, &str, &[u8])> {
+        specs.iter().zip(&charts).filter(|(sp, _)| sp.subdir == repo).map(|(_, c)| (c.name.as_str(), c.version.as_str(), c.bytes.as_slice())).collect()
+    };
+    helm_client::assert_pulls_exactly(&format!("{base}/stable"), &expect("stable"));
+    helm_client::assert_pulls_exactly(&format!("{base}/other"), &expect("other"));
     assert!(s.log().contains("broken-1.0.0.tgz: invalid chart package"), "{}", s.log());
 
     // ChartMuseum's API, per repository.
@@ -298,11 +280,13 @@ fn helm_serves_chartmuseum_index_and_api_rebuilt_on_change() {
     assert_eq!(st, 404);
 
     // A chart added later is in the next index.
-    fs::write(root.join("helm/stable/db-0.2.0.tgz"), chart_tgz("db", "0.2.0")).unwrap();
+    helm_client::package(&root.join("helm"), &[helm_client::Spec::new("db", "0.2.0").subdir("stable")]);
     let (_, _, body) = curl(&[], &format!("{base}/api/stable/charts/db"));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v[0]["version"], "0.2.0");
-    assert_eq!(v[0]["digest"], sha256_hex(&fs::read(root.join("helm/stable/db-0.2.0.tgz")).unwrap()).as_str());
+    let added = sha256_hex(&fs::read(root.join("helm/stable/db-0.2.0.tgz")).unwrap());
+    assert_eq!(v[0]["digest"], added.as_str());
+    assert_eq!(helm_client::pull(&format!("{base}/stable"), "db", "0.2.0").sha256, added);
 }
 
 #[test]

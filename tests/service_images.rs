@@ -2,9 +2,12 @@
 //! tests (`airlock-test/registry:2.8.3`, `airlock-test/nginx:1.27-alpine`,
 //! `airlock-test/pypiserver:v2.3.2`, `airlock-test/chartmuseum-standin:v0.16.2`): each runs in
 //! Docker the way DeepOps runs the real image (volumes at the image's paths, its ports, its
-//! entrypoint conventions) and is checked with real clients (skopeo, pip, an HTTP client), and
+//! entrypoint conventions) and is checked with real clients (skopeo, pip, Helm's own pull
+//! through its Go SDK, an HTTP client), and
 //! all of them can be pushed from the Docker daemon to a registry, as the offline archive needs.
 
+#[path = "fixtures/helm_client.rs"]
+mod helm_client;
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 #[path = "fixtures/registry.rs"]
@@ -440,33 +443,11 @@ fn pypiserver_image_default_command_serves_data_packages_on_8080() {
 // ChartMuseum stand-in
 // ---------------------------------------------------------------------------------------------
 
-/// A chart archive as `helm package` lays it out: `<name>/Chart.yaml` first, then the rest.
-fn chart_tgz(name: &str, version: &str) -> Vec<u8> {
-    let files = [
-        ("Chart.yaml", format!("apiVersion: v2\nname: {name}\ndescription: A test chart\ntype: application\nversion: {version}\nappVersion: \"1.16.0\"\nkeywords:\n  - gpu\n")),
-        ("values.yaml", "replicaCount: 1\n".to_string()),
-        ("templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n".to_string()),
-    ];
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    for (path, body) in &files {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(format!("{name}/{path}")).unwrap();
-        h.set_size(body.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(1_700_000_000);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_cksum();
-        tar.append(&h, body.as_bytes()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
-}
-
+/// `helm package` of one chart version into `dir` (Chart.yaml with a keyword, as NVIDIA's
+/// charts have): the file name and bytes.
 fn write_chart(dir: &Path, name: &str, version: &str) -> (String, Vec<u8>) {
-    let file = format!("{name}-{version}.tgz");
-    let tgz = chart_tgz(name, version);
-    fs::write(dir.join(&file), &tgz).unwrap();
-    (file, tgz)
+    let made = helm_client::package(dir, &[helm_client::Spec::new(name, version).metadata(serde_json::json!({"keywords": ["gpu"]}))]).remove(0);
+    (made.path.file_name().unwrap().to_string_lossy().into_owned(), made.bytes)
 }
 
 fn index_yaml(url: &str) -> Yaml {
@@ -514,11 +495,14 @@ fn chartmuseum_standin_serves_an_index_of_the_charts_present() {
     assert_eq!((status, body == tgz), (200, true), "the archive is served byte for byte");
     assert_eq!(get(&format!("{url}/charts/nope-1.0.0.tgz")).0, 404);
 
-    // A chart added later shows up, newest version first.
-    write_chart(charts.path(), "gpu-operator", "24.10.0-rc.1");
-    write_chart(charts.path(), "gpu-operator", "24.10.0");
+    helm_client::assert_pulls_exactly(&url, &[("gpu-operator", "24.9.0", &tgz)]);
+
+    // Charts added later show up, newest version first, and Helm pulls each.
+    let (_, rc) = write_chart(charts.path(), "gpu-operator", "24.10.0-rc.1");
+    let (_, newest) = write_chart(charts.path(), "gpu-operator", "24.10.0");
     let index = index_yaml(&format!("{url}/index.yaml"));
     assert_eq!(versions(&index, "gpu-operator"), ["24.10.0", "24.10.0-rc.1", "24.9.0"]);
+    helm_client::assert_pulls_exactly(&url, &[("gpu-operator", "24.9.0", &tgz), ("gpu-operator", "24.10.0-rc.1", &rc), ("gpu-operator", "24.10.0", &newest)]);
 
     let all = get_json(&format!("{url}/api/charts"));
     let names: Vec<&String> = all.as_object().unwrap().keys().collect();
@@ -560,7 +544,8 @@ fn chartmuseum_standin_takes_its_options_from_the_environment() {
     let url = c.wait_http(8080, "/health");
     let index = index_yaml(&format!("{url}/stable/index.yaml"));
     assert_eq!(index["entries"]["dcgm-exporter"][0]["digest"].as_str(), Some(sha256_hex(&tgz).as_str()));
-    assert_eq!(get(&format!("{url}/stable/charts/dcgm-exporter-3.3.0.tgz")), (200, tgz));
+    assert_eq!(get(&format!("{url}/stable/charts/dcgm-exporter-3.3.0.tgz")), (200, tgz.clone()));
+    helm_client::assert_pulls_exactly(&format!("{url}/stable"), &[("dcgm-exporter", "3.3.0", &tgz)]);
     assert_eq!(get(&format!("{url}/index.yaml")).0, 404, "DEPTH=1: no repository at the root");
     assert_eq!(get(&format!("{url}/api/stable/charts")).0, 404, "DISABLE_API");
 
