@@ -46,6 +46,9 @@ const INVENTORY_IGNORE_EXTS: [&str; 12] =
 pub struct Host {
     pub name: String,
     pub vars: Map<String, Value>,
+    /// The groups whose `hosts` list this host, in the order it joined them: the reverse of
+    /// [`Group::hosts`], so membership is found without scanning every group's hosts.
+    groups: Vec<String>,
 }
 
 /// One group: its own variables, direct hosts and child groups.
@@ -335,8 +338,9 @@ impl Inventory {
         }
         let parents = self.parents_map();
         let mut out: Vec<String> = Vec::new();
-        let mut stack: Vec<&str> =
-            self.groups.values().filter(|g| g.hosts.iter().any(|h| h == host)).map(|g| g.name.as_str()).collect();
+        // The host's own groups in inventory order, as walking every group's hosts found them.
+        let mut stack: Vec<&str> = self.hosts[host].groups.iter().map(String::as_str).collect();
+        stack.sort_by_key(|g| self.groups.get_index_of(*g));
         let mut seen = HashSet::new();
         while let Some(g) = stack.pop() {
             if !seen.insert(g) {
@@ -418,15 +422,24 @@ impl Inventory {
                     vars.insert("inventory_dir".into(), Value::Null);
                 }
             }
-            self.hosts.insert(name.to_string(), Host { name: name.to_string(), vars });
+            self.hosts.insert(name.to_string(), Host { name: name.to_string(), vars, groups: Vec::new() });
         }
         if let Some(g) = group {
-            let grp = self.groups.get_mut(g).expect("checked");
-            if !grp.hosts.iter().any(|h| h == name) {
-                grp.hosts.push(name.to_string());
-            }
+            self.add_member(g, name);
         }
         Ok(())
+    }
+
+    /// Lists the inventory host `host` in the existing group `group`, once.
+    fn add_member(&mut self, group: &str, host: &str) {
+        let Some(h) = self.hosts.get_mut(host) else { return };
+        if h.groups.iter().any(|g| g == group) {
+            return;
+        }
+        h.groups.push(group.to_string());
+        if let Some(g) = self.groups.get_mut(group) {
+            g.hosts.push(host.to_string());
+        }
     }
 
     fn set_host_var(&mut self, host: &str, key: &str, value: Value) {
@@ -472,10 +485,7 @@ impl Inventory {
             self.groups.get_mut(group).expect("checked").children.push(child.to_string());
             Ok(())
         } else if self.hosts.contains_key(child) {
-            let g = self.groups.get_mut(group).expect("checked");
-            if !g.hosts.iter().any(|h| h == child) {
-                g.hosts.push(child.to_string());
-            }
+            self.add_member(group, child);
             Ok(())
         } else {
             Err(format!("{child} is not a known host nor group"))
@@ -496,24 +506,30 @@ impl Inventory {
         for g in orphans {
             self.groups.get_mut("all").expect("all").children.push(g);
         }
-        let mut direct: HashMap<String, Vec<String>> = HashMap::new();
-        for g in self.groups.values() {
-            for h in &g.hosts {
-                direct.entry(h.clone()).or_default().push(g.name.clone());
-            }
-        }
-        let host_names: Vec<String> = self.hosts.keys().cloned().collect();
-        for h in &host_names {
-            let groups = direct.get(h).map(Vec::as_slice).unwrap_or(&[]);
-            let in_ungrouped = groups.iter().any(|g| g == "ungrouped");
-            let others = groups.iter().any(|g| g != "all" && g != "ungrouped");
+        let mut leave: HashSet<String> = HashSet::new();
+        let mut join: Vec<String> = Vec::new();
+        for h in self.hosts.values() {
+            let in_ungrouped = h.groups.iter().any(|g| g == "ungrouped");
+            let others = h.groups.iter().any(|g| g != "all" && g != "ungrouped");
             if in_ungrouped {
                 if others {
-                    self.groups.get_mut("ungrouped").expect("ungrouped").hosts.retain(|x| x != h);
+                    leave.insert(h.name.clone());
                 }
             } else if !others {
-                self.groups.get_mut("ungrouped").expect("ungrouped").hosts.push(h.clone());
+                join.push(h.name.clone());
             }
+        }
+        // One pass over `ungrouped` for all the hosts that leave it, not one per host.
+        if !leave.is_empty() {
+            self.groups.get_mut("ungrouped").expect("ungrouped").hosts.retain(|x| !leave.contains(x));
+            for name in &leave {
+                if let Some(h) = self.hosts.get_mut(name) {
+                    h.groups.retain(|g| g != "ungrouped");
+                }
+            }
+        }
+        for name in join {
+            self.add_member("ungrouped", &name);
         }
         for g in self.groups.keys() {
             if self.hosts.contains_key(g) {
@@ -2355,6 +2371,47 @@ ansible_group_priority=5
         let inv = ini("h1\nh2\n[g]\nh1\n");
         assert_eq!(inv.groups["ungrouped"].hosts, names(&["h2"]));
         assert_eq!(inv.group_names("h1"), names(&["g"]));
+    }
+
+    #[test]
+    fn big_inventory_lists_hosts_again_in_groups() {
+        // Kubespray's shape: every host under `all.hosts`, then again by name in its groups;
+        // a few also listed under `ungrouped`, which they leave for their other group.
+        let n = 6000;
+        let node = |i: usize| format!("node{i:04}");
+        let mut all = Map::new();
+        let (mut kube, mut gpu, mut ungrouped) = (Map::new(), Map::new(), Map::new());
+        for i in 0..n {
+            all.insert(node(i), json!({"ansible_host": format!("10.0.{}.{}", i / 256, i % 256)}));
+            kube.insert(node(i), Value::Null);
+            if i % 2 == 0 {
+                gpu.insert(node(i), Value::Null);
+            }
+            if i % 1000 == 1 {
+                ungrouped.insert(node(i), Value::Null);
+            }
+        }
+        all.insert("spare".into(), Value::Null);
+        ungrouped.insert("spare".into(), Value::Null);
+        let data = json!({"all": {"hosts": all, "children": {
+            "ungrouped": {"hosts": ungrouped},
+            "kube_node": {"hosts": kube},
+            "k8s_cluster": {"children": {"kube_node": {}, "gpu": {"hosts": gpu}}},
+        }}});
+        let mut inv = Inventory::new();
+        inv.parse_yaml_data("/inv.yml", &data).unwrap();
+        inv.reconcile();
+        assert_eq!(inv.hosts.len(), n + 1);
+        assert_eq!(inv.groups["kube_node"].hosts.len(), n);
+        assert_eq!(inv.groups["gpu"].hosts.len(), n / 2);
+        assert_eq!(inv.groups["ungrouped"].hosts, names(&["spare"]));
+        assert_eq!(inv.groups["all"].hosts.len(), n + 1);
+        assert_eq!(inv.group_names("node5998"), names(&["gpu", "k8s_cluster", "kube_node"]));
+        assert_eq!(inv.group_names("node5999"), names(&["k8s_cluster", "kube_node"]));
+        assert_eq!(inv.group_names("node5001"), names(&["k8s_cluster", "kube_node"]));
+        assert_eq!(inv.group_names("spare"), names(&["ungrouped"]));
+        assert_eq!(ph(&inv, "gpu:&kube_node").len(), n / 2);
+        assert_eq!(ph(&inv, "k8s_cluster").len(), n);
     }
 
     #[test]

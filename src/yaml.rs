@@ -111,7 +111,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
 
 /// Parses YAML text straight to JSON data (for `from_yaml`, vars files, `-e @file`).
 pub fn parse_json(text: &str) -> Result<serde_json::Value, YamlError> {
-    Ok(parse(text)?.to_json())
+    Ok(parse(text)?.into_json())
 }
 
 impl Node {
@@ -140,6 +140,27 @@ impl Node {
                 }
                 Value::Object(map)
             }
+        }
+    }
+
+    /// [`Node::to_json`] taking the node, so strings move instead of being copied.
+    pub fn into_json(self) -> serde_json::Value {
+        use serde_json::Value;
+        match self.kind {
+            NodeKind::Str(s) => Value::String(s),
+            NodeKind::Seq(items) => Value::Array(items.into_iter().map(Node::into_json).collect()),
+            NodeKind::Map(pairs) => {
+                let mut map = serde_json::Map::with_capacity(pairs.len());
+                for (k, v) in pairs {
+                    let key = match k.kind {
+                        NodeKind::Str(s) => s,
+                        _ => k.key_string().into_owned(),
+                    };
+                    map.insert(key, v.into_json());
+                }
+                Value::Object(map)
+            }
+            _ => self.to_json(),
         }
     }
 
@@ -303,7 +324,7 @@ fn load_stream(text: &str) -> Result<Vec<(Node, Mark)>, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut loader = Loader {
         text,
-        src: Source { text, ascii: text.is_ascii(), line_starts: OnceCell::new() },
+        src: Source::new(text),
         docs: Vec::new(),
         doc_mark: Mark { line: 1, col: 1 },
         stack: Vec::new(),
@@ -329,7 +350,8 @@ impl Loader<'_> {
             Event::StreamEnd => return Ok(true),
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
             Event::DocumentStart => {
-                self.anchors.clear();
+                // Not `clear()`, which costs the map's capacity again for every later document.
+                self.anchors = HashMap::new();
                 self.doc_mark = mark;
             }
             Event::Alias(id) => {
@@ -575,10 +597,10 @@ impl Loader<'_> {
         } else {
             return mark; // a %TAG prefix: the written form is unknown
         };
-        let start = char_to_byte(self.text, self.prev_index);
-        let end = char_to_byte(self.text, index + 1).max(start);
+        let start = self.src.byte_at_char(self.prev_index);
+        let end = self.src.byte_at_char(index + 1).max(start);
         match self.text[start..end].rfind(&spelled) {
-            Some(at) => mark_at_byte(self.text, start + at),
+            Some(at) => self.src.mark_of(start + at),
             None => mark,
         }
     }
@@ -729,31 +751,81 @@ fn core_tag(tag: &Tag) -> Option<&str> {
 }
 
 /// The text being loaded, for the few marks yaml-rust2 does not place where PyYAML does.
+///
+/// Converting between byte offsets, char indexes and marks goes through tables built on first
+/// use in one pass over the text, so each conversion costs O(log n) whatever its place in the
+/// text: counting from the start of the text for every fix-up made loading quadratic (a Helm
+/// index puts an unindented list in every entry).
 struct Source<'t> {
     text: &'t str,
     ascii: bool,
-    /// Byte offset of each line's start, built on first use.
+    /// Byte offset of each line's start (after each `\n`), built on first use.
     line_starts: OnceCell<Vec<usize>>,
+    /// For a non-ASCII text, the byte offset of every [`CHAR_STEP`]-th char, built on first use.
+    char_steps: OnceCell<Vec<usize>>,
 }
 
-impl Source<'_> {
+/// Chars between two entries of [`Source::char_steps`]: a lookup walks at most this many.
+const CHAR_STEP: usize = 64;
+
+impl<'t> Source<'t> {
+    fn new(text: &'t str) -> Self {
+        Source { text, ascii: text.is_ascii(), line_starts: OnceCell::new(), char_steps: OnceCell::new() }
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = Vec::with_capacity(self.text.len() / 32 + 1);
+            starts.push(0);
+            starts.extend(self.text.match_indices('\n').map(|(i, _)| i + 1));
+            starts
+        })
+    }
+
+    fn char_steps(&self) -> &[usize] {
+        self.char_steps.get_or_init(|| {
+            self.text.char_indices().step_by(CHAR_STEP).map(|(b, _)| b).collect()
+        })
+    }
+
+    /// The byte offset of the char with index `chars` (the text's length past its end).
+    fn byte_at_char(&self, chars: usize) -> usize {
+        if self.ascii {
+            return chars.min(self.text.len());
+        }
+        let Some(&from) = self.char_steps().get(chars / CHAR_STEP) else { return self.text.len() };
+        self.text[from..].char_indices().nth(chars % CHAR_STEP).map_or(self.text.len(), |(i, _)| from + i)
+    }
+
+    /// The index of the char starting at byte offset `byte` (a char boundary).
+    fn char_at_byte(&self, byte: usize) -> usize {
+        if self.ascii {
+            return byte;
+        }
+        let steps = self.char_steps();
+        let step = steps.partition_point(|&b| b <= byte).saturating_sub(1);
+        let from = steps.get(step).copied().unwrap_or(0);
+        step * CHAR_STEP + self.text[from..byte].chars().count()
+    }
+
     /// The byte offset of a mark whose char index is `index` (clamped to the text).
     fn byte_of(&self, mark: Mark, index: usize) -> usize {
         if self.ascii {
             return index.min(self.text.len());
         }
-        let starts = self.line_starts.get_or_init(|| {
-            std::iter::once(0)
-                .chain(self.text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i + 1))
-                .collect()
-        });
-        let Some(&start) = starts.get(mark.line.saturating_sub(1)) else { return self.text.len() };
-        let col = mark.col.saturating_sub(1);
-        self.text[start..].char_indices().nth(col).map_or(self.text.len(), |(i, _)| start + i)
+        // Through the line and column, as always, not the index: the two disagree after a lone
+        // `\r`, a line break to yaml-rust2 but not in `line_starts`.
+        let Some(&start) = self.line_starts().get(mark.line.saturating_sub(1)) else { return self.text.len() };
+        self.byte_at_char(self.char_at_byte(start) + mark.col.saturating_sub(1))
     }
 
+    /// The mark (lines counted by `\n`, columns in chars) of the byte offset `byte`.
     fn mark_of(&self, byte: usize) -> Mark {
-        mark_at_byte(self.text, byte)
+        let starts = self.line_starts();
+        let line = starts.partition_point(|&s| s <= byte);
+        let start = starts[line - 1];
+        let col = if self.ascii { byte - start } else { self.char_at_byte(byte) - self.char_at_byte(start) };
+        Mark { line, col: col + 1 }
     }
 
     /// yaml-rust2 marks a sequence that is not indented under its key (`key:\n- x`) after
@@ -814,16 +886,6 @@ fn block_header_indicator(line: &str) -> Option<usize> {
         }
     }
     found
-}
-
-fn char_to_byte(text: &str, chars: usize) -> usize {
-    text.char_indices().nth(chars).map_or(text.len(), |(b, _)| b)
-}
-
-fn mark_at_byte(text: &str, byte: usize) -> Mark {
-    let before = &text[..byte];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    Mark { line: before.matches('\n').count() + 1, col: before[line_start..].chars().count() + 1 }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1599,6 +1661,11 @@ d:
         // Document order is kept.
         let v = js("z: 1\na: 2\nm: 3");
         assert_eq!(v.as_object().unwrap().keys().collect::<Vec<_>>(), ["z", "a", "m"]);
+        // `into_json` (which `parse_json` uses) gives what `to_json` gives, key order included.
+        for text in ["{1: a, '1': b, 2.5: c, ~: d, true: [x, {y: .nan}], s: -.inf}", "- [1, 2]\n- {a: {b: c}}\n- 0644"] {
+            let (a, b) = (load(text).to_json(), parse_json(text).unwrap());
+            assert_eq!(a.to_string(), b.to_string(), "{text}");
+        }
     }
 
     #[test]
@@ -1675,5 +1742,92 @@ d:
         assert_eq!(tasks[1999].mark.line, 4 + 1999 * 9 + 1);
         // A generous bound for unoptimised builds on a busy machine; catches quadratic behaviour.
         assert!(elapsed.as_secs_f64() < 2.0, "{elapsed:?}");
+    }
+
+    /// A repository index as `helm repo index` writes it (lists not indented under their key,
+    /// `|-` for multi-line descriptions), `charts` charts of `versions` versions each, with
+    /// a maintainer's name in non-ASCII letters. Also gives, for the last entry, the lines of
+    /// its chart's first `-`, its first key, its `description`, and the first `-` of its
+    /// `keywords` and of its `maintainers`.
+    fn helm_index(charts: usize, versions: usize) -> (String, [usize; 5]) {
+        use std::fmt::Write;
+        let mut text = String::from("apiVersion: v1\nentries:\n");
+        let mut line = 3;
+        let mut last = [0; 5];
+        for c in 0..charts {
+            let name = format!("chart-{c:04}");
+            writeln!(text, "  {name}:").unwrap();
+            line += 1;
+            last[0] = line;
+            for v in (0..versions).rev() {
+                let version = format!("{}.{v}.{}", 1 + c % 3, c % 7);
+                last[1] = line;
+                last[2] = line + 5;
+                last[3] = line + 10;
+                last[4] = line + 13;
+                writeln!(
+                    text,
+                    "  - annotations:\n      category: GPU\n    apiVersion: v2\n    appVersion: {version}\n    \
+                     created: \"2024-10-28T18:29:03.{c:05}{v:04}Z\"\n    description: |-\n      {name} {version} for GPUs.\n      \
+                     Second line.\n    digest: {:064x}\n    keywords:\n    - gpu\n    - cuda\n    maintainers:\n    \
+                     - email: jurgen@example.com\n      name: Jürgen Müller\n    name: {name}\n    urls:\n    \
+                     - https://charts.example.com/{name}-{version}.tgz\n    version: {version}",
+                    c * versions + v
+                )
+                .unwrap();
+                line += 19;
+            }
+        }
+        text.push_str("generated: \"2024-10-29T00:00:00Z\"\n");
+        (text, last)
+    }
+
+    #[test]
+    fn big_helm_index_keeps_its_marks_to_the_end() {
+        let (text, [list_line, entry_line, description_line, keywords_line, maintainers_line]) = helm_index(400, 20);
+        let index = load(&text);
+        let entries = index.get("entries").unwrap().as_map().unwrap();
+        assert_eq!(entries.len(), 400);
+        assert_eq!(entries.iter().map(|(_, v)| v.as_seq().unwrap().len()).sum::<usize>(), 8000);
+        let (key, versions) = entries.last().unwrap();
+        assert_eq!(key.as_str(), Some("chart-0399"));
+        // The unindented list of the last chart at its `-`, its last entry at its first key.
+        assert_eq!(versions.mark, m(list_line, 3));
+        let e = versions.as_seq().unwrap().last().unwrap();
+        assert_eq!(e.mark, m(entry_line, 5));
+        assert_eq!(e.get("version").and_then(Node::as_str), Some("1.0.0"));
+        let d = e.get("description").unwrap();
+        assert_eq!(d.mark, m(description_line, 18));
+        assert_eq!(d.as_str(), Some("chart-0399 1.0.0 for GPUs.\nSecond line."));
+        assert_eq!(e.get("keywords").unwrap().mark, m(keywords_line, 5));
+        let maintainers = e.get("maintainers").unwrap();
+        assert_eq!(maintainers.mark, m(maintainers_line, 5));
+        let person = &maintainers.as_seq().unwrap()[0];
+        assert_eq!(person.mark, m(maintainers_line, 7));
+        assert_eq!(person.get("name").unwrap().mark, m(maintainers_line + 1, 13));
+        assert_eq!(person.get("name").and_then(Node::as_str), Some("Jürgen Müller"));
+        assert_eq!(index.get("generated").unwrap().mark.line, text.lines().count());
+    }
+
+    #[test]
+    fn source_positions_agree_with_counting_from_the_start() {
+        let long = format!("k: [{}]\n- ü\n", "é, x".repeat(3 * CHAR_STEP));
+        for text in ["", "a", "a: b\n- c\r\nd\n\n", "é: ü\n  - 日本\r- x\n\n", "x\n\u{feff}é", long.as_str()] {
+            let src = Source::new(text);
+            let mut chars = 0;
+            for byte in (0..=text.len()).filter(|&b| text.is_char_boundary(b)) {
+                let before = &text[..byte];
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                let mark = m(before.matches('\n').count() + 1, before[line_start..].chars().count() + 1);
+                assert_eq!(src.mark_of(byte), mark, "{text:?} at {byte}");
+                assert_eq!(src.char_at_byte(byte), chars, "{text:?} at {byte}");
+                assert_eq!(src.byte_at_char(chars), byte, "{text:?} at {byte}");
+                assert_eq!(src.byte_of(mark, chars), byte, "{text:?} at {byte}");
+                chars += 1;
+            }
+            // Past the end: the text's length.
+            assert_eq!(src.byte_at_char(chars + CHAR_STEP), text.len());
+            assert_eq!(src.byte_of(m(text.lines().count() + 2, 1), chars + 1), text.len());
+        }
     }
 }

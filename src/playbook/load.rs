@@ -228,10 +228,12 @@ fn parse_yaml(path: &Path, text: &str) -> Result<(Arc<PathBuf>, Node), LoadError
 /// Reads a variables file (YAML or JSON) to a map; an empty file is an empty map.
 pub fn read_vars_file(path: &Path) -> Result<Map<String, Json>, LoadError> {
     let (file, node) = read_yaml(path)?;
-    match node.to_json() {
+    if !matches!(node.kind, NodeKind::Map(_) | NodeKind::Null) {
+        return Err(err(&file, &node, format!("vars file {} must contain a mapping of variable names to values", path.display())));
+    }
+    match node.into_json() {
         Json::Object(m) => Ok(m),
-        Json::Null => Ok(Map::new()),
-        _ => Err(err(&file, &node, format!("vars file {} must contain a mapping of variable names to values", path.display()))),
+        _ => Ok(Map::new()),
     }
 }
 
