@@ -77,10 +77,7 @@ pub enum ArchiveCommand {
     },
     /// Internal (tests) until the offline playbooks use it: verify and extract under DEST.
     #[command(hide = true)]
-    Extract {
-        path: PathBuf,
-        dest: PathBuf,
-    },
+    Extract { path: PathBuf, dest: PathBuf },
 }
 
 /// `airlock serve`: the mirror tree that build-offline-mirrors.yml lays out, on DeepOps's ports
@@ -244,10 +241,11 @@ fn playbook(a: PlaybookArgs) -> i32 {
         }
     }
     if let Some(c) = &a.connection
-        && !run::connection::SUPPORTED.contains(&c.as_str()) {
-            eprintln!("ERROR! connection '{c}' is not supported; airlock connects with: {}", run::connection::SUPPORTED.join(", "));
-            return run::exit::BAD_OPTIONS;
-        }
+        && !run::connection::SUPPORTED.contains(&c.as_str())
+    {
+        eprintln!("ERROR! connection '{c}' is not supported; airlock connects with: {}", run::connection::SUPPORTED.join(", "));
+        return run::exit::BAD_OPTIONS;
+    }
     if a.forks == Some(0) {
         eprintln!("ERROR! --forks must be at least 1");
         return run::exit::BAD_OPTIONS;
@@ -343,7 +341,14 @@ fn archive(cmd: ArchiveCommand) -> i32 {
             let opts = bundle::WriteOptions { level, threads, ..Default::default() };
             match bundle::write_archive(&cache, &manifest, &out, opts) {
                 Ok(r) => {
-                    println!("wrote {}: {} artifacts, {} ({}), archive {}", r.path.display(), r.artifacts, human_size(r.bytes), r.compression.name(), human_size(r.archive_bytes));
+                    println!(
+                        "wrote {}: {} artifacts, {} ({}), archive {}",
+                        r.path.display(),
+                        r.artifacts,
+                        human_size(r.bytes),
+                        r.compression.name(),
+                        human_size(r.archive_bytes)
+                    );
                     0
                 }
                 Err(e) => fail(e),
@@ -358,7 +363,14 @@ fn archive(cmd: ArchiveCommand) -> i32 {
         },
         ArchiveCommand::Extract { path, dest } => match bundle::extract_archive(&path, &dest, Default::default()) {
             Ok(r) => {
-                println!("extracted into {}: {} written ({}), {} already in place ({})", r.dest.display(), r.written, human_size(r.bytes_written), r.skipped, human_size(r.bytes_skipped));
+                println!(
+                    "extracted into {}: {} written ({}), {} already in place ({})",
+                    r.dest.display(),
+                    r.written,
+                    human_size(r.bytes_written),
+                    r.skipped,
+                    human_size(r.bytes_skipped)
+                );
                 0
             }
             Err(e) => fail(e),

@@ -34,8 +34,7 @@ pub const LOCALHOST_NAMES: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
 const YAML_EXTENSIONS: [&str; 3] = [".yml", ".yaml", ".json"];
 
 /// Extensions skipped when a directory is the inventory source (`INVENTORY_IGNORE_EXTS`).
-const INVENTORY_IGNORE_EXTS: [&str; 12] =
-    [".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"];
+const INVENTORY_IGNORE_EXTS: [&str; 12] = [".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry"];
 
 /// One host and the variables set on it directly (inline or in the inventory's host entry).
 ///
@@ -389,13 +388,7 @@ impl Inventory {
 
     /// Ansible's `InventoryData.add_host`: a new host gets `ansible_port` (when given) and
     /// `inventory_file` / `inventory_dir`; the port of a host seen before is ignored.
-    fn add_host(
-        &mut self,
-        name: &str,
-        group: Option<&str>,
-        port: Option<i64>,
-        source: Option<&str>,
-    ) -> Result<(), String> {
+    fn add_host(&mut self, name: &str, group: Option<&str>, port: Option<i64>, source: Option<&str>) -> Result<(), String> {
         if name.is_empty() {
             return Err("Invalid empty host name provided: ".to_string());
         }
@@ -450,8 +443,7 @@ impl Inventory {
 
     fn set_group_var(&mut self, group: &str, key: &str, value: Value) -> Result<(), String> {
         if key == "ansible_group_priority" {
-            let p = python_int(&value)
-                .ok_or_else(|| format!("invalid ansible_group_priority for group {group}: {value}"))?;
+            let p = python_int(&value).ok_or_else(|| format!("invalid ansible_group_priority for group {group}: {value}"))?;
             self.group_priority.insert(group.to_string(), p);
             return Ok(());
         }
@@ -478,9 +470,7 @@ impl Inventory {
             }
             // `child` must not be an ancestor of `group`: `group` must not be below `child`.
             if self.descendants_ordered(child).contains(&group) {
-                return Err(format!(
-                    "Adding group '{child}' as child to '{group}' creates a recursive dependency loop."
-                ));
+                return Err(format!("Adding group '{child}' as child to '{group}' creates a recursive dependency loop."));
             }
             self.groups.get_mut(group).expect("checked").children.push(child.to_string());
             Ok(())
@@ -497,12 +487,8 @@ impl Inventory {
     fn reconcile(&mut self) {
         self.ensure_base_groups();
         let parents = self.parents_map_owned();
-        let orphans: Vec<String> = self
-            .groups
-            .keys()
-            .filter(|g| g.as_str() != "all" && parents.get(g.as_str()).is_none_or(|p| p.is_empty()))
-            .cloned()
-            .collect();
+        let orphans: Vec<String> =
+            self.groups.keys().filter(|g| g.as_str() != "all" && parents.get(g.as_str()).is_none_or(|p| p.is_empty())).cloned().collect();
         for g in orphans {
             self.groups.get_mut("all").expect("all").children.push(g);
         }
@@ -583,12 +569,9 @@ impl Inventory {
             return Err(InventoryError(format!("{src}: TOML inventories are not supported")));
         }
         let bytes = fs::read(path).map_err(|e| InventoryError(format!("{src}: {e}")))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| InventoryError(format!("{src}: inventory file is not valid UTF-8")))?;
+        let text = String::from_utf8(bytes).map_err(|_| InventoryError(format!("{src}: inventory file is not valid UTF-8")))?;
         if text.starts_with("#!") && is_executable(path) {
-            return Err(InventoryError(format!(
-                "{src}: dynamic inventory scripts are not supported (the file is executable and starts with #!)"
-            )));
+            return Err(InventoryError(format!("{src}: dynamic inventory scripts are not supported (the file is executable and starts with #!)")));
         }
         if YAML_EXTENSIONS.contains(&ext.as_str()) {
             let data = if ext == ".json" {
@@ -633,11 +616,7 @@ impl Inventory {
         let mut groupname = "ungrouped".to_string();
         let mut state = State::Hosts;
 
-        fn add_pending_children(
-            inv: &mut Inventory,
-            group: &str,
-            pending: &mut IndexMap<String, Pending>,
-        ) -> Result<(), String> {
+        fn add_pending_children(inv: &mut Inventory, group: &str, pending: &mut IndexMap<String, Pending>) -> Result<(), String> {
             let parents = pending.get(group).map(|p| p.parents.clone()).unwrap_or_default();
             for parent in parents {
                 inv.add_child(&parent, group)?;
@@ -668,10 +647,7 @@ impl Inventory {
                 };
                 if !self.groups.contains_key(&name) {
                     if st == State::Vars && !pending.contains_key(&name) {
-                        pending.insert(
-                            name.clone(),
-                            Pending { line: lineno, state: State::Vars, name: name.clone(), parents: Vec::new() },
-                        );
+                        pending.insert(name.clone(), Pending { line: lineno, state: State::Vars, name: name.clone(), parents: Vec::new() });
                     }
                     self.add_group(&name).map_err(|e| err(lineno, e))?;
                 }
@@ -679,9 +655,7 @@ impl Inventory {
                     && let Some(p) = pending.get(&name)
                 {
                     match p.state {
-                        State::Children => {
-                            add_pending_children(self, &name, &mut pending).map_err(|e| err(lineno, e))?
-                        }
+                        State::Children => add_pending_children(self, &name, &mut pending).map_err(|e| err(lineno, e))?,
                         State::Vars => {
                             pending.shift_remove(&name);
                         }
@@ -728,12 +702,7 @@ impl Inventory {
                             None => {
                                 pending.insert(
                                     child.clone(),
-                                    Pending {
-                                        line: lineno,
-                                        state: State::Children,
-                                        name: child.clone(),
-                                        parents: vec![groupname.clone()],
-                                    },
+                                    Pending { line: lineno, state: State::Children, name: child.clone(), parents: vec![groupname.clone()] },
                                 );
                             }
                         }
@@ -746,11 +715,7 @@ impl Inventory {
         if let Some((_, decl)) = pending.first() {
             let msg = match decl.state {
                 State::Vars => format!("Section [{}:vars] not valid for undefined group '{}'.", decl.name, decl.name),
-                _ => format!(
-                    "Section [{}:children] includes undefined group '{}'.",
-                    decl.parents.last().map(String::as_str).unwrap_or(""),
-                    decl.name
-                ),
+                _ => format!("Section [{}:children] includes undefined group '{}'.", decl.parents.last().map(String::as_str).unwrap_or(""), decl.name),
             };
             return Err(err(decl.line, msg));
         }
@@ -768,10 +733,7 @@ impl Inventory {
             Value::Object(m) if m.is_empty() => return Err(err("Parsed empty YAML file".into())),
             Value::Object(m) => m,
             other => {
-                return Err(err(format!(
-                    "YAML inventory has invalid structure, it should be a dictionary, got: {}",
-                    type_name(other)
-                )));
+                return Err(err(format!("YAML inventory has invalid structure, it should be a dictionary, got: {}", type_name(other))));
             }
         };
         if let Some(p) = map.get("plugin").filter(|p| is_truthy(p)) {
@@ -807,10 +769,7 @@ impl Inventory {
                     *v = Value::Object(m);
                 }
                 if !matches!(v, Value::Object(_) | Value::Null) {
-                    return Err(format!(
-                        "Invalid \"{section}\" entry for \"{group}\" group, requires a dictionary, found \"{}\" instead.",
-                        type_name(v)
-                    ));
+                    return Err(format!("Invalid \"{section}\" entry for \"{group}\" group, requires a dictionary, found \"{}\" instead.", type_name(v)));
                 }
             }
         }
@@ -819,10 +778,7 @@ impl Inventory {
                 Value::Object(m) => m,
                 Value::Null => continue,
                 other => {
-                    self.warnings.push(format!(
-                        "Skipping key ({key}) in group ({group}) as it is not a mapping, it is a {}",
-                        type_name(other)
-                    ));
+                    self.warnings.push(format!("Skipping key ({key}) in group ({group}) as it is not a mapping, it is a {}", type_name(other)));
                     continue;
                 }
             };
@@ -845,9 +801,7 @@ impl Inventory {
                             Value::Object(v) => v.clone(),
                             v if !is_truthy(v) => Map::new(),
                             other => {
-                                return Err(format!(
-                                    "Invalid data from file, expected dictionary and got:\n\n{other}"
-                                ));
+                                return Err(format!("Invalid data from file, expected dictionary and got:\n\n{other}"));
                             }
                         };
                         for h in &hosts {
@@ -858,9 +812,9 @@ impl Inventory {
                         }
                     }
                 }
-                other => self.warnings.push(format!(
-                    "Skipping unexpected key ({other}) in group ({group}), only \"vars\", \"children\" and \"hosts\" are valid"
-                )),
+                other => {
+                    self.warnings.push(format!("Skipping unexpected key ({other}) in group ({group}), only \"vars\", \"children\" and \"hosts\" are valid"))
+                }
             }
         }
         Ok(group)
@@ -920,10 +874,7 @@ impl Inventory {
     }
 
     fn parents_map_owned(&self) -> HashMap<String, Vec<String>> {
-        self.parents_map()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect()))
-            .collect()
+        self.parents_map().into_iter().map(|(k, v)| (k.to_string(), v.into_iter().map(str::to_string).collect())).collect()
     }
 
     /// A group followed by its descendants, breadth first (Ansible's `_walk_relationship` with
@@ -963,12 +914,7 @@ impl Inventory {
     fn sorted_host_groups(&self, host: &str) -> Vec<String> {
         let parents = self.parents_map();
         let mut depth_memo: HashMap<&str, usize> = HashMap::new();
-        fn depth<'a>(
-            g: &'a str,
-            parents: &HashMap<&'a str, Vec<&'a str>>,
-            memo: &mut HashMap<&'a str, usize>,
-            guard: usize,
-        ) -> usize {
+        fn depth<'a>(g: &'a str, parents: &HashMap<&'a str, Vec<&'a str>>, memo: &mut HashMap<&'a str, usize>, guard: usize) -> usize {
             if g == "all" {
                 return 0;
             }
@@ -976,9 +922,7 @@ impl Inventory {
                 return *d;
             }
             let d = match parents.get(g) {
-                Some(ps) if !ps.is_empty() && guard < 10_000 => {
-                    ps.iter().map(|p| depth(p, parents, memo, guard + 1) + 1).max().unwrap_or(1)
-                }
+                Some(ps) if !ps.is_empty() && guard < 10_000 => ps.iter().map(|p| depth(p, parents, memo, guard + 1) + 1).max().unwrap_or(1),
                 _ => 1,
             };
             memo.insert(g, d);
@@ -1003,8 +947,7 @@ impl Inventory {
         let pattern = pattern.strip_prefix(['&', '!']).unwrap_or(pattern);
         let (expr, subscript) = split_subscript(pattern);
         let hosts = self.enumerate_matches(expr)?;
-        apply_subscript(hosts, subscript)
-            .ok_or_else(|| InventoryError(format!("No hosts matched the subscripted pattern '{pattern}'")))
+        apply_subscript(hosts, subscript).ok_or_else(|| InventoryError(format!("No hosts matched the subscripted pattern '{pattern}'")))
     }
 
     fn enumerate_matches(&self, pattern: &str) -> Result<Vec<String>, InventoryError> {
@@ -1121,8 +1064,7 @@ pub fn load_vars_file(path: &Path) -> Result<Option<Map<String, Value>>, String>
 }
 
 fn parse_yaml_text(path: &str, text: &str) -> Result<Value, InventoryError> {
-    crate::yaml::parse_json(text)
-        .map_err(|e| InventoryError(format!("{path}:{}:{}: {}", e.mark.line, e.mark.col, e.message)))
+    crate::yaml::parse_json(text).map_err(|e| InventoryError(format!("{path}:{}:{}: {}", e.mark.line, e.mark.col, e.message)))
 }
 
 /// Whether a file without extension might be a YAML mapping, so worth trying as YAML before INI
@@ -1155,10 +1097,7 @@ fn could_be_yaml_mapping(text: &str) -> bool {
 /// interpreter (Ansible uses its own; here the system's `python3` when there is one).
 fn implicit_localhost_vars() -> Map<String, Value> {
     static PY: LazyLock<Option<String>> = LazyLock::new(|| {
-        ["/usr/bin/python3", "/usr/libexec/platform-python", "/usr/bin/python"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .map(str::to_string)
+        ["/usr/bin/python3", "/usr/libexec/platform-python", "/usr/bin/python"].into_iter().find(|p| Path::new(p).exists()).map(str::to_string)
     });
     let mut m = Map::new();
     if let Some(py) = PY.as_ref() {
@@ -1170,8 +1109,7 @@ fn implicit_localhost_vars() -> Map<String, Value> {
 
 // ----- patterns -----
 
-static PATTERN_WITH_SUBSCRIPT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$").expect("regex"));
+static PATTERN_WITH_SUBSCRIPT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$").expect("regex"));
 
 static PATTERN_SPLIT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?:[^\s:\[\]]|\[[^\]]*\])+").expect("regex"));
 
@@ -1327,8 +1265,7 @@ const HEX_RANGE: &str = r"\[(?:[0-9a-f]+:[0-9a-f]+)(?::[0-9]+)?\]";
 const ALNUM_RANGE: &str = r"\[(?:[a-z]:[a-z]|[0-9]+:[0-9]+)(?::[0-9]+)?\]";
 
 static BRACKETED_HOSTPORT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\[(.+)\]:([0-9]+)$").expect("regex"));
-static HOSTPORT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$").expect("regex"));
+static HOSTPORT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$").expect("regex"));
 static IPV4: LazyLock<Regex> = LazyLock::new(|| {
     let c = format!("(?:[01]?[0-9]{{1,2}}|2[0-4][0-9]|25[0-5]|{NUMERIC_RANGE})");
     Regex::new(&format!(r"(?i)^(?:{c}\.){{3}}{c}$")).expect("regex")
@@ -1359,8 +1296,7 @@ static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
     let label = format!(r"(?:(?:[^\W_]|{r})|(?:\w|{r})(?:[\w-]|{r})*(?:[^\W_]|{r}))");
     Regex::new(&format!(r"(?i)^{label}(?:\.{label})*$")).expect("regex")
 });
-static INI_SECTION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$").expect("regex"));
+static INI_SECTION: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$").expect("regex"));
 static INI_GROUPNAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([^:\]\s]+)\s*(?:#.*)?$").expect("regex"));
 static INVALID_VARIABLE_CHARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[\d\W]|[^\w]").expect("regex"));
 
@@ -1499,9 +1435,7 @@ fn parse_ini_host_definition(line: &str) -> Result<HostLine, String> {
     };
     let (hosts, port) = expand_hostpattern(first)?;
     if first.trim().ends_with(':') && port.is_none() {
-        return Err(format!(
-            "Invalid host pattern '{first}' supplied, ending in ':' is not allowed, this character is reserved to provide a port."
-        ));
+        return Err(format!("Invalid host pattern '{first}' supplied, ending in ':' is not allowed, this character is reserved to provide a port."));
     }
     if hosts.iter().any(|h| h.trim() == "---") {
         return Err(format!("Invalid host pattern '{first}' supplied, '---' is normally a sign this is a YAML file."));
@@ -1639,8 +1573,7 @@ fn unfrack_path(s: &str) -> PathBuf {
         },
         _ => PathBuf::from(s),
     };
-    let abs =
-        if expanded.is_absolute() { expanded } else { std::env::current_dir().unwrap_or_default().join(expanded) };
+    let abs = if expanded.is_absolute() { expanded } else { std::env::current_dir().unwrap_or_default().join(expanded) };
     crate::config::normalize_lexically(&abs)
 }
 
@@ -1650,8 +1583,7 @@ fn canonical_dir(p: &Path) -> PathBuf {
 
 /// A path as shown in labels and errors: relative to the working directory when below it.
 fn display_path(p: &Path) -> String {
-    static CWD: LazyLock<Option<PathBuf>> =
-        LazyLock::new(|| std::env::current_dir().ok().and_then(|d| fs::canonicalize(d).ok()));
+    static CWD: LazyLock<Option<PathBuf>> = LazyLock::new(|| std::env::current_dir().ok().and_then(|d| fs::canonicalize(d).ok()));
     if let Some(cwd) = CWD.as_ref()
         && let Ok(rel) = p.strip_prefix(cwd)
         && !rel.as_os_str().is_empty()
@@ -1790,10 +1722,7 @@ mod pylit {
                     while self.peek().is_some_and(|c| c != '\n') {
                         self.i += 1;
                     }
-                } else if self.depth == 0
-                    && (c == '\n' || c == '\r')
-                    && self.s[self.i..].iter().all(|c| c.is_whitespace())
-                {
+                } else if self.depth == 0 && (c == '\n' || c == '\r') && self.s[self.i..].iter().all(|c| c.is_whitespace()) {
                     self.i = self.s.len();
                 } else {
                     break;
@@ -1856,9 +1785,7 @@ mod pylit {
         fn no_binop(&mut self) -> Option<()> {
             self.ws();
             match self.peek() {
-                Some('+' | '-' | '*' | '/' | '%' | '@' | '&' | '|' | '^' | '<' | '>' | '=' | '!' | '.' | '(' | '[') => {
-                    None
-                }
+                Some('+' | '-' | '*' | '/' | '%' | '@' | '&' | '|' | '^' | '<' | '>' | '=' | '!' | '.' | '(' | '[') => None,
                 _ => Some(()),
             }
         }
@@ -1969,10 +1896,7 @@ mod pylit {
                     }
                     let word: String = self.s[start..self.i].iter().collect();
                     if matches!(self.peek(), Some('\'' | '"'))
-                        && matches!(
-                            word.to_ascii_lowercase().as_str(),
-                            "r" | "u" | "b" | "br" | "rb" | "f" | "fr" | "rf"
-                        )
+                        && matches!(word.to_ascii_lowercase().as_str(), "r" | "u" | "b" | "br" | "rb" | "f" | "fr" | "rf")
                     {
                         self.i = start;
                         return self.strings();
@@ -2035,8 +1959,7 @@ mod pylit {
             if self.peek() == Some('.') {
                 self.i += 1;
                 is_float = true;
-                let frac =
-                    if self.peek().is_some_and(|c| c.is_ascii_digit()) { self.digitpart(10)? } else { String::new() };
+                let frac = if self.peek().is_some_and(|c| c.is_ascii_digit()) { self.digitpart(10)? } else { String::new() };
                 if int_part.is_empty() && frac.is_empty() {
                     return None;
                 }
@@ -2096,9 +2019,7 @@ mod pylit {
                         break;
                     }
                 }
-                if !matches!(self.peek(), Some('\'' | '"'))
-                    || !matches!(prefix.as_str(), "" | "r" | "u" | "b" | "br" | "rb" | "f" | "fr" | "rf")
-                {
+                if !matches!(self.peek(), Some('\'' | '"')) || !matches!(prefix.as_str(), "" | "r" | "u" | "b" | "br" | "rb" | "f" | "fr" | "rf") {
                     self.i = start;
                     break;
                 }
@@ -2163,11 +2084,7 @@ mod pylit {
         let mut out = String::new();
         let mut i = 0;
         let hex = |s: &[char]| -> Option<u32> {
-            if s.iter().all(|c| c.is_ascii_hexdigit()) {
-                u32::from_str_radix(&s.iter().collect::<String>(), 16).ok()
-            } else {
-                None
-            }
+            if s.iter().all(|c| c.is_ascii_hexdigit()) { u32::from_str_radix(&s.iter().collect::<String>(), 16).ok() } else { None }
         };
         while i < body.len() {
             let c = body[i];
@@ -2313,23 +2230,7 @@ ansible_group_priority=5
         assert_eq!(inv.group_names("host0"), names(&["ungrouped"]));
         assert!(inv.group_names("localhost").is_empty());
         let groups = inv.groups_var();
-        assert_eq!(
-            groups["all"],
-            json!([
-                "host0",
-                "web01",
-                "web02",
-                "web03",
-                "www.example.com",
-                "db-a",
-                "db-b",
-                "db-c",
-                "node1",
-                "node4",
-                "node7",
-                "node10"
-            ])
-        );
+        assert_eq!(groups["all"], json!(["host0", "web01", "web02", "web03", "www.example.com", "db-a", "db-b", "db-c", "node1", "node4", "node7", "node10"]));
         assert_eq!(groups["prod"].as_array().unwrap().len(), 11);
         assert_eq!(groups["empty"], json!([]));
         assert_eq!(groups["ungrouped"], json!(["host0"]));
@@ -2466,10 +2367,7 @@ ansible_group_priority=5
 
     #[test]
     fn shlex_and_addresses() {
-        assert_eq!(
-            shlex_split(r#"h a="b c" d='e' f=g\ h i="x\"y\z""#).unwrap(),
-            names(&["h", "a=b c", "d=e", "f=g h", "i=x\"y\\z"])
-        );
+        assert_eq!(shlex_split(r#"h a="b c" d='e' f=g\ h i="x\"y\z""#).unwrap(), names(&["h", "a=b c", "d=e", "f=g h", "i=x\"y\\z"]));
         assert_eq!(shlex_split("h # c").unwrap(), names(&["h"]));
         assert_eq!(shlex_split("h a=\"\"").unwrap(), names(&["h", "a="]));
         assert_eq!(parse_address("host:22", false).unwrap(), ("host".to_string(), Some(22)));
@@ -2612,10 +2510,7 @@ ansible_group_priority=5
         let empty = Inventory::load(&[]).unwrap();
         assert!(ph(&empty, "all").is_empty());
         assert_eq!(ph(&empty, "localhost"), names(&["localhost"]));
-        assert_eq!(
-            empty.groups_var(),
-            serde_json::from_value::<Map<String, Value>>(json!({"all": [], "ungrouped": []})).unwrap()
-        );
+        assert_eq!(empty.groups_var(), serde_json::from_value::<Map<String, Value>>(json!({"all": [], "ungrouped": []})).unwrap());
     }
 
     fn write(path: &Path, text: &str) {
@@ -2655,8 +2550,7 @@ ansible_group_priority=5
         assert_eq!(inv.sorted_host_groups("w1"), names(&["zeta", "prod", "web"]));
         inv.check_playbook_vars(&pb).unwrap();
         let sources = inv.host_var_sources("w1", Some(&pb));
-        let got: Vec<(String, Value)> =
-            sources.iter().map(|s| (s.label.clone(), s.vars.get("x").cloned().unwrap_or(Value::Null))).collect();
+        let got: Vec<(String, Value)> = sources.iter().map(|s| (s.label.clone(), s.vars.get("x").cloned().unwrap_or(Value::Null))).collect();
         let l = |p: &Path| display_path(p);
         let want = vec![
             ("inventory (group all)".to_string(), json!("all_inv")),
@@ -2717,11 +2611,7 @@ ansible_group_priority=5
         assert!(src.iter().any(|s| s.vars.get("g") == Some(&json!(1))));
 
         let inv = Inventory::load(&[root.join("missing").to_string_lossy().into_owned()]).unwrap();
-        assert!(
-            inv.warnings[0].starts_with("Unable to parse") && inv.warnings[0].contains("missing"),
-            "{:?}",
-            inv.warnings
-        );
+        assert!(inv.warnings[0].starts_with("Unable to parse") && inv.warnings[0].contains("missing"), "{:?}", inv.warnings);
         assert_eq!(inv.warnings[1], "No inventory was parsed, only implicit localhost is available");
         assert_eq!(ph(&inv, "localhost"), names(&["localhost"]));
         write(&root.join("bad.ini"), "ok\n[g:nope]\n");

@@ -264,10 +264,39 @@ mod tests {
 
     #[test]
     fn secret_names_and_the_names_of_where_secrets_are() {
-        for n in ["password", "url_password", "ngc_api_key", "NGC_API_KEY", "registry_token", "Authorization", "client_secret", "become_pass", "ansible_become_password", "apikey", "private_key", "docker_registry_credential", "db_pwd", "PWD_ADMIN"] {
+        for n in [
+            "password",
+            "url_password",
+            "ngc_api_key",
+            "NGC_API_KEY",
+            "registry_token",
+            "Authorization",
+            "client_secret",
+            "become_pass",
+            "ansible_become_password",
+            "apikey",
+            "private_key",
+            "docker_registry_credential",
+            "db_pwd",
+            "PWD_ADMIN",
+        ] {
             assert!(is_secret_name(n), "{n}");
         }
-        for n in ["password_file", "token_url", "ansible_ssh_private_key_file", "username", "keyring", "monkey", "key", "pip_index_url", "passwords_path", "bypass_checks", "PWD", "pwd", "OLDPWD"] {
+        for n in [
+            "password_file",
+            "token_url",
+            "ansible_ssh_private_key_file",
+            "username",
+            "keyring",
+            "monkey",
+            "key",
+            "pip_index_url",
+            "passwords_path",
+            "bypass_checks",
+            "PWD",
+            "pwd",
+            "OLDPWD",
+        ] {
             assert!(!is_secret_name(n), "{n}");
         }
     }

@@ -98,10 +98,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, YamlError> {
 pub fn parse(text: &str) -> Result<Node, YamlError> {
     let mut docs = load_stream(text)?;
     if docs.len() > 1 {
-        return Err(YamlError {
-            message: "expected a single document in the stream, but found another document".into(),
-            mark: docs[1].1,
-        });
+        return Err(YamlError { message: "expected a single document in the stream, but found another document".into(), mark: docs[1].1 });
     }
     Ok(match docs.pop() {
         Some((node, _)) => node,
@@ -183,10 +180,7 @@ impl Node {
     /// Only string keys match: `get("1")` does not find the integer key `1`.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
-            NodeKind::Map(pairs) => pairs
-                .iter()
-                .find(|(k, _)| matches!(&k.kind, NodeKind::Str(s) if s == key))
-                .map(|(_, v)| v),
+            NodeKind::Map(pairs) => pairs.iter().find(|(k, _)| matches!(&k.kind, NodeKind::Str(s) if s == key)).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -356,18 +350,11 @@ impl Loader<'_> {
             }
             Event::Alias(id) => {
                 let Some((node, count)) = self.anchors.get(&id) else {
-                    return Err(YamlError {
-                        message: "found an alias to an anchor that is not complete or not in this document"
-                            .into(),
-                        mark,
-                    });
+                    return Err(YamlError { message: "found an alias to an anchor that is not complete or not in this document".into(), mark });
                 };
                 self.alias_nodes += count;
                 if self.alias_nodes > MAX_ALIAS_NODES {
-                    return Err(YamlError {
-                        message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"),
-                        mark,
-                    });
+                    return Err(YamlError { message: format!("aliases expand to more than {MAX_ALIAS_NODES} nodes"), mark });
                 }
                 let node = node.clone();
                 self.add(node, Extra::None)?;
@@ -385,14 +372,7 @@ impl Loader<'_> {
             Event::MappingStart(anchor, tag) => {
                 self.check_collection_tag(tag, "mapping", mark, marker.index())?;
                 self.check_depth(mark)?;
-                self.stack.push(Frame::Map {
-                    mark,
-                    anchor,
-                    merged: Vec::new(),
-                    pairs: Vec::new(),
-                    key: None,
-                    seen_key: false,
-                });
+                self.stack.push(Frame::Map { mark, anchor, merged: Vec::new(), pairs: Vec::new(), key: None, seen_key: false });
             }
             Event::SequenceEnd => match self.stack.pop() {
                 Some(Frame::Seq { mark, anchor, items, .. }) => {
@@ -423,10 +403,7 @@ impl Loader<'_> {
 
     fn check_depth(&self, mark: Mark) -> Result<(), YamlError> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(YamlError {
-                message: format!("sequences and mappings nested more than {MAX_DEPTH} deep"),
-                mark,
-            });
+            return Err(YamlError { message: format!("sequences and mappings nested more than {MAX_DEPTH} deep"), mark });
         }
         Ok(())
     }
@@ -466,10 +443,7 @@ impl Loader<'_> {
                     } else {
                         if matches!(node.kind, NodeKind::Seq(_) | NodeKind::Map(_)) {
                             return Err(YamlError {
-                                message: format!(
-                                    "while constructing a mapping, found unhashable key ({})",
-                                    with_article(node.type_name())
-                                ),
+                                message: format!("while constructing a mapping, found unhashable key ({})", with_article(node.type_name())),
                                 mark: node.mark,
                             });
                         }
@@ -489,14 +463,7 @@ impl Loader<'_> {
     }
 
     /// Builds a scalar node from its text, style and tag.
-    fn scalar(
-        &self,
-        value: String,
-        style: TScalarStyle,
-        tag: Option<Tag>,
-        mark: Mark,
-        index: usize,
-    ) -> Result<(Node, Extra), YamlError> {
+    fn scalar(&self, value: String, style: TScalarStyle, tag: Option<Tag>, mark: Mark, index: usize) -> Result<(Node, Extra), YamlError> {
         let mark = match style {
             TScalarStyle::Literal | TScalarStyle::Folded => self.src.block_indicator(mark, index).unwrap_or(mark),
             _ => mark,
@@ -526,12 +493,8 @@ impl Loader<'_> {
                 "no" | "false" | "off" => NodeKind::Bool(false),
                 _ => return Err(bad(format!("invalid boolean for !!bool: {value:?}"))),
             },
-            Some("int") => construct_int(&value)
-                .ok_or_else(|| bad(format!("invalid literal for !!int: {value:?}")))?,
-            Some("float") => NodeKind::Float(
-                construct_float(&value)
-                    .ok_or_else(|| bad(format!("could not convert string to float for !!float: {value:?}")))?,
-            ),
+            Some("int") => construct_int(&value).ok_or_else(|| bad(format!("invalid literal for !!int: {value:?}")))?,
+            Some("float") => NodeKind::Float(construct_float(&value).ok_or_else(|| bad(format!("could not convert string to float for !!float: {value:?}")))?),
             Some("merge") => return Ok((node(NodeKind::Str(value)), Extra::Merge)),
             // PyYAML builds a datetime; we keep the text, which is how it prints.
             Some("timestamp") => NodeKind::Str(value),
@@ -547,13 +510,7 @@ impl Loader<'_> {
         Ok((node(kind), Extra::None))
     }
 
-    fn check_collection_tag(
-        &self,
-        tag: Option<Tag>,
-        what: &str,
-        mark: Mark,
-        index: usize,
-    ) -> Result<(), YamlError> {
+    fn check_collection_tag(&self, tag: Option<Tag>, what: &str, mark: Mark, index: usize) -> Result<(), YamlError> {
         let Some(tag) = tag else { return Ok(()) };
         if is_non_specific(&tag) || is_unsafe(&tag) {
             return Ok(());
@@ -561,11 +518,7 @@ impl Loader<'_> {
         match (core_tag(&tag), what) {
             (Some("seq"), "sequence") | (Some("map"), "mapping") => Ok(()),
             (Some(t @ ("seq" | "map")), _) => Err(YamlError {
-                message: format!(
-                    "expected a {} for the tag '{}', but found a {what}",
-                    if t == "seq" { "sequence" } else { "mapping" },
-                    tag_name(&tag)
-                ),
+                message: format!("expected a {} for the tag '{}', but found a {what}", if t == "seq" { "sequence" } else { "mapping" }, tag_name(&tag)),
                 mark: self.tag_mark(&tag, mark, index),
             }),
             (Some("str" | "int" | "float" | "bool" | "null" | "timestamp" | "binary"), _) => Err(YamlError {
@@ -579,10 +532,7 @@ impl Loader<'_> {
     fn unknown_tag(&self, tag: &Tag, mark: Mark, index: usize) -> YamlError {
         let name = tag_name(tag);
         let hint = if name == "!vault" { " (Ansible Vault data is not supported)" } else { "" };
-        YamlError {
-            message: format!("could not determine a constructor for the tag '{name}'{hint}"),
-            mark: self.tag_mark(tag, mark, index),
-        }
+        YamlError { message: format!("could not determine a constructor for the tag '{name}'{hint}"), mark: self.tag_mark(tag, mark, index) }
     }
 
     /// Where the tag is written: yaml-rust2 marks a node at its content, after its tag, so
@@ -783,9 +733,7 @@ impl<'t> Source<'t> {
     }
 
     fn char_steps(&self) -> &[usize] {
-        self.char_steps.get_or_init(|| {
-            self.text.char_indices().step_by(CHAR_STEP).map(|(b, _)| b).collect()
-        })
+        self.char_steps.get_or_init(|| self.text.char_indices().step_by(CHAR_STEP).map(|(b, _)| b).collect())
     }
 
     /// The byte offset of the char with index `chars` (the text's length past its end).
@@ -969,11 +917,7 @@ fn digits(s: &[u8], radix: u32, empty: Option<u64>) -> Option<Mag> {
     }
     // Past u64 (rare): the nearest float, as Python's float(int) gives.
     let clean: String = s.iter().filter(|&&c| c != b'_').map(|&c| c as char).collect();
-    Some(Mag::Big(if radix == 10 {
-        clean.parse().ok()?
-    } else {
-        clean.chars().fold(0.0, |f, c| f * radix as f64 + c.to_digit(radix).unwrap_or(0) as f64)
-    }))
+    Some(Mag::Big(if radix == 10 { clean.parse().ok()? } else { clean.chars().fold(0.0, |f, c| f * radix as f64 + c.to_digit(radix).unwrap_or(0) as f64) }))
 }
 
 fn split_sign(s: &[u8]) -> (bool, bool, &[u8]) {
@@ -1172,7 +1116,6 @@ fn python_float_repr(f: f64) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     //! Expected values are PyYAML 6.0's (`yaml.safe_load`) unless a test says otherwise.
@@ -1277,9 +1220,8 @@ mod tests {
     #[test]
     fn strings_that_look_numeric() {
         for s in [
-            "0o644", "0O17", "09", "0b", "0x", "0o", "-0b", "0b2", "0xg", "0X1F", "_1", "1:60", "0:30", "01:30", "1:30_",
-            "1:3_0", "1e3", "1e+3", "1.0e3", "1.5e3", "12e03", "1.e3", "1e", "-.5", "+.5", ".", "._", "1.2.3", "+", "-.nan",
-            "1:30:60", "1 2", "0x-1", "1.5e+", "0b_", "0x_",
+            "0o644", "0O17", "09", "0b", "0x", "0o", "-0b", "0b2", "0xg", "0X1F", "_1", "1:60", "0:30", "01:30", "1:30_", "1:3_0", "1e3", "1e+3", "1.0e3",
+            "1.5e3", "12e03", "1.e3", "1e", "-.5", "+.5", ".", "._", "1.2.3", "+", "-.nan", "1:30:60", "1 2", "0x-1", "1.5e+", "0b_", "0x_",
         ] {
             assert!(is_str(&val(s), s), "{s} -> {:?}", val(s));
         }
@@ -1464,23 +1406,14 @@ mod tests {
     #[test]
     fn merge_keys() {
         // Explicit keys win over merged ones, wherever `<<` stands; merged keys come first.
-        assert_eq!(
-            js("b: &x {a: 1, b: 2}\nc:\n  a: 9\n  <<: *x\n  d: 4"),
-            json!({"b": {"a": 1, "b": 2}, "c": {"a": 9, "b": 2, "d": 4}})
-        );
-        assert_eq!(
-            js("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 10"),
-            json!({"base": {"x": 1, "y": 2}, "d": {"x": 10, "y": 2}})
-        );
+        assert_eq!(js("b: &x {a: 1, b: 2}\nc:\n  a: 9\n  <<: *x\n  d: 4"), json!({"b": {"a": 1, "b": 2}, "c": {"a": 9, "b": 2, "d": 4}}));
+        assert_eq!(js("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 10"), json!({"base": {"x": 1, "y": 2}, "d": {"x": 10, "y": 2}}));
         // A list: earlier mappings win; keys ordered as PyYAML's flatten_mapping leaves them.
         let v = js("p: &p {x: 1}\nq: &q {y: 2, x: 3}\nr:\n  z: 0\n  <<: [*p, *q]");
         assert_eq!(v["r"], json!({"y": 2, "x": 1, "z": 0}));
         assert_eq!(v["r"].as_object().unwrap().keys().collect::<Vec<_>>(), ["y", "x", "z"]);
         // Merges of merges, and two `<<` keys in one mapping.
-        assert_eq!(
-            js("a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nc: {<<: *b, z: 3}")["c"],
-            json!({"x": 1, "y": 2, "z": 3})
-        );
+        assert_eq!(js("a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nc: {<<: *b, z: 3}")["c"], json!({"x": 1, "y": 2, "z": 3}));
         assert_eq!(js("a: {<<: [{x: 1}, {x: 2, y: 3}], <<: {y: 9, q: 1}}")["a"], json!({"x": 1, "y": 9, "q": 1}));
         assert_eq!(js("a: {<<: {}, k: 1}\nb: {<<: []}"), json!({"a": {"k": 1}, "b": {}}));
         // Only a plain `<<` merges.
@@ -1625,7 +1558,8 @@ mod tests {
     #[test]
     fn marks_in_ascii_text() {
         // The same fix-ups as above on the ASCII fast path (char index = byte index).
-        let n = load("a:
+        let n = load(
+            "a:
 - x
 - - y
 b:
@@ -1634,7 +1568,8 @@ c: >-
   text
 d:
 -   [1]
-");
+",
+        );
         assert_eq!(n.mark, m(1, 1));
         assert_eq!(n.get("a").unwrap().mark, m(2, 1));
         assert_eq!(n.get("a").unwrap().as_seq().unwrap()[1].mark, m(3, 3));
@@ -1642,9 +1577,11 @@ d:
         assert_eq!(n.get("c").unwrap().mark, m(6, 4));
         assert_eq!(n.get("d").unwrap().mark, m(9, 1));
         assert_eq!(n.get("d").unwrap().as_seq().unwrap()[0].mark, m(9, 5));
-        let n = load("k:
+        let n = load(
+            "k:
 - &anchored v
-");
+",
+        );
         assert_eq!(n.get("k").unwrap().mark, m(2, 1));
     }
 
@@ -1653,10 +1590,7 @@ d:
         let v = js("2: a\n1.5: b\ntrue: c\nno: d\n~: e\n-1.5: f\n1.0e+20: g\n0.00001: h\n.inf: i\n-.inf: j\n.nan: k\n10.0: l");
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["2", "1.5", "True", "False", "None", "-1.5", "1e+20", "1e-05", "inf", "-inf", "nan", "10.0"]);
-        assert_eq!(
-            js("- 1.0\n- 10.0\n- .nan\n- .inf\n- -.inf\n- -0.0\n- 3"),
-            json!([1.0, 10.0, "nan", "inf", "-inf", -0.0, 3])
-        );
+        assert_eq!(js("- 1.0\n- 10.0\n- .nan\n- .inf\n- -.inf\n- -0.0\n- 3"), json!([1.0, 10.0, "nan", "inf", "-inf", -0.0, 3]));
         assert_eq!(serde_json::to_string(&js("a: 1.0")).unwrap(), r#"{"a":1.0}"#);
         // Document order is kept.
         let v = js("z: 1\na: 2\nm: 3");

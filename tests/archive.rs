@@ -141,7 +141,14 @@ fn round_trip_tar_gz_zst() {
         assert!(v.is_ok(), "{ext}: {:?}", v.problems);
         assert_eq!(v.files_ok, n);
         assert_eq!(v.manifest, t.manifest);
-        assert_eq!(v.compression.name(), match ext { "tar" => "none", "tar.gz" => "gzip", _ => "zstd" });
+        assert_eq!(
+            v.compression.name(),
+            match ext {
+                "tar" => "none",
+                "tar.gz" => "gzip",
+                _ => "zstd",
+            }
+        );
 
         let (code, stdout, stderr) = airlock(&["archive", "verify", s(&out)]);
         assert_eq!(code, 0, "{stdout}{stderr}");
@@ -218,7 +225,16 @@ fn inspect_prints_kinds_and_header() {
     assert!(stdout.contains("created:         2025-06-01T12:00:00Z"), "{stdout}");
     assert!(stdout.contains("format version:  1"), "{stdout}");
     assert!(stdout.contains("(zstd, "), "{stdout}");
-    let row = |k: &str| stdout.lines().find(|l| l.split_whitespace().next() == Some(k)).unwrap_or_else(|| panic!("no {k} row: {stdout}")).split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
+    let row = |k: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(k))
+            .unwrap_or_else(|| panic!("no {k} row: {stdout}"))
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     assert_eq!(row("blob"), "1 6.0 MiB");
     assert_eq!(row("rpm"), "2 293.5 KiB");
     assert_eq!(row("chart"), "1 4.0 KiB");
@@ -458,10 +474,18 @@ fn hostile_archives_are_refused() {
     let a = case("symlink");
     let out_dir = top.path().join("symlink-target");
     let link = out_dir.to_str().unwrap().as_bytes().to_vec();
-    hostile(&a, &manifest_of(vec![art("lnk/evil", evil)]), &[E::Raw { name: b"lnk", kind: tar::EntryType::Symlink, link: &link, size: 0, data: b"" }, E::File(b"lnk/evil", evil)]);
+    hostile(
+        &a,
+        &manifest_of(vec![art("lnk/evil", evil)]),
+        &[E::Raw { name: b"lnk", kind: tar::EntryType::Symlink, link: &link, size: 0, data: b"" }, E::File(b"lnk/evil", evil)],
+    );
     refused(&a, "refusing archive entry \"lnk\": symbolic link to", &out_dir);
     let a = case("symlink-dotdot");
-    hostile(&a, &manifest_of(vec![ok.clone()]), &[E::Raw { name: b"good", kind: tar::EntryType::Symlink, link: b"../../..", size: 0, data: b"" }, E::File(b"good/ok.txt", b"fine")]);
+    hostile(
+        &a,
+        &manifest_of(vec![ok.clone()]),
+        &[E::Raw { name: b"good", kind: tar::EntryType::Symlink, link: b"../../..", size: 0, data: b"" }, E::File(b"good/ok.txt", b"fine")],
+    );
     refused(&a, "symbolic link to \"../../..\"; only regular files and directories are allowed", &top.path().join("ok.txt"));
 
     // A hard link to a file outside.
@@ -470,7 +494,9 @@ fn hostile_archives_are_refused() {
     refused(&a, "hard link to \"/etc/passwd\"", &top.path().join("nothing"));
 
     // Device files and a FIFO.
-    for (name, kind, want) in [("chardev", tar::EntryType::Char, "character device"), ("blockdev", tar::EntryType::Block, "block device"), ("fifo", tar::EntryType::Fifo, "FIFO")] {
+    for (name, kind, want) in
+        [("chardev", tar::EntryType::Char, "character device"), ("blockdev", tar::EntryType::Block, "block device"), ("fifo", tar::EntryType::Fifo, "FIFO")]
+    {
         let a = case(name);
         hostile(&a, &manifest_of(vec![art("dev", b"")]), &[E::Raw { name: b"dev", kind, link: b"", size: 0, data: b"" }]);
         refused(&a, want, &top.path().join("nothing"));

@@ -153,7 +153,15 @@ fn recap_and_result_lines_match_ansible() {
     let theirs = p.ansible_playbook("site.yml", &[]);
     let keep = |s: &str| -> Vec<String> {
         s.lines()
-            .filter(|l| l.starts_with("ok:") || l.starts_with("changed:") || l.starts_with("skipping:") || l.starts_with("PLAY") || l.starts_with("TASK") || l.starts_with("localhost ") || l.starts_with("...ignoring"))
+            .filter(|l| {
+                l.starts_with("ok:")
+                    || l.starts_with("changed:")
+                    || l.starts_with("skipping:")
+                    || l.starts_with("PLAY")
+                    || l.starts_with("TASK")
+                    || l.starts_with("localhost ")
+                    || l.starts_with("...ignoring")
+            })
             .map(|l| l.trim_end().to_string())
             .collect()
     };
@@ -238,23 +246,11 @@ fn template_files_end_with_the_newlines_ansible_writes() {
     }
     let ours = p.playbook("site.yml", &["-e", "tool=airlock"]);
     let theirs = p.ansible_playbook("site.yml", &["-e", "tool=ansible"]);
-    assert_eq!(
-        theirs.code, 0,
-        "ansible-playbook failed\n{}\n{}",
-        theirs.stdout, theirs.stderr
-    );
-    assert_eq!(
-        ours.code, 0,
-        "airlock failed\n{}\n{}",
-        ours.stdout, ours.stderr
-    );
+    assert_eq!(theirs.code, 0, "ansible-playbook failed\n{}\n{}", theirs.stdout, theirs.stderr);
+    assert_eq!(ours.code, 0, "airlock failed\n{}\n{}", ours.stdout, ours.stderr);
     for (name, _) in cases {
         let a = std::fs::read(p.path(&format!("out/ansible/{name}"))).unwrap();
         let b = std::fs::read(p.path(&format!("out/airlock/{name}"))).unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&a),
-            String::from_utf8_lossy(&b),
-            "{name} differs (left: ansible, right: airlock)"
-        );
+        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b), "{name} differs (left: ansible, right: airlock)");
     }
 }

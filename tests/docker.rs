@@ -348,7 +348,10 @@ fn an_image_missing_from_the_layout_or_its_platform_is_a_clear_error() {
     assert!(msg.contains(&format!("it holds: {present}")), "{msg}");
     assert!(inspect_image(&format!("{}:9", n.image("absent"))).is_none());
 
-    p.file("foreign.yml", "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: foreign:1\n        source: load\n        load_path: foreign\n");
+    p.file(
+        "foreign.yml",
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: foreign:1\n        source: load\n        load_path: foreign\n",
+    );
     let r = p.playbook("foreign.yml", &[]);
     r.code(2);
     let msg = fatal(&r);
@@ -362,7 +365,9 @@ fn loads_a_docker_save_archive_idempotently_and_removes_it() {
     let name = format!("{}:1", n.image("saved"));
     let config = simple_layout(&p.path("images"), &format!("docker.io/{name}"), &n.prefix);
     let yml = |src: &str, state: &str| {
-        format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {name}\n        source: load\n        load_path: {src}\n        state: {state}\n      register: r\n    - debug: var=r.actions\n")
+        format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {name}\n        source: load\n        load_path: {src}\n        state: {state}\n      register: r\n    - debug: var=r.actions\n"
+        )
     };
     p.file("oci.yml", &yml("images", "present"));
     p.playbook("oci.yml", &[]).success();
@@ -441,7 +446,10 @@ fn web_playbook(container: &str, image: &str, port: u16, greeting: &str, extra: 
 
 fn curl(port: u16) -> String {
     for _ in 0..50 {
-        let out = Command::new("curl").args(["-sf", "--max-time", "5", &format!("http://127.0.0.1:{port}/")]).output().expect("curl runs (bash .ci/setup-docker installs it)");
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "5", &format!("http://127.0.0.1:{port}/")])
+            .output()
+            .expect("curl runs (bash .ci/setup-docker installs it)");
         if out.status.success() {
             return String::from_utf8_lossy(&out.stdout).into_owned();
         }
@@ -456,7 +464,12 @@ fn a_container_serves_stays_put_and_is_recreated_on_change() {
     let p = Project::new();
     let image = format!("{}:1", n.image("web"));
     simple_layout(&p.path("images"), &format!("docker.io/{image}"), &n.prefix);
-    p.file("load.yml", &format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {image}\n        source: load\n        load_path: images\n"));
+    p.file(
+        "load.yml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {image}\n        source: load\n        load_path: images\n"
+        ),
+    );
     p.playbook("load.yml", &[]).success();
     p.file("www/index.html", "served from a volume\n");
     let container = n.container("web");
@@ -516,7 +529,12 @@ fn a_taken_port_names_the_process_or_container_and_leaves_nothing_behind() {
     let p = Project::new();
     let image = format!("{}:1", n.image("web"));
     simple_layout(&p.path("images"), &format!("docker.io/{image}"), &n.prefix);
-    p.file("load.yml", &format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {image}\n        source: load\n        load_path: images\n"));
+    p.file(
+        "load.yml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {image}\n        source: load\n        load_path: images\n"
+        ),
+    );
     p.playbook("load.yml", &[]).success();
     p.file("www/index.html", "x\n");
 
@@ -553,7 +571,10 @@ fn images_never_pulled_and_values_checked() {
     let container = n.container("c");
     p.file(
         "missing.yml",
-        &format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_container:\n        name: {container}\n        image: {}:1\n", n.image("nowhere")),
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_container:\n        name: {container}\n        image: {}:1\n",
+            n.image("nowhere")
+        ),
     );
     let r = p.playbook("missing.yml", &[]);
     r.code(2);
@@ -629,10 +650,18 @@ fn loading_streams_the_archive_in_little_memory() {
     let layer = big_layer(&dir, SIZE);
     let cfg = json!({"architecture": engine_arch(), "os": "linux", "config": {"Labels": {"airlock.test": n.prefix}}, "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}});
     let cfg = l.blob("application/vnd.oci.image.config.v1+json", serde_json::to_string(&cfg).unwrap().as_bytes());
-    let manifest = l.blob(OCI_MANIFEST, serde_json::to_string(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg, "layers": [layer]})).unwrap().as_bytes());
+    let manifest = l.blob(
+        OCI_MANIFEST,
+        serde_json::to_string(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cfg, "layers": [layer]})).unwrap().as_bytes(),
+    );
     let name = format!("{}:big", n.image("big"));
     l.tag(&format!("docker.io/{name}"), &manifest);
-    p.file("load.yml", &format!("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {name}\n        source: load\n        load_path: images\n"));
+    p.file(
+        "load.yml",
+        &format!(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - docker_image:\n        name: {name}\n        source: load\n        load_path: images\n"
+        ),
+    );
 
     // Reaped by wait4 below, which std's Child cannot do.
     #[allow(clippy::zombie_processes)]

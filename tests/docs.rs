@@ -6,8 +6,22 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 const MODULES: &[&str] = &[
-    "image_cache", "yum_sync", "pip_download", "helm_sync", "cache_files", "offline_archive", "offline_extract", "registry_import", "docker_image",
-    "docker_container", "yum_repository", "apt_repository", "package", "systemd", "service", "slurp",
+    "image_cache",
+    "yum_sync",
+    "pip_download",
+    "helm_sync",
+    "cache_files",
+    "offline_archive",
+    "offline_extract",
+    "registry_import",
+    "docker_image",
+    "docker_container",
+    "yum_repository",
+    "apt_repository",
+    "package",
+    "systemd",
+    "service",
+    "slurp",
 ];
 
 /// The names of `const ALLOWED: &[&str] = &["a", "b", ...];` in a module's source.

@@ -37,9 +37,10 @@ struct Rng(u64);
 
 impl Rng {
     fn from_env(test: &str) -> Rng {
-        let seed = std::env::var("AIRLOCK_FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        });
+        let seed = std::env::var("AIRLOCK_FAULTS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
         eprintln!("{test}: seed {seed} (replay with AIRLOCK_FAULTS_SEED={seed})");
         Rng(seed.max(1))
     }
@@ -191,7 +192,12 @@ fn files(dir: &Path) -> Vec<(String, PathBuf)> {
 /// import's staging.
 fn temporary(rel: &str) -> bool {
     rel.split('/').any(|c| {
-        c.ends_with(".part") || c.starts_with(".tmp") || c.ends_with(".airlock-tmp") || c.starts_with(".airlock-pip-") || c.starts_with(".airlock-staging-") || c.starts_with(".airlock-import-")
+        c.ends_with(".part")
+            || c.starts_with(".tmp")
+            || c.ends_with(".airlock-tmp")
+            || c.starts_with(".airlock-pip-")
+            || c.starts_with(".airlock-staging-")
+            || c.starts_with(".airlock-import-")
     })
 }
 
@@ -365,7 +371,6 @@ fn build_offline_cache_survives_sigkill_anywhere() {
 // ---------------------------------------------------------------------------------------------
 // build-offline-mirrors
 
-
 /// Stops the detached `airlock serve` a mirrors run started (embedded backend), however the
 /// test ends; by the pid the playbook recorded.
 struct Served(PathBuf);
@@ -469,11 +474,21 @@ fn build_offline_mirrors_survives_sigkill_while_unpacking_and_populating_the_reg
             ),
         )
         .unwrap();
-        let args = vec!["playbook".into(), "-i".into(), "localhost,".into(), mirrors_pb.clone(), "-e".into(), "@config.yml".into(), "-e".into(), format!("@{}", rel.display())];
+        let args = vec![
+            "playbook".into(),
+            "-i".into(),
+            "localhost,".into(),
+            mirrors_pb.clone(),
+            "-e".into(),
+            "@config.yml".into(),
+            "-e".into(),
+            format!("@{}", rel.display()),
+        ];
         (args, dest)
     };
     let storage_of = |dest: &Path| dest.join("registry");
-    let staging_in = |dest: &Path| std::fs::read_dir(dest).map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".airlock-staging-"))).unwrap_or(false);
+    let staging_in =
+        |dest: &Path| std::fs::read_dir(dest).map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".airlock-staging-"))).unwrap_or(false);
     let phase = |dest: &Path| -> Phase {
         let v2 = storage_of(dest).join("docker/registry/v2");
         let tags = images.iter().filter(|(n, _)| {
@@ -605,7 +620,13 @@ fn build_offline_mirrors_survives_sigkill_while_unpacking_and_populating_the_reg
                     continue;
                 }
                 let out = dir.join(format!("pulled-{}", name.replace([':', '/'], "-")));
-                if let Err(e) = registry::try_skopeo(&["copy", "--all", "--src-tls-verify=false", &format!("docker://{}/{name}", reg.host()), &format!("oci:{}:x", out.display())]) {
+                if let Err(e) = registry::try_skopeo(&[
+                    "copy",
+                    "--all",
+                    "--src-tls-verify=false",
+                    &format!("docker://{}/{name}", reg.host()),
+                    &format!("oci:{}:x", out.display()),
+                ]) {
                     t.fail(format!("{when}: {name} does not copy whole from the registry: {e}"));
                 }
             }

@@ -1,7 +1,7 @@
 //! Modules driven through playbooks: real files, real commands, real HTTP on loopback.
 
 mod common;
-use common::{serve, sha256_hex, Project};
+use common::{Project, serve, sha256_hex};
 
 #[test]
 fn file_copy_lineinfile_stat_find() {

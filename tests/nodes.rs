@@ -72,11 +72,7 @@ fn inventory_names_the_nodes_and_how_to_reach_them() {
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: \"{{ hostvars.node1.ansible_port }}|{{ hostvars.node1.ansible_ssh_common_args }}|{{ hostvars.node1.ansible_ssh_private_key_file }}|{{ groups.nodes }}\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["playbook", "-i", "hosts", "site.yml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock")).args(["playbook", "-i", "hosts", "site.yml"]).current_dir(dir.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     let want = format!("{}|{}|{}|['node1']", nodes[0].port, nodes::SSH_COMMON_ARGS, nodes.key.display());

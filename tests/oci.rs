@@ -17,8 +17,7 @@ use registry::{Images, Registry, digest, sha256_hex, size, skopeo};
 use serde_json::{Value, json};
 
 fn fetcher() -> Fetcher {
-    Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(30), backoff: Duration::from_millis(50), ..Default::default() })
-        .unwrap()
+    Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(30), backoff: Duration::from_millis(50), ..Default::default() }).unwrap()
 }
 
 /// Options that never read the machine's own Docker config.
@@ -38,8 +37,7 @@ fn pull(image: &str, layout: &Path, opts: &OciOptions) -> PulledImage {
     let image = ImageRef::parse(image).unwrap();
     let p = oci::pull(&fetcher(), &image, layout, opts, &on_bytes).unwrap_or_else(|e| panic!("pull failed: {e}"));
     // Progress saw at least every blob byte that was newly stored (manifests are not reported).
-    let manifest_bytes: u64 =
-        p.blobs.iter().filter(|b| b.media_type.contains("manifest") || b.media_type.contains("index")).map(|b| b.size).sum();
+    let manifest_bytes: u64 = p.blobs.iter().filter(|b| b.media_type.contains("manifest") || b.media_type.contains("index")).map(|b| b.size).sum();
     assert!(counted.load(Ordering::Relaxed) + manifest_bytes >= p.bytes_downloaded);
     p
 }
@@ -51,12 +49,8 @@ fn index_json(layout: &Path) -> Value {
 /// The index.json entry named `reference`.
 fn entry(layout: &Path, reference: &str) -> Value {
     let idx = index_json(layout);
-    let found: Vec<&Value> = idx["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
-        .collect();
+    let found: Vec<&Value> =
+        idx["manifests"].as_array().unwrap().iter().filter(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference).collect();
     assert_eq!(found.len(), 1, "{reference} should be in index.json once: {idx:#}");
     found[0].clone()
 }
@@ -175,21 +169,11 @@ fn single_images_byte_identical_deduplicated_and_resumed() {
     let inspect: Value = serde_json::from_slice(&skopeo(&["inspect".to_string(), format!("oci:{}:{app_ref}", layout.display())])).unwrap();
     assert_eq!(inspect["Digest"], app.digest.as_str());
     assert_eq!(inspect["Layers"].as_array().unwrap().len(), 2);
-    skopeo(&[
-        "copy".to_string(),
-        "--dest-tls-verify=false".into(),
-        format!("oci:{}:{app_ref}", layout.display()),
-        reg.docker("test/app-copy:v1"),
-    ]);
+    skopeo(&["copy".to_string(), "--dest-tls-verify=false".into(), format!("oci:{}:{app_ref}", layout.display()), reg.docker("test/app-copy:v1")]);
     assert_eq!(reg.raw_manifest("test/app-copy:v1"), blob(&layout, &app.digest), "the OCI image round-trips");
     // The Docker-typed image by its name too (skopeo finds only OCI-typed entries by name):
     // its OCI-typed form, with upstream's config and layers.
-    skopeo(&[
-        "copy".to_string(),
-        "--dest-tls-verify=false".into(),
-        format!("oci:{}:{docker_ref}", layout.display()),
-        reg.docker("test/docker-app-copy:v1"),
-    ]);
+    skopeo(&["copy".to_string(), "--dest-tls-verify=false".into(), format!("oci:{}:{docker_ref}", layout.display()), reg.docker("test/docker-app-copy:v1")]);
     assert_eq!(reg.raw_manifest("test/docker-app-copy:v1"), blob(&layout, &docker.layout_digest), "the Docker image copies as its OCI form");
     assert_eq!(reg.raw_config("test/docker-app-copy:v1"), reg.raw_config("test/docker-app:v1"), "with upstream's config");
 }
@@ -251,14 +235,8 @@ fn multi_arch_index_platform_selection_and_shared_layers() {
     assert!(!blob_files(&layout2).contains(&amd64[7..]));
 
     // A platform the image lacks: an error naming what it has.
-    let e = oci::pull(
-        &fetcher(),
-        &ImageRef::parse(&multi_ref).unwrap(),
-        &layout2,
-        &OciOptions { platforms: vec!["linux/s390x".into()], ..o.clone() },
-        &|_| {},
-    )
-    .unwrap_err();
+    let e = oci::pull(&fetcher(), &ImageRef::parse(&multi_ref).unwrap(), &layout2, &OciOptions { platforms: vec!["linux/s390x".into()], ..o.clone() }, &|_| {})
+        .unwrap_err();
     assert_eq!(e.kind, OciErrorKind::Platform);
     let msg = e.to_string();
     for s in [multi_ref.as_str(), &format!("http://{}", reg.host()), "linux/s390x", "linux/amd64", "linux/arm64", "platforms"] {
@@ -319,10 +297,7 @@ fn pinned_digests_need_no_registry_once_stored() {
     let e = oci::pull(&fetcher(), &ImageRef::parse(&format!("{host}/test/app:nope")).unwrap(), &layout, &o, &|_| {}).unwrap_err();
     assert_eq!(e.kind, OciErrorKind::NotFound, "{e}");
     let msg = e.to_string();
-    assert!(
-        msg.contains(&format!("{host}/test/app:nope")) && msg.contains(&format!("http://{host}")) && msg.contains("check the image name"),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("{host}/test/app:nope")) && msg.contains(&format!("http://{host}")) && msg.contains("check the image name"), "{msg}");
 
     drop(reg.take());
     // With the registry gone, the pinned image is served from the layout.
@@ -354,9 +329,7 @@ fn basic_auth_with_explicit_and_docker_config_credentials() {
     assert_eq!(e.kind, OciErrorKind::Auth);
     let msg = e.to_string();
     assert!(
-        msg.contains(&format!("authentication required for {}", reg.host()))
-            && msg.contains("docker_registry_credentials")
-            && msg.contains("docker login"),
+        msg.contains(&format!("authentication required for {}", reg.host())) && msg.contains("docker_registry_credentials") && msg.contains("docker login"),
         "{msg}"
     );
     assert!(msg.contains(&format!("http://{}", reg.host())), "{msg}");
@@ -371,8 +344,7 @@ fn basic_auth_with_explicit_and_docker_config_credentials() {
 
     // Explicit credentials (named with a scheme, as Docker's config may).
     let mut good = o.clone();
-    good.credentials =
-        BTreeMap::from([(format!("http://{}/", reg.host()), Credential { username: "alice".into(), password: "s3cret-Pa55".into() })]);
+    good.credentials = BTreeMap::from([(format!("http://{}/", reg.host()), Credential { username: "alice".into(), password: "s3cret-Pa55".into() })]);
     let p = pull(&image.to_string(), &work.path().join("a"), &good);
     assert_eq!(blob(&work.path().join("a"), &p.digest), reg.raw_manifest("private/multi:v1"));
     assert_blobs_verified(&p);
@@ -403,8 +375,7 @@ fn docker_manifest_list_and_concurrent_pulls_into_one_layout() {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("images");
     let o = OciOptions { concurrency: 2, ..opts(work.path()) };
-    let refs: Vec<String> =
-        ["test/docker-multi:v1", "test/multi:v1", "test/app:v1"].iter().map(|n| format!("{}/{n}", reg.host())).collect();
+    let refs: Vec<String> = ["test/docker-multi:v1", "test/multi:v1", "test/app:v1"].iter().map(|n| format!("{}/{n}", reg.host())).collect();
 
     // Three pulls at once, sharing the base layer: each blob is written once, no entry is lost.
     let pulled: Vec<PulledImage> = std::thread::scope(|s| {
@@ -441,8 +412,8 @@ struct TokenServer {
 
 impl TokenServer {
     fn start(user: &str, password: &str, token: String) -> TokenServer {
-        use std::io::{BufRead, BufReader, Write};
         use base64::Engine;
+        use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -466,8 +437,10 @@ impl TokenServer {
                     line.clear();
                 }
                 log.lock().unwrap().push(request);
-                let (status, body) = if authorized { ("200 OK", format!(r#"{{"token": "{token}", "expires_in": 300}}"#)) } else { ("401 Unauthorized", "{}".to_string()) };
-                let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let (status, body) =
+                    if authorized { ("200 OK", format!(r#"{{"token": "{token}", "expires_in": 300}}"#)) } else { ("401 Unauthorized", "{}".to_string()) };
+                let _ =
+                    write!(stream, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             }
         });
         TokenServer { port, asked }
@@ -486,7 +459,21 @@ fn registry_token(dir: &Path, service: &str, issuer: &str, repository: &str) -> 
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     };
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap(), "-days", "1", "-subj", "/CN=airlock-test-token"]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+        "-days",
+        "1",
+        "-subj",
+        "/CN=airlock-test-token",
+    ]);
     let der = openssl(&["x509", "-in", cert.to_str().unwrap(), "-outform", "DER"]);
     let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [base64::engine::general_purpose::STANDARD.encode(der)]});
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -522,7 +509,8 @@ fn bearer_token_auth_against_a_token_server() {
         format!("oci:{}:app", images.dir().display()),
         reg.docker("private/app:v1"),
     ]);
-    let upstream = skopeo(&["inspect".to_string(), "--raw".into(), "--tls-verify=false".into(), "--creds=alice:t0ken-Pa55".into(), reg.docker("private/app:v1")]);
+    let upstream =
+        skopeo(&["inspect".to_string(), "--raw".into(), "--tls-verify=false".into(), "--creds=alice:t0ken-Pa55".into(), reg.docker("private/app:v1")]);
     let image = ImageRef::parse(&format!("{}/private/app:v1", reg.host())).unwrap();
     let o = opts(work.path());
     tokens.asked.lock().unwrap().clear();

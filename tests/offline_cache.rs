@@ -77,7 +77,13 @@ fn build_offline_cache_against_loopback_upstreams() {
     }
     assert_eq!(unpacked.get("misc-files/kubectl"), Some(kubectl));
     let wheels = pypiserver::fixture();
-    for w in ["requests-2.31.0-py3-none-any.whl", "urllib3-2.0.7-py3-none-any.whl", "idna-3.4-py3-none-any.whl", "certifi-2023.7.22-py3-none-any.whl", "charset_normalizer-3.3.2-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"] {
+    for w in [
+        "requests-2.31.0-py3-none-any.whl",
+        "urllib3-2.0.7-py3-none-any.whl",
+        "idna-3.4-py3-none-any.whl",
+        "certifi-2023.7.22-py3-none-any.whl",
+        "charset_normalizer-3.3.2-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    ] {
         assert_eq!(unpacked.get(&format!("pip/{w}")), Some(&std::fs::read(wheels.join(w)).unwrap()), "wheel {w}");
     }
     for (name, version) in [("alpha", "0.1.0"), ("beta", "1.0.0")] {
@@ -115,7 +121,8 @@ fn build_offline_cache_against_loopback_upstreams() {
     let fewer = p.airlock(&["playbook", pb.to_str().unwrap(), "-e", "@config.yml", "-e", "@fewer.yml", "-v"]);
     fewer.success().has(&format!("\"dropped\": [\"{}/test/multi:v1\"]", reg.host()));
     let index: serde_json::Value = serde_json::from_slice(&std::fs::read(cache.join("docker-images/index.json")).unwrap()).unwrap();
-    let names: Vec<&str> = index["manifests"].as_array().unwrap().iter().map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        index["manifests"].as_array().unwrap().iter().map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap()).collect();
     assert_eq!(names, [format!("{}/test/app:v1", reg.host())]);
 }
 

@@ -2,10 +2,10 @@
 //! Docker) the five mirrors started and used by real clients.
 
 mod common;
-#[path = "fixtures/nodes.rs"]
-mod nodes;
 #[path = "fixtures/helm_client.rs"]
 mod helm_client;
+#[path = "fixtures/nodes.rs"]
+mod nodes;
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 #[path = "fixtures/registry.rs"]
@@ -52,10 +52,8 @@ fn extract_play(archive: &Path, dest: &Path) -> String {
 #[test]
 fn offline_extract_verifies_names_damage_and_skips_what_is_in_place() {
     let p = Project::new();
-    let archive = archive_of(
-        &p,
-        &[("yum/base/Packages/a-1.rpm", b"first package bytes"), ("pip/b-1.whl", b"second wheel bytes"), ("misc-files/c.txt", b"plain file")],
-    );
+    let archive =
+        archive_of(&p, &[("yum/base/Packages/a-1.rpm", b"first package bytes"), ("pip/b-1.whl", b"second wheel bytes"), ("misc-files/c.txt", b"plain file")]);
     let dest = p.path("opt/deepops");
     p.file("x.yml", &extract_play(&archive, &dest));
 
@@ -128,7 +126,6 @@ fn run(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-
 /// Removes the test's containers (and their images' tags) however the test ends.
 struct Containers(Vec<String>, Vec<String>);
 
@@ -199,7 +196,13 @@ fn end_to_end(backend: Backend) {
     let host = up.reg.host();
     let services = if docker { SERVICE_IMAGES } else { &[] };
     for (_, local, path, version) in services {
-        run(Command::new("skopeo").args(["copy", "--insecure-policy", "--dest-tls-verify=false", &format!("docker-daemon:{local}"), &format!("docker://{host}/{path}:{version}")]));
+        run(Command::new("skopeo").args([
+            "copy",
+            "--insecure-policy",
+            "--dest-tls-verify=false",
+            &format!("docker-daemon:{local}"),
+            &format!("docker://{host}/{path}:{version}"),
+        ]));
     }
     let p = Project::new();
     let cache = p.path("cache");
@@ -218,7 +221,8 @@ fn end_to_end(backend: Backend) {
     let manifests: Vec<(&str, Vec<u8>)> = ["test/app:v1", "test/multi:v1"].iter().map(|n| (*n, up.reg.raw_manifest(n))).collect();
     let rpm_name = "gamma-1.10-1.noarch.rpm";
     let rpm = std::fs::read(up.yum.repo().join(yumfix::package_href(rpm_name))).unwrap();
-    let charts: Vec<(&str, &str, Vec<u8>)> = upstreams::CHARTS.iter().map(|(n, v)| (*n, *v, std::fs::read(up.stable().join(format!("{n}-{v}.tgz"))).unwrap())).collect();
+    let charts: Vec<(&str, &str, Vec<u8>)> =
+        upstreams::CHARTS.iter().map(|(n, v)| (*n, *v, std::fs::read(up.stable().join(format!("{n}-{v}.tgz"))).unwrap())).collect();
     let kubectl = up.kubectl.clone();
     // The offline side has no upstream at all.
     drop(up);
@@ -258,8 +262,16 @@ fn end_to_end(backend: Backend) {
              docker_local_registry_name: {}\nyum_mirror_name: {}\nhelm_mirror_name: {}\npip_mirror_name: {}\nnginx_misc_name: {}\n\
              docker_local_registry_port: {}\nyum_mirror_port: {}\nhelm_port: {}\npip_port: {}\nnginx_misc_port: {}\n{backend_vars}",
             dest.display(),
-            names[0], names[1], names[2], names[3], names[4],
-            ports[0], ports[1], ports[2], ports[3], ports[4],
+            names[0],
+            names[1],
+            names[2],
+            names[3],
+            names[4],
+            ports[0],
+            ports[1],
+            ports[2],
+            ports[3],
+            ports[4],
         ),
     );
     let mirrors_pb = root.join("playbooks/build-offline-mirrors.yml");
@@ -286,7 +298,14 @@ fn end_to_end(backend: Backend) {
         let got = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{mirror}:{}/{name}", ports[0])]));
         assert_eq!(&got, raw, "{name}: the mirror's manifest differs from upstream");
         let out = p.path(&format!("pulled-{}", name.replace([':', '/'], "-")));
-        run(Command::new("skopeo").args(["copy", "--all", "--insecure-policy", "--src-tls-verify=false", &format!("docker://{mirror}:{}/{name}", ports[0]), &format!("oci:{}:x", out.display())]));
+        run(Command::new("skopeo").args([
+            "copy",
+            "--all",
+            "--insecure-policy",
+            "--src-tls-verify=false",
+            &format!("docker://{mirror}:{}/{name}", ports[0]),
+            &format!("oci:{}:x", out.display()),
+        ]));
         let digest = format!("sha256:{}", sha256_hex(raw));
         let index: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
         assert_eq!(index["manifests"][0]["digest"], digest.as_str(), "{name} copied with another digest");

@@ -100,7 +100,11 @@ fn image_cache_trusts_a_private_ca_in_each_documented_way_and_says_how_when_it_d
     // goes with it.
     p.file(
         "hosts.yml",
-        &image_play(&hub, &p.path("hosts"), &format!("        host_ca_paths:\n          \"{}\": \"{ca}\"\n          \"{}\": \"{ca}\"\n", hub.host(), hub.auth_host(), ca = pki.ca.display())),
+        &image_play(
+            &hub,
+            &p.path("hosts"),
+            &format!("        host_ca_paths:\n          \"{}\": \"{ca}\"\n          \"{}\": \"{ca}\"\n", hub.host(), hub.auth_host(), ca = pki.ca.display()),
+        ),
     );
     let r = p.playbook("hosts.yml", &[]);
     assert_eq!(r.code, 0, "{}", output(&r));
@@ -118,7 +122,16 @@ fn image_cache_trusts_a_private_ca_in_each_documented_way_and_says_how_when_it_d
     std::fs::copy(&pki.ca, certs.join(hub.host()).join("ca.crt")).unwrap();
     p.file(
         "certsd.yml",
-        &image_play(&hub, &p.path("certsd"), &format!("        docker_certs_dir: \"{}\"\n        host_ca_paths:\n          \"{}\": \"{}\"\n", certs.display(), hub.auth_host(), pki.ca.display())),
+        &image_play(
+            &hub,
+            &p.path("certsd"),
+            &format!(
+                "        docker_certs_dir: \"{}\"\n        host_ca_paths:\n          \"{}\": \"{}\"\n",
+                certs.display(),
+                hub.auth_host(),
+                pki.ca.display()
+            ),
+        ),
     );
     let r = p.playbook("certsd.yml", &[]);
     assert_eq!(r.code, 0, "{}", output(&r));
@@ -175,7 +188,10 @@ fn a_rate_limited_registry_is_waited_for_as_its_retry_after_asks_up_to_a_cap() {
     let r = p.playbook("hour.yml", &[]);
     assert_eq!(r.code, 2, "{}", output(&r));
     let out = output(&r);
-    assert!(out.contains("is rate-limiting pulls") && out.contains("asks to wait 3600 s (Retry-After), longer than airlock waits (300 s): retry later"), "{out}");
+    assert!(
+        out.contains("is rate-limiting pulls") && out.contains("asks to wait 3600 s (Retry-After), longer than airlock waits (300 s): retry later"),
+        "{out}"
+    );
     assert_eq!(hub.seen().iter().filter(|s| s.status == 429).count(), 1, "given up at once");
 
     // retries: 0 gives up on the first 429.
@@ -209,7 +225,10 @@ impl TlsMirror {
         let kubectl = b"#!/bin/sh\necho kubectl from the lab mirror\n".to_vec();
         std::fs::create_dir_all(root.join("misc-files/bin")).unwrap();
         std::fs::write(root.join("misc-files/bin/kubectl"), &kubectl).unwrap();
-        let serve = serve::Serve::start_with(&root, &["--tls-cert", pki.cert.to_str().unwrap(), "--tls-key", pki.key.to_str().unwrap(), "--mirrors", "yum,helm,pip,files"]);
+        let serve = serve::Serve::start_with(
+            &root,
+            &["--tls-cert", pki.cert.to_str().unwrap(), "--tls-key", pki.key.to_str().unwrap(), "--mirrors", "yum,helm,pip,files"],
+        );
         TlsMirror { _root: root_dir, serve, _yum: yum, kubectl }
     }
 
@@ -294,10 +313,7 @@ misc_files:
     let r = p.airlock(&["playbook", pb, "-e", "@site.yml", "-e", &ca, "-e", "download_timeout=30"]);
     assert_eq!(r.code, 0, "{}", output(&r));
     assert!(r.stderr.contains("as its Retry-After asks"), "{}", r.stderr);
-    let manifest = String::from_utf8(
-        std::process::Command::new("tar").arg("-xOf").arg(&archive).arg("manifest.json").output().unwrap().stdout,
-    )
-    .unwrap();
+    let manifest = String::from_utf8(std::process::Command::new("tar").arg("-xOf").arg(&archive).arg("manifest.json").output().unwrap().stdout).unwrap();
     for kind in ["\"image\"", "\"rpm\"", "\"python\"", "\"chart\"", "\"file\""] {
         assert!(manifest.contains(kind), "the archive holds kind {kind}:\n{manifest}");
     }
@@ -307,7 +323,12 @@ misc_files:
     let hosts = p.path("hosts.yml");
     std::fs::write(
         &hosts,
-        format!("download_host_ca_paths:\n  \"{}\": \"{ca}\"\n  \"{}\": \"{ca}\"\n  \"mirror.airlock.test\": \"{ca}\"\n", hub.host(), hub.auth_host(), ca = pki.ca.display()),
+        format!(
+            "download_host_ca_paths:\n  \"{}\": \"{ca}\"\n  \"{}\": \"{ca}\"\n  \"mirror.airlock.test\": \"{ca}\"\n",
+            hub.host(),
+            hub.auth_host(),
+            ca = pki.ca.display()
+        ),
     )
     .unwrap();
     std::fs::remove_dir_all(&cache).unwrap();

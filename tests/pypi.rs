@@ -11,7 +11,6 @@ use airlock::sources::pypi::{self, Mode, PipError, PipTarget};
 mod pypiserver;
 use pypiserver::{Server, fixture};
 
-
 fn sha256(path: &Path) -> String {
     airlock::sources::fetch::hash_file(path, airlock::sources::fetch::Algo::Sha256).unwrap().0
 }
@@ -45,7 +44,8 @@ fn check_files(d: &pypi::PipDownload, dest: &Path) {
 
 /// The visible entries of `dest` (what pypiserver would serve), sorted.
 fn listing(dest: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dest).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(dest).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
     v.sort();
     v
 }
@@ -70,7 +70,10 @@ fn requirement_with_dependencies_then_reruns() {
     let d = pypi::download(&reqs(&["requests==2.31.0"]), &srv.index(), &[], &t, &dest, None).unwrap_or_else(|e| panic!("{e}\n{}", srv.log_text()));
     assert!(d.downloaded);
     let want: BTreeMap<String, String> =
-        [("certifi", "2023.7.22"), ("charset-normalizer", "3.3.2"), ("idna", "3.4"), ("requests", "2.31.0"), ("urllib3", "2.0.7")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        [("certifi", "2023.7.22"), ("charset-normalizer", "3.3.2"), ("idna", "3.4"), ("requests", "2.31.0"), ("urllib3", "2.0.7")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
     assert_eq!(versions(&d), want);
     check_files(&d, &dest);
     let cn = d.files.iter().find(|f| f.name == "charset-normalizer").unwrap();
@@ -126,7 +129,8 @@ fn the_target_platform_and_python_decide_the_wheel() {
     ];
     for (i, (py, plat, file)) in cases.iter().enumerate() {
         let dest = tmp.path().join(format!("d{i}"));
-        let d = pypi::download(&reqs(&["MarkupSafe==2.1.3"]), &srv.index(), &[], &target(py, &[plat]), &dest, None).unwrap_or_else(|e| panic!("{py} {plat}: {e}"));
+        let d =
+            pypi::download(&reqs(&["MarkupSafe==2.1.3"]), &srv.index(), &[], &target(py, &[plat]), &dest, None).unwrap_or_else(|e| panic!("{py} {plat}: {e}"));
         assert_eq!(d.files.len(), 1, "{py} {plat}: {:?}", d.files);
         assert_eq!(d.files[0].filename, *file, "{py} {plat}");
         assert_eq!((d.files[0].name.as_str(), d.files[0].version.as_str()), ("markupsafe", "2.1.3"));
@@ -153,7 +157,15 @@ fn a_missing_package_fails_naming_it() {
     let srv = Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("pypi");
-    let e = pypi::download(&reqs(&["requests==2.31.0", "no-such-package-airlock==1.0"]), &srv.index(), &[], &target("3.10", &["manylinux2014_x86_64"]), &dest, None).unwrap_err();
+    let e = pypi::download(
+        &reqs(&["requests==2.31.0", "no-such-package-airlock==1.0"]),
+        &srv.index(),
+        &[],
+        &target("3.10", &["manylinux2014_x86_64"]),
+        &dest,
+        None,
+    )
+    .unwrap_err();
     let PipError::Pip { lines, index, .. } = &e else { panic!("not a pip error: {e}") };
     assert_eq!(index, &srv.index());
     assert!(lines.iter().any(|l| l.contains("No matching distribution found for no-such-package-airlock")), "{e}");
@@ -165,7 +177,8 @@ fn a_missing_package_fails_naming_it() {
     no_leftovers(&dest);
 
     // A version that does not exist, from an extra index too: both indexes are named.
-    let e = pypi::download(&reqs(&["idna==9.9"]), &srv.index(), &[format!("{}/extra/simple", srv.url)], &target("3.10", &[]), &dest, None).unwrap_err().to_string();
+    let e =
+        pypi::download(&reqs(&["idna==9.9"]), &srv.index(), &[format!("{}/extra/simple", srv.url)], &target("3.10", &[]), &dest, None).unwrap_err().to_string();
     assert!(e.contains("idna==9.9") && e.contains("(from versions: 3.3, 3.4)"), "{e}");
     assert!(e.contains(&format!("extra: {}/extra/simple", srv.url)), "{e}");
 }
@@ -204,9 +217,12 @@ fn python_without_pip_fails_clearly() {
     let st = Command::new("python3").args(["-m", "venv", "--without-pip"]).arg(&venv).status().expect("python3 on PATH");
     assert!(st.success());
     let py = venv.join("bin/python3");
-    let e = pypi::download(&reqs(&["idna"]), "http://127.0.0.1:9/simple", &[], &PipTarget::default(), &tmp.path().join("d"), Some(&py)).unwrap_err().to_string();
+    let e =
+        pypi::download(&reqs(&["idna"]), "http://127.0.0.1:9/simple", &[], &PipTarget::default(), &tmp.path().join("d"), Some(&py)).unwrap_err().to_string();
     assert!(e.contains("No module named 'pip'") && e.contains("a `python` that has pip") && e.contains(py.to_str().unwrap()), "{e}");
-    let e = pypi::download(&reqs(&["idna"]), "http://127.0.0.1:9/simple", &[], &PipTarget::default(), &tmp.path().join("d"), Some(Path::new(NO_PYTHON))).unwrap_err().to_string();
+    let e = pypi::download(&reqs(&["idna"]), "http://127.0.0.1:9/simple", &[], &PipTarget::default(), &tmp.path().join("d"), Some(Path::new(NO_PYTHON)))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(NO_PYTHON) && e.contains("not found"), "{e}");
 }
 
@@ -221,6 +237,7 @@ fn an_index_without_hashes() {
     assert_eq!(d.files.len(), 5, "{:?}", d.files);
     check_files(&d, &dest);
     assert!(d.files.iter().any(|f| f.filename.contains("charset_normalizer") && f.filename.contains("aarch64")));
-    let again = pypi::download(&reqs(&["requests==2.31.0"]), &srv.index(), &[], &target("3.10", &["manylinux2014_aarch64"]), &dest, Some(Path::new(NO_PYTHON))).unwrap();
+    let again = pypi::download(&reqs(&["requests==2.31.0"]), &srv.index(), &[], &target("3.10", &["manylinux2014_aarch64"]), &dest, Some(Path::new(NO_PYTHON)))
+        .unwrap();
     assert!(!again.downloaded);
 }

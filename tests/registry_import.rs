@@ -41,8 +41,7 @@ fn upstream() -> Upstream {
 /// Pulls `names` (every platform) from `reg` into the layout `layout`, as `image_cache` does.
 fn pull(reg: &Registry, names: &[&str], layout: &Path) {
     let fetcher =
-        Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(30), backoff: Duration::from_millis(50), ..Default::default() })
-            .unwrap();
+        Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(30), backoff: Duration::from_millis(50), ..Default::default() }).unwrap();
     fs::create_dir_all(layout).unwrap();
     let cfg = layout.with_extension("docker-config.json");
     fs::write(&cfg, "{}").unwrap();
@@ -406,7 +405,10 @@ fn images_imported_while_the_registry_runs_are_served_at_once() {
     let (run, r) =
         import(&p, &layout, &storage, &format!("        images:\n          - {{name: multi, repo: \"{host}/\", image: test/multi, version: v1}}"), &[]);
     run.success().has("changed: [localhost]");
-    assert_eq!(r["images"], json!([{"reference": format!("{host}/test/multi:v1"), "repository": "test/multi", "tag": "v1", "digest": digest(&up.images.multi), "media_type": "application/vnd.oci.image.index.v1+json", "changed": true}]));
+    assert_eq!(
+        r["images"],
+        json!([{"reference": format!("{host}/test/multi:v1"), "repository": "test/multi", "tag": "v1", "digest": digest(&up.images.multi), "media_type": "application/vnd.oci.image.index.v1+json", "changed": true}])
+    );
     assert_eq!(b.raw_manifest("test/multi:v1"), up.reg.raw_manifest("test/multi:v1"));
     let arm64 = copy_and_verify(&b.docker("test/multi:v1"), &["--override-os=linux", "--override-arch=arm64"]);
     assert_eq!(arm64, up.reg.raw_manifest(&format!("test/multi@{}", digest(&up.images.multi_arm64))));

@@ -124,7 +124,10 @@ fn import_tasks_is_static_and_include_tasks_is_dynamic() {
 fn import_playbook_and_vars_files() {
     let p = Project::new();
     p.file("vars/common.yml", "from_vars_file: yes-it-is\n");
-    p.file("inner.yml", "- hosts: localhost\n  gather_facts: false\n  vars_files:\n    - vars/missing.yml\n    - [vars/nope.yml, vars/common.yml]\n  tasks: []\n");
+    p.file(
+        "inner.yml",
+        "- hosts: localhost\n  gather_facts: false\n  vars_files:\n    - vars/missing.yml\n    - [vars/nope.yml, vars/common.yml]\n  tasks: []\n",
+    );
     p.file(
         "inner2.yml",
         "- name: inner\n  hosts: localhost\n  gather_facts: false\n  vars_files: [vars/common.yml]\n  tasks:\n    - debug:\n        msg: \"{{ from_vars_file }}\"\n",
@@ -207,7 +210,10 @@ fn roles_path_from_config_and_environment() {
 #[test]
 fn inventory_group_and_host_vars_take_their_places() {
     let p = Project::new();
-    p.file("inventory/hosts.ini", "[mirrors]\nlocalhost ansible_connection=local from_host_inline=inline v_host=inline\n\n[mirrors:vars]\nv_group=ini-group\nv_all=ini-group\n");
+    p.file(
+        "inventory/hosts.ini",
+        "[mirrors]\nlocalhost ansible_connection=local from_host_inline=inline v_host=inline\n\n[mirrors:vars]\nv_group=ini-group\nv_all=ini-group\n",
+    );
     p.file("inventory/group_vars/all.yml", "v_all: inv-all\nv_group: inv-all\nv_play: inv-all\n");
     p.file("inventory/group_vars/mirrors.yml", "v_group: inv-mirrors\n");
     p.file("inventory/host_vars/localhost.yml", "v_host: host-file\n");
@@ -236,7 +242,11 @@ fn inventory_group_and_host_vars_take_their_places() {
 #[test]
 fn role_files_are_found_role_relative_first() {
     let p = Project::new();
-    role(&p, "shipper", &[("tasks/main.yml", "- copy:\n    src: payload.txt\n    dest: \"{{ playbook_dir }}/out.txt\"\n"), ("files/payload.txt", "from the role\n")]);
+    role(
+        &p,
+        "shipper",
+        &[("tasks/main.yml", "- copy:\n    src: payload.txt\n    dest: \"{{ playbook_dir }}/out.txt\"\n"), ("files/payload.txt", "from the role\n")],
+    );
     p.file("files/payload.txt", "from the playbook\n");
     p.file("site.yml", "- hosts: localhost\n  gather_facts: false\n  roles: [shipper]\n  tasks:\n    - copy:\n        src: payload.txt\n        dest: \"{{ playbook_dir }}/out2.txt\"\n");
     p.playbook("site.yml", &[]).success();

@@ -29,7 +29,11 @@ fn output_is_shaped_like_ansible() {
         .has("PLAY RECAP ****");
     let banner = r.stdout.lines().find(|l| l.starts_with("TASK [Say hello]")).unwrap();
     assert_eq!(banner.len(), 80, "banners fill 80 columns as Ansible's do when piped: {banner:?}");
-    assert!(r.stdout.contains("localhost                  : ok=2    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("localhost                  : ok=2    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -575,7 +579,8 @@ fn lookups_env_and_file_and_hostvars() {
         msg: "{{ lookup('file', 'motd.txt') }} {{ lookup('env', 'AIRLOCK_LOOKUP_TEST') }} {{ hostvars['localhost']['mine'] }} {{ hostvars[inventory_hostname].mine + 1 }}"
 "#,
     );
-    let r = p.command(std::path::Path::new(env!("CARGO_BIN_EXE_airlock")), &["playbook", "-i", "localhost,", "site.yml"], &[("AIRLOCK_LOOKUP_TEST", "from-env")]);
+    let r =
+        p.command(std::path::Path::new(env!("CARGO_BIN_EXE_airlock")), &["playbook", "-i", "localhost,", "site.yml"], &[("AIRLOCK_LOOKUP_TEST", "from-env")]);
     r.success();
     assert_eq!(r.msgs(), vec!["\"welcome from-env 5 6\""]);
 }

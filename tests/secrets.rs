@@ -181,22 +181,9 @@ fn the_working_directory_is_not_taken_for_a_secret() {
         &["playbook", "-i", "localhost,", pb.to_str().unwrap()],
         &[("PWD", dir), ("OLDPWD", dir)],
     );
-    assert_eq!(
-        run.code, 2,
-        "the undefined variable fails the host\n{}{}",
-        run.stdout, run.stderr
-    );
+    assert_eq!(run.code, 2, "the undefined variable fails the host\n{}{}", run.stdout, run.stderr);
     let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(
-        all.contains("not_defined_anywhere"),
-        "the error names the variable:\n{all}"
-    );
-    assert!(
-        all.contains(&format!("{dir}/undef.yml")),
-        "the error names the playbook by its path:\n{all}"
-    );
-    assert!(
-        !all.contains("********/"),
-        "the directory is not masked:\n{all}"
-    );
+    assert!(all.contains("not_defined_anywhere"), "the error names the variable:\n{all}");
+    assert!(all.contains(&format!("{dir}/undef.yml")), "the error names the playbook by its path:\n{all}");
+    assert!(!all.contains("********/"), "the directory is not masked:\n{all}");
 }

@@ -14,8 +14,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sha2::Digest;
 use serve::Serve;
+use sha2::Digest;
 
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
@@ -42,7 +42,12 @@ fn pip(venv: &Path) -> Command {
 /// curl's status, headers and body for a request (`-i`), never following redirects; the path
 /// is sent as written (`--path-as-is`).
 fn curl(args: &[&str], url: &str) -> (u16, String, Vec<u8>) {
-    let out = Command::new("curl").args(["-sS", "-i", "--path-as-is", "--max-time", "30"]).args(args).arg(url).output().expect("curl is missing: run `bash .ci/setup-docker`");
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--path-as-is", "--max-time", "30"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl is missing: run `bash .ci/setup-docker`");
     assert!(out.status.success(), "curl {args:?} {url}: {}", String::from_utf8_lossy(&out.stderr));
     let raw = out.stdout;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).unwrap_or(raw.len());
@@ -184,7 +189,12 @@ fn pypi_serves_pip_in_a_fresh_venv_in_both_forms() {
     run(pip(&venv).args(["install", "--disable-pip-version-check", "--no-cache-dir", "--index-url", &format!("{base}/simple/"), "requests==2.31.0"]));
     run(Command::new(venv.join("bin/python")).args(["-c", "import requests, urllib3, idna, certifi, charset_normalizer"]));
     // Never a fallback: what is not here is not found.
-    let out = pip(&venv).args(["download", "--no-deps", "--disable-pip-version-check", "--no-cache-dir", "-d"]).arg(d.path().join("dl")).args(["--index-url", &format!("{base}/simple/"), "six"]).output().unwrap();
+    let out = pip(&venv)
+        .args(["download", "--no-deps", "--disable-pip-version-check", "--no-cache-dir", "-d"])
+        .arg(d.path().join("dl"))
+        .args(["--index-url", &format!("{base}/simple/"), "six"])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "pip found six on the mirror");
     let (st, _, _) = curl(&[], &format!("{base}/simple/six/"));
     assert_eq!(st, 404);
@@ -230,10 +240,11 @@ fn pypi_serves_pip_in_a_fresh_venv_in_both_forms() {
 fn helm_serves_chartmuseum_index_and_api_rebuilt_on_change() {
     let (_d, root) = tree();
     // Charts as `helm package` writes them, one repository per directory.
-    let specs: Vec<helm_client::Spec> = [("stable", "app", "1.0.0"), ("stable", "app", "1.10.0"), ("stable", "app", "1.9.0-rc.1"), ("stable", "db", "0.1.0"), ("other", "tool", "2.0.0")]
-        .iter()
-        .map(|(repo, n, v)| helm_client::Spec::new(n, v).subdir(repo))
-        .collect();
+    let specs: Vec<helm_client::Spec> =
+        [("stable", "app", "1.0.0"), ("stable", "app", "1.10.0"), ("stable", "app", "1.9.0-rc.1"), ("stable", "db", "0.1.0"), ("other", "tool", "2.0.0")]
+            .iter()
+            .map(|(repo, n, v)| helm_client::Spec::new(n, v).subdir(repo))
+            .collect();
     let charts = helm_client::package(&root.join("helm"), &specs);
     fs::write(root.join("helm/stable/broken-1.0.0.tgz"), b"not a chart").unwrap();
     let s = Serve::start(&root);
@@ -372,7 +383,10 @@ fn tls_with_a_self_signed_ca_or_given_files_serves_curl_and_pip() {
         // pip, trusting the CA.
         let venv = d.path().join("venv");
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
-        run(pip(&venv).args(["download", "--no-deps", "--disable-pip-version-check", "--no-cache-dir", "--cert", ca_arg, "-d"]).arg(d.path().join("dl")).args(["--index-url", &format!("https://127.0.0.1:{}/simple/", s.pip), "idna"]));
+        run(pip(&venv)
+            .args(["download", "--no-deps", "--disable-pip-version-check", "--no-cache-dir", "--cert", ca_arg, "-d"])
+            .arg(d.path().join("dl"))
+            .args(["--index-url", &format!("https://127.0.0.1:{}/simple/", s.pip), "idna"]));
         assert!(d.path().join("dl/idna-3.4-py3-none-any.whl").is_file());
         first_ca = fs::read(&ca).unwrap();
     }
@@ -388,7 +402,12 @@ fn tls_with_a_self_signed_ca_or_given_files_serves_curl_and_pip() {
     let (st, _, _) = curl(&["--cacert", ca_arg], &format!("https://localhost:{}/health", s.helm));
     assert_eq!(st, 200);
     // A key that does not exist is named.
-    let out = Command::new(env!("CARGO_BIN_EXE_airlock")).args(["serve", "--root"]).arg(&root).args(["--tls-cert", ca_arg, "--tls-key", "/nonexistent/key.pem", "--files-port", "0"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--root"])
+        .arg(&root)
+        .args(["--tls-cert", ca_arg, "--tls-key", "/nonexistent/key.pem", "--files-port", "0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the TLS key /nonexistent/key.pem"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -366,10 +366,7 @@ fn skopeo_pushes_into_a_writable_registry_in_distributions_layout() {
         }
     }
     assert!(fs::read_dir(&storage).unwrap().all(|e| e.unwrap().file_name() == "docker"), "no staged file is left");
-    assert_eq!(
-        fs::read(v2.join("repositories/test/multi/_manifests/tags/v1/current/link")).unwrap(),
-        digest(&images.multi).into_bytes()
-    );
+    assert_eq!(fs::read(v2.join("repositories/test/multi/_manifests/tags/v1/current/link")).unwrap(), digest(&images.multi).into_bytes());
 }
 
 #[test]
@@ -419,7 +416,10 @@ fn chunked_uploads_mounts_and_refused_pushes_over_http() {
     let mfile = chunks.path().join("manifest");
     fs::write(&mfile, &manifest).unwrap();
     let put = |name: &str, reference: &str| {
-        curl(&["-X", "PUT", "-H", &format!("Content-Type: {OCI_MANIFEST}"), "--data-binary", &format!("@{}", mfile.display())], &ours.url(&format!("/v2/{name}/manifests/{reference}")))
+        curl(
+            &["-X", "PUT", "-H", &format!("Content-Type: {OCI_MANIFEST}"), "--data-binary", &format!("@{}", mfile.display())],
+            &ours.url(&format!("/v2/{name}/manifests/{reference}")),
+        )
     };
     let unknown = put("else/where", "v1");
     assert_eq!((unknown.status, unknown.error_code()), (400, "MANIFEST_BLOB_UNKNOWN".to_string()));
@@ -547,7 +547,14 @@ fn docker_typed_images_of_a_cached_layout_are_served_as_upstream_serves_them() {
         // skopeo pulls it by upstream's digest, blobs verifying.
         let out = tempfile::tempdir().unwrap();
         let dir = out.path().join("img");
-        skopeo(&["copy", "--src-tls-verify=false", "--override-os=linux", "--override-arch=amd64", &ours.docker(&format!("{repo}@{}", p.digest)), &format!("dir:{}", dir.display())]);
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--override-os=linux",
+            "--override-arch=amd64",
+            &ours.docker(&format!("{repo}@{}", p.digest)),
+            &format!("dir:{}", dir.display()),
+        ]);
         let manifest: Value = serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json", "upstream's amd64 manifest");
         for d in std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap()) {

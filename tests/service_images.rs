@@ -311,7 +311,11 @@ fn nginx_image_serves_a_mounted_directory_with_a_mounted_conf_d_file() {
     fs::set_permissions(html.path().join("pool"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(html.path().join("pool/pkg.rpm"), vec![7u8; 4096]).unwrap();
     let conf = shared_dir();
-    fs::write(conf.path().join("files.conf"), "server {\n    listen 80;\n    server_name _;\n    location / {\n        root /usr/share/nginx/html;\n        autoindex on;\n    }\n}\n").unwrap();
+    fs::write(
+        conf.path().join("files.conf"),
+        "server {\n    listen 80;\n    server_name _;\n    location / {\n        root /usr/share/nginx/html;\n        autoindex on;\n    }\n}\n",
+    )
+    .unwrap();
 
     let c = Container::run(
         NGINX_IMAGE,

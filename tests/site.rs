@@ -21,7 +21,11 @@ fn airlock_env(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Run {
 fn ansible_playbook(p: &Project, args: &[&str]) -> Run {
     let exe = common::ansible_playbook_exe();
     let python = exe.with_file_name("python");
-    p.command(&exe, args, &[("ANSIBLE_LOCALHOST_WARNING", "False"), ("ANSIBLE_DEPRECATION_WARNINGS", "False"), ("ANSIBLE_PYTHON_INTERPRETER", python.to_str().unwrap())])
+    p.command(
+        &exe,
+        args,
+        &[("ANSIBLE_LOCALHOST_WARNING", "False"), ("ANSIBLE_DEPRECATION_WARNINGS", "False"), ("ANSIBLE_PYTHON_INTERPRETER", python.to_str().unwrap())],
+    )
 }
 
 /// Each debug result as (host, the `"msg": ...` text).
@@ -82,13 +86,22 @@ fn precedence_of_inventory_playbook_and_extra_vars_matches_ansible() {
     let ours = p.airlock(&args);
     ours.success();
     let want = [
-        ("mirror1", "all=all-ini group=all-ini child=all-ini gvall=pb-gv-all dirorder=20 gvgroup=inv-gv-all pbgroup=pb-gv-all host=mirror1-inline hostfile=- play=play playext=extra-file extra=cli groups=['mirrors']"),
+        (
+            "mirror1",
+            "all=all-ini group=all-ini child=all-ini gvall=pb-gv-all dirorder=20 gvgroup=inv-gv-all pbgroup=pb-gv-all host=mirror1-inline hostfile=- play=play playext=extra-file extra=cli groups=['mirrors']",
+        ),
         // gpu is a child of cluster: its values win over cluster's at each level; the inventory's
         // group_vars/<group> win over the playbook's group_vars/all, the playbook's
         // group_vars/<group> over the inventory's; host_vars over group_vars; play vars over
         // host_vars; extra vars over everything, the last -e winning.
-        ("gpu1", "all=all-ini group=cluster-yaml child=gpu-yaml gvall=pb-gv-all dirorder=20 gvgroup=inv-gv-gpu pbgroup=pb-gv-gpu host=gpu1-inline hostfile=inv-hv-gpu1 play=play playext=extra-file extra=cli groups=['cluster', 'gpu']"),
-        ("gpu2", "all=all-ini group=cluster-yaml child=gpu-yaml gvall=pb-gv-all dirorder=20 gvgroup=inv-gv-gpu pbgroup=pb-gv-gpu host=- hostfile=pb-hv-gpu2 play=play playext=extra-file extra=cli groups=['cluster', 'gpu']"),
+        (
+            "gpu1",
+            "all=all-ini group=cluster-yaml child=gpu-yaml gvall=pb-gv-all dirorder=20 gvgroup=inv-gv-gpu pbgroup=pb-gv-gpu host=gpu1-inline hostfile=inv-hv-gpu1 play=play playext=extra-file extra=cli groups=['cluster', 'gpu']",
+        ),
+        (
+            "gpu2",
+            "all=all-ini group=cluster-yaml child=gpu-yaml gvall=pb-gv-all dirorder=20 gvgroup=inv-gv-gpu pbgroup=pb-gv-gpu host=- hostfile=pb-hv-gpu2 play=play playext=extra-file extra=cli groups=['cluster', 'gpu']",
+        ),
     ];
     let mut got = host_msgs(&ours.stdout);
     got.sort();
@@ -151,7 +164,8 @@ fn a_site_role_earlier_on_roles_path_replaces_the_shipped_one() {
     assert_eq!(r.msgs(), ["\"site build-cache /site/deepops-archive.tar -\""]);
     // --list-vars names the defaults file that was read.
     let r = airlock_env(&p, &["playbook", &pb, "--list-vars"], &env);
-    r.success().has("tar_file_path = \"/site/deepops-archive.tar\"\n    role offline-repo-mirrors defaults, config/roles/offline-repo-mirrors/defaults/main.yml:1\n");
+    r.success()
+        .has("tar_file_path = \"/site/deepops-archive.tar\"\n    role offline-repo-mirrors defaults, config/roles/offline-repo-mirrors/defaults/main.yml:1\n");
     // Without it, the shipped role.
     let r = p.airlock(&["playbook", &pb, "--list-vars"]);
     let shipped_defaults = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles/offline-repo-mirrors/defaults/main.yml");
@@ -196,7 +210,10 @@ fn a_site_role_wraps_the_shipped_one() {
 "#
         ),
     );
-    p.file("config/roles/offline-repo-mirrors/templates/note.txt.j2", "{{ tar_file_path | basename }} concurrency {{ download_concurrency }} yum port {{ yum_mirror_port }}\n");
+    p.file(
+        "config/roles/offline-repo-mirrors/templates/note.txt.j2",
+        "{{ tar_file_path | basename }} concurrency {{ download_concurrency }} yum port {{ yum_mirror_port }}\n",
+    );
     let cache = p.path("cache");
     let archive = p.path("deepops-archive.tar");
     p.file(
@@ -281,7 +298,10 @@ fn list_vars_shows_values_sources_and_overrides_with_limit_and_extra_vars() {
         assert!(w1.contains(block), "w1 lacks\n{block}\n--- in\n{w1}");
     }
     let w2 = &r.stdout[r.stdout.find("HOST [w2]").unwrap()..];
-    assert!(w2.contains("port = 8080\n    extra vars, extra.yml:2\n    overrides 83 from play vars, site.yml:7\n    overrides 82 from inventory group_vars/*"), "{w2}");
+    assert!(
+        w2.contains("port = 8080\n    extra vars, extra.yml:2\n    overrides 83 from play vars, site.yml:7\n    overrides 82 from inventory group_vars/*"),
+        "{w2}"
+    );
     // Without -e and --limit: the play's value, and every host.
     let r = p.airlock(&["playbook", "-i", "inventory", "site.yml", "--list-vars"]);
     r.success().has("HOST [d1]").has("port = 83\n    play vars, site.yml:7\n    overrides 80 from role web defaults");

@@ -102,7 +102,10 @@ fn modules_run_on_the_target_as_its_user_and_become_root_there() {
 fn a_stopped_node_is_unreachable_while_the_other_completes() {
     let mut nodes = SshNodes::start(2);
     nodes.node("node2").stop();
-    let p = project(&nodes, "- hosts: nodes\n  tasks:\n    - command: touch SHARED/one-{{ inventory_hostname }}\n    - command: touch SHARED/two-{{ inventory_hostname }}\n");
+    let p = project(
+        &nodes,
+        "- hosts: nodes\n  tasks:\n    - command: touch SHARED/one-{{ inventory_hostname }}\n    - command: touch SHARED/two-{{ inventory_hostname }}\n",
+    );
     let r = p.airlock(&["playbook", "-i", "inventory.ini", "site.yml"]);
     r.code(4).has("fatal: [node2]: UNREACHABLE!").has("Connection refused");
     assert_eq!(r.recap("node2").unreachable, 1);
@@ -138,7 +141,11 @@ fn forks_run_hosts_at_once_and_one_fork_runs_them_in_turn() {
     assert_eq!(r.recap("node1").failed, 1, "with one fork the first host waits alone\n{}", r.stdout);
     assert_eq!(r.recap("node2").changed, 1, "node2 starts after node1 gave up, and finds both markers\n{}", r.stdout);
     // ANSIBLE_FORKS is read too.
-    let r = p.command(std::path::Path::new(env!("CARGO_BIN_EXE_airlock")), &["playbook", "-i", "inventory.ini", "site.yml", "-e", "run=c"], &[("ANSIBLE_FORKS", "3")]);
+    let r = p.command(
+        std::path::Path::new(env!("CARGO_BIN_EXE_airlock")),
+        &["playbook", "-i", "inventory.ini", "site.yml", "-e", "run=c"],
+        &[("ANSIBLE_FORKS", "3")],
+    );
     r.success();
 }
 
@@ -170,7 +177,12 @@ fn linear_strategy_serial_batches_run_once_and_delegate_to() {
     p.airlock(&["playbook", "-i", "inventory.ini", "site.yml", "-e", "batch=1"]).success();
     assert_eq!(order("1"), ["first node1", "second node1", "first node2", "second node2", "first node3", "second node3"]);
     // run_once: once per batch, on the batch's first host.
-    let once: Vec<_> = std::fs::read_dir(&nodes.shared).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("once-0-")).collect();
+    let once: Vec<_> = std::fs::read_dir(&nodes.shared)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("once-0-"))
+        .collect();
     assert_eq!(once, ["once-0-node1"]);
     // delegate_to: node3 ran every host's command, with each host's variables.
     for n in ["node1", "node2", "node3"] {
@@ -204,6 +216,7 @@ fn airlock_remote_binary_is_what_runs_modules_on_the_host() {
     let p = project(&nodes, "- hosts: nodes\n  gather_facts: false\n  tasks:\n    - command: \"true\"\n");
     // A binary that is not airlock: the host cannot run modules, and the error says so.
     p.file("fake-airlock", "#!/bin/sh\necho not airlock >&2\nexit 1\n");
-    let r = p.airlock(&["playbook", "-i", "inventory.ini", "site.yml", "-e", &format!("airlock_remote_binary={}", p.dir.path().join("fake-airlock").display())]);
+    let r =
+        p.airlock(&["playbook", "-i", "inventory.ini", "site.yml", "-e", &format!("airlock_remote_binary={}", p.dir.path().join("fake-airlock").display())]);
     r.code(2).has("the module failed to run: not airlock");
 }

@@ -165,7 +165,8 @@ fn cache_files_takes_content_length_and_keeps_the_connection_sane_after_a_long_b
     let srv = Scripted::start(vec![("/long", vec![Answer::Long { body: a.clone(), extra: payload(1000, 13) }]), ("/next", vec![Answer::Ok(b.clone())])]);
     let p = Project::new();
     let dest = p.path("cache/files");
-    let task = cache_files_task(&dest, &[(srv.url("/long"), Some(sha256_hex(&a))), (srv.url("/next"), Some(sha256_hex(&b)))], 2).replace("concurrency: 2", "concurrency: 1");
+    let task = cache_files_task(&dest, &[(srv.url("/long"), Some(sha256_hex(&a))), (srv.url("/next"), Some(sha256_hex(&b)))], 2)
+        .replace("concurrency: 2", "concurrency: 1");
     p.file("pb.yml", &task);
     p.playbook("pb.yml", &[]).success();
     assert_eq!(std::fs::read(dest.join("long")).unwrap(), a);
@@ -219,9 +220,15 @@ fn get_url_fails_clearly_and_leaves_nothing_behind() {
 fn get_url_with_until_retries_a_reset_and_a_500_and_keeps_the_old_file_meanwhile() {
     let old = b"the previous download".to_vec();
     let body = payload(200_000, 31);
-    let srv = Scripted::start(vec![
-        ("/file", vec![Answer::Reset { body: body.clone(), after: 50_000 }, Answer::Status(500), Answer::Short { body: body.clone(), after: 10 }, Answer::Ok(body.clone())]),
-    ]);
+    let srv = Scripted::start(vec![(
+        "/file",
+        vec![
+            Answer::Reset { body: body.clone(), after: 50_000 },
+            Answer::Status(500),
+            Answer::Short { body: body.clone(), after: 10 },
+            Answer::Ok(body.clone()),
+        ],
+    )]);
     let p = Project::new();
     let dest = p.path("dl/file");
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
@@ -376,7 +383,9 @@ impl ExpiringRegistry {
                             ok
                         };
                         if !valid {
-                            let challenge = format!("WWW-Authenticate: Bearer realm=\"http://{h}/token\",service=\"expiring\",scope=\"repository:test/app:pull\"\r\nContent-Type: application/json\r\n");
+                            let challenge = format!(
+                                "WWW-Authenticate: Bearer realm=\"http://{h}/token\",service=\"expiring\",scope=\"repository:test/app:pull\"\r\nContent-Type: application/json\r\n"
+                            );
                             respond(&mut stream, "401 Unauthorized", &challenge, br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
                             continue;
                         }

@@ -84,7 +84,11 @@ fn dist_files() -> Vec<(PathBuf, &'static str, Option<&'static str>)> {
     .map(|f| (shared.clone(), f, None))
     .collect();
     v.push((shared.clone(), "idna-3.4-py3-none-any.whl", Some(YANKED)));
-    for f in ["charset_normalizer-3.3.2-cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "filelock-3.19.1-py3-none-any.whl", "filelock-3.20.0-py3-none-any.whl"] {
+    for f in [
+        "charset_normalizer-3.3.2-cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "filelock-3.19.1-py3-none-any.whl",
+        "filelock-3.20.0-py3-none-any.whl",
+    ] {
         assert!(org.join(f).is_file(), "fixture wheel {} is missing: {}", org.join(f).display(), pypiserver::SETUP);
         v.push((org.clone(), f, None));
     }
@@ -105,7 +109,12 @@ const RESOLVED: &[&str] = &[
 /// The `*.dist-info/METADATA` of a wheel.
 fn wheel_metadata(file: &str, bytes: &[u8]) -> Vec<u8> {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let name = z.file_names().filter_map(Result::ok).find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1).unwrap_or_else(|| panic!("{file} has no METADATA")).into_owned();
+    let name = z
+        .file_names()
+        .filter_map(Result::ok)
+        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
+        .unwrap_or_else(|| panic!("{file} has no METADATA"))
+        .into_owned();
     let mut out = Vec::new();
     z.by_name(&name).unwrap().read_to_end(&mut out).unwrap();
     out
@@ -113,7 +122,10 @@ fn wheel_metadata(file: &str, bytes: &[u8]) -> Vec<u8> {
 
 /// A header of core metadata (before the first blank line).
 fn metadata_field(metadata: &[u8], field: &str) -> Option<String> {
-    String::from_utf8_lossy(metadata).lines().take_while(|l| !l.is_empty()).find_map(|l| l.split_once(": ").filter(|(k, _)| k.eq_ignore_ascii_case(field)).map(|(_, v)| v.trim().to_string()))
+    String::from_utf8_lossy(metadata)
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.split_once(": ").filter(|(k, _)| k.eq_ignore_ascii_case(field)).map(|(_, v)| v.trim().to_string()))
 }
 
 /// BLAKE2b-256 of each file, hex, by Python's hashlib (the same digest PyPI's paths use).
@@ -167,7 +179,10 @@ impl PyPiOrg {
 
         // Files never change on PyPI, and its CDN says so.
         let file_headers: Vec<(String, String)> =
-            [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=365000000, immutable, public"), ("Accept-Ranges", "bytes")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=365000000, immutable, public"), ("Accept-Ranges", "bytes")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let mut file_routes = Vec::new();
         for d in &dists {
             let path = d.url.strip_prefix(&files_base).unwrap().to_string();
@@ -191,7 +206,9 @@ impl PyPiOrg {
             Answer::Negotiated { offers: o, headers: headers.clone() }
         };
         let mut index_routes = Vec::new();
-        let mut root_html = String::from("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.1\">\n    <title>Simple index</title>\n  </head>\n  <body>\n");
+        let mut root_html = String::from(
+            "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.1\">\n    <title>Simple index</title>\n  </head>\n  <body>\n",
+        );
         let mut root_json = Vec::new();
         for (name, ds) in &projects {
             root_html.push_str(&format!("    <a href=\"/simple/{name}/\">{name}</a>\n"));
@@ -234,7 +251,10 @@ impl PyPiOrg {
             index_routes.push((format!("/simple/{name}/"), vec![offers(html, doc)]));
         }
         root_html.push_str("  </body>\n</html>");
-        index_routes.push(("/simple/".to_string(), vec![offers(root_html, serde_json::json!({"meta": {"_last-serial": serial, "api-version": "1.1"}, "projects": root_json}))]));
+        index_routes.push((
+            "/simple/".to_string(),
+            vec![offers(root_html, serde_json::json!({"meta": {"_last-serial": serial, "api-version": "1.1"}, "projects": root_json}))],
+        ));
         let index = Scripted::start(index_routes);
         PyPiOrg { index, files, dists }
     }
@@ -276,7 +296,8 @@ fn run(cmd: &mut Command) -> String {
 
 /// The visible files of a directory, sorted.
 fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect();
     v.sort();
     v
 }
@@ -365,7 +386,10 @@ fn pip_download_from_pypi_org_json_and_the_mirror_serves_what_came() {
     let (ctype, html) = page(None);
     assert_eq!(ctype, "text/html");
     let idna34 = org.dist("idna-3.4-py3-none-any.whl");
-    assert!(html.contains(&format!("<a href=\"{}#sha256={}\" data-requires-python=\"&gt;=3.5\" data-yanked=\"{YANKED}\"", idna34.url, sha256_hex(&idna34.bytes))), "{html}");
+    assert!(
+        html.contains(&format!("<a href=\"{}#sha256={}\" data-requires-python=\"&gt;=3.5\" data-yanked=\"{YANKED}\"", idna34.url, sha256_hex(&idna34.bytes))),
+        "{html}"
+    );
     let (ctype, json) = page(Some(JSON));
     assert_eq!(ctype, JSON);
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -395,7 +419,21 @@ fn pip_download_from_pypi_org_json_and_the_mirror_serves_what_came() {
     let dl = p.path("from-mirror");
     let pins: Vec<String> = RESOLVED.iter().map(|f| format!("{}=={}", org.dist(f).project, org.dist(f).version)).collect();
     run(venv_pip(&venv)
-        .args(["download", "--no-deps", "--no-cache-dir", "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.9", "--platform", "manylinux2014_x86_64", "--index-url", &mirror, "-d"])
+        .args([
+            "download",
+            "--no-deps",
+            "--no-cache-dir",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            "3.9",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--index-url",
+            &mirror,
+            "-d",
+        ])
         .arg(&dl)
         .args(&pins));
     assert_eq!(listing(&dl), RESOLVED, "{}", s.log());
@@ -446,7 +484,8 @@ impl Asset {
         let sha = sha256_hex(&bytes);
         // Shaped as objects.githubusercontent.com's: no file name in the path, AWS Signature
         // Version 4 in the query, and the download's name and type in the response overrides.
-        let unsigned = format!("/github-production-release-asset-2e65be/{repo_id}/{}-{}-{}-{}-{}", &sha[..8], &sha[8..12], &sha[12..16], &sha[16..20], &sha[20..32]);
+        let unsigned =
+            format!("/github-production-release-asset-2e65be/{repo_id}/{}-{}-{}-{}-{}", &sha[..8], &sha[8..12], &sha[12..16], &sha[16..20], &sha[20..32]);
         let signed = format!(
             "{unsigned}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAVCODYLSA53PQK4ZA%2F20240614%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240614T101010Z&X-Amz-Expires=300&X-Amz-Signature={}&X-Amz-SignedHeaders=host&actor_id=0&key_id=0&repo_id={repo_id}&response-content-disposition=attachment%3B%20filename%3D{file}&response-content-type=application%2Foctet-stream",
             sha256_hex(format!("{unsigned}{file}").as_bytes())
@@ -551,7 +590,12 @@ fn cache_files_follows_github_release_redirects_to_signed_chunked_downloads() {
     // fetched or written, naming the file and what to give instead.
     let sums_url = github.url(&format!("{}.sha256", crictl.release_path));
     let other = p.path("cache/other");
-    p.file("sums.yml", &play.replace(&dest.display().to_string(), &other.display().to_string()).replace(&format!("sha256:{}", sha256_hex(&crictl.bytes)), &format!("sha256:{sums_url}")));
+    p.file(
+        "sums.yml",
+        &play
+            .replace(&dest.display().to_string(), &other.display().to_string())
+            .replace(&format!("sha256:{}", sha256_hex(&crictl.bytes)), &format!("sha256:{sums_url}")),
+    );
     let r = p.playbook("sums.yml", &[]);
     r.code(2);
     let line = r.stdout.lines().find(|l| l.contains("FAILED!")).unwrap_or_default();

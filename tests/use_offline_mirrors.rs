@@ -8,7 +8,6 @@ mod common;
 mod nodes;
 #[path = "fixtures/serve.rs"]
 mod serve;
-#[allow(dead_code)]
 mod yumfix;
 
 use std::path::Path;
@@ -97,13 +96,22 @@ fn use_offline_mirrors_configures_both_nodes_then_changes_nothing() {
     // The real run.
     let r = run(&[]);
     r.success();
-    assert!(r.stdout.contains("RUNNING HANDLER [offline-repo-mirrors : refresh the package cache]") || r.stdout.contains("RUNNING HANDLER [refresh the package cache]"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("RUNNING HANDLER [offline-repo-mirrors : refresh the package cache]")
+            || r.stdout.contains("RUNNING HANDLER [refresh the package cache]"),
+        "{}",
+        r.stdout
+    );
 
     // node1: the Internet repo is aside, the mirror's repo works with dnf.
     assert_eq!(node1.read_file("/etc/yum.repos.d/internet.repo"), None);
     assert!(node1.read_file("/etc/yum.repos.d/internet.repo.airlock-disabled").unwrap().contains("[internet]"));
     let repo = node1.read_file("/etc/yum.repos.d/offline-test.repo").expect("the mirror's .repo");
-    assert!(repo.contains(&format!("baseurl = http://{host}:{}/offline-test/", mirror.yum)) || repo.contains(&format!("baseurl=http://{host}:{}/offline-test/", mirror.yum)), "{repo}");
+    assert!(
+        repo.contains(&format!("baseurl = http://{host}:{}/offline-test/", mirror.yum))
+            || repo.contains(&format!("baseurl=http://{host}:{}/offline-test/", mirror.yum)),
+        "{repo}"
+    );
     node1.exec_ok("dnf -y --setopt=install_weak_deps=False install airlock-hello && test -f /usr/share/airlock-hello/VERSION");
     // Docker's other settings are kept; the mirror comes first.
     let daemon: serde_json::Value = serde_json::from_str(&node1.read_file("/etc/docker/daemon.json").unwrap()).unwrap();

@@ -19,7 +19,8 @@ use yumfix::*;
 const NAME: &str = "testrepo";
 
 fn fetcher() -> Fetcher {
-    Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(20), validate_certs: true, backoff: Duration::from_millis(20), ..Default::default() }).unwrap()
+    Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(20), validate_certs: true, backoff: Duration::from_millis(20), ..Default::default() })
+        .unwrap()
 }
 
 fn repo_of(up: &Upstream, newest_only: bool) -> YumRepo {
@@ -122,7 +123,8 @@ fn sync_mirrors_upstream_byte_for_byte_and_resumes() {
     assert_eq!(s2.bytes_downloaded, 0);
     assert!(s2.files.iter().all(|f| !f.downloaded));
     assert_eq!(s2.files.len(), s.files.len());
-    let small: u64 = s2.files.iter().filter(|f| f.kind != FileKind::Rpm && (f.kind != FileKind::Repodata || f.path.ends_with("repomd.xml"))).map(|f| f.size).sum();
+    let small: u64 =
+        s2.files.iter().filter(|f| f.kind != FileKind::Rpm && (f.kind != FileKind::Repodata || f.path.ends_with("repomd.xml"))).map(|f| f.size).sum();
     assert_eq!(seen, small);
     assert_eq!(mtimes(&dest.path().join(NAME)), before);
     assert_same_tree(&up, dest.path());
@@ -388,4 +390,3 @@ fn rpmvercmp_agrees_with_rpm() {
         assert_eq!(Evr::parse(a).compare(&Evr::parse(b)) as i32, w, "EVR {a:?} vs {b:?}");
     }
 }
-

@@ -104,7 +104,12 @@ fn module_versions() -> Vec<ModuleVersion> {
     let m = |stream, version, context, artifacts: Vec<String>| ModuleVersion { stream, version, context, artifacts };
     vec![
         m("550-dkms", 20240301093000, "8c1e2d7fa0", vec![d(ND, "550.54.14"), d(ND, "550.54.15"), d(KMOD, "550.54.15")]),
-        m("550-dkms", 20240612101500, "2b9d04ce51", vec![d(ND, "550.54.14"), d(ND, "550.54.15"), d(ND, "550.90.07"), d(KMOD, "550.54.15"), d(KMOD, "550.90.07")]),
+        m(
+            "550-dkms",
+            20240612101500,
+            "2b9d04ce51",
+            vec![d(ND, "550.54.14"), d(ND, "550.54.15"), d(ND, "550.90.07"), d(KMOD, "550.54.15"), d(KMOD, "550.90.07")],
+        ),
         m("560-dkms", 20240801120000, "f03a6b12c4", vec![d(ND, "560.28.03"), d(KMOD, "560.28.03")]),
         m("560-dkms", 20240920083000, "5d7e9a0b33", vec![d(ND, "560.35.03"), d(KMOD, "560.35.03")]),
         m("latest-dkms", 20240801120000, "a4c2f81e07", vec![d(ND, "560.28.03"), d(KMOD, "560.28.03")]),
@@ -389,12 +394,16 @@ fn newest_only_keeps_each_module_streams_newest_version_as_dnf_reposync_does() {
     assert_eq!(all.len(), RPMS.len());
     let old: BTreeSet<String> = yum::newest(all).iter().map(|p| p.href.clone()).collect();
     assert_eq!(old.len(), 4, "{old:?}");
-    for stream_pkg in ["nvidia-driver-550.54.14-1.el9.x86_64.rpm", "nvidia-driver-550.90.07-1.el9.x86_64.rpm", "kmod-nvidia-latest-dkms-550.90.07-1.el9.x86_64.rpm"] {
+    for stream_pkg in
+        ["nvidia-driver-550.54.14-1.el9.x86_64.rpm", "nvidia-driver-550.90.07-1.el9.x86_64.rpm", "kmod-nvidia-latest-dkms-550.90.07-1.el9.x86_64.rpm"]
+    {
         assert!(!old.contains(stream_pkg), "{stream_pkg} was newest of its name already");
         assert!(mirror.join(stream_pkg).is_file(), "{stream_pkg} of 550-dkms is not in the mirror");
     }
     // Packages only older module versions list are left out, as dnf leaves them.
-    for gone in ["nvidia-driver-560.28.03-1.el9.x86_64.rpm", "kmod-nvidia-open-dkms-550.90.07-1.el9.x86_64.rpm", "cuda-toolkit-config-common-12.4.127-1.noarch.rpm"] {
+    for gone in
+        ["nvidia-driver-560.28.03-1.el9.x86_64.rpm", "kmod-nvidia-open-dkms-550.90.07-1.el9.x86_64.rpm", "cuda-toolkit-config-common-12.4.127-1.noarch.rpm"]
+    {
         assert!(up.repo().join(gone).is_file() && !mirror.join(gone).exists(), "{gone}");
     }
 

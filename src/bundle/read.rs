@@ -166,7 +166,8 @@ fn read_manifest<R: Read>(entries: &mut tar::Entries<'_, R>, path: &Path) -> Res
     if (data.len() as u64) < size {
         return Err(not(format!("{MANIFEST_NAME} is cut short ({} of {size} bytes): truncated archive", data.len())));
     }
-    let m = Manifest::from_json(&data).map_err(|e| BundleError::Manifest(format!("{MANIFEST_NAME} in {}: {}", path.display(), e.to_string().trim_start_matches("invalid manifest: "))))?;
+    let m = Manifest::from_json(&data)
+        .map_err(|e| BundleError::Manifest(format!("{MANIFEST_NAME} in {}: {}", path.display(), e.to_string().trim_start_matches("invalid manifest: "))))?;
     m.validate().map_err(|e| BundleError::Manifest(format!("{MANIFEST_NAME} in {}: {e}", path.display())))?;
     Ok(m)
 }
@@ -215,7 +216,13 @@ fn classify<R: Read>(e: &tar::Entry<'_, R>, index: &HashMap<&str, usize>, dirs: 
 /// Reads up to `size` bytes of an entry, hashing them and writing them to `out`; returns the
 /// bytes read (fewer than `size` when the archive ends early) and the hex sha256.
 /// Errors reading the archive are `Err(Ok(e))`, errors writing `out` are `Err(Err(e))`.
-fn stream_entry(e: &mut dyn Read, size: u64, buf: &mut [u8], mut out: Option<&mut File>, mut on_bytes: impl FnMut(u64)) -> Result<(u64, String), Result<io::Error, io::Error>> {
+fn stream_entry(
+    e: &mut dyn Read,
+    size: u64,
+    buf: &mut [u8],
+    mut out: Option<&mut File>,
+    mut on_bytes: impl FnMut(u64),
+) -> Result<(u64, String), Result<io::Error, io::Error>> {
     let mut h = Sha256::new();
     let mut got = 0u64;
     while got < size {
@@ -442,7 +449,9 @@ fn make_parents(dest: &Path, rel: &str) -> Result<(), BundleError> {
 
 fn unsafe_entry(p: Problem) -> BundleError {
     match p.kind {
-        ProblemKind::UnsafePath(_) | ProblemKind::BadType(_) | ProblemKind::Unexpected | ProblemKind::Duplicate => BundleError::Unsafe { entry: p.path.clone(), why: p.to_string().trim_start_matches(&format!("{}: ", p.path)).to_string() },
+        ProblemKind::UnsafePath(_) | ProblemKind::BadType(_) | ProblemKind::Unexpected | ProblemKind::Duplicate => {
+            BundleError::Unsafe { entry: p.path.clone(), why: p.to_string().trim_start_matches(&format!("{}: ", p.path)).to_string() }
+        }
         _ => BundleError::Verify(vec![p]),
     }
 }
@@ -555,7 +564,14 @@ pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result
             progress.files_done += 1;
         }
         check_end(&mut archive.into_inner()).map_err(|kind| BundleError::Verify(vec![problem(WHOLE, kind)]))?;
-        let missing: Vec<Problem> = manifest.artifacts.iter().zip(&seen).zip(&todo).filter(|((_, s), t)| **t && !**s).map(|((a, _), _)| problem(a.path.clone(), ProblemKind::Missing)).collect();
+        let missing: Vec<Problem> = manifest
+            .artifacts
+            .iter()
+            .zip(&seen)
+            .zip(&todo)
+            .filter(|((_, s), t)| **t && !**s)
+            .map(|((a, _), _)| problem(a.path.clone(), ProblemKind::Missing))
+            .collect();
         if !missing.is_empty() {
             return Err(BundleError::Verify(missing));
         }

@@ -179,7 +179,11 @@ pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: W
         });
         let check = |i: usize, sha: String| {
             let a = &manifest.artifacts[i];
-            if sha == a.sha256 { Ok(()) } else { Err(BundleError::CacheMismatch { path: a.path.clone(), what: format!("sha256 {sha} in the cache, {} in the manifest", a.sha256) }) }
+            if sha == a.sha256 {
+                Ok(())
+            } else {
+                Err(BundleError::CacheMismatch { path: a.path.clone(), what: format!("sha256 {sha} in the cache, {} in the manifest", a.sha256) })
+            }
         };
         let hasher_gone = || BundleError::Io { path: part.display().to_string(), source: io::Error::other("the hashing thread stopped") };
         let mut made = 0;
@@ -228,7 +232,12 @@ pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: W
                 };
                 let want = left.min(buf.len() as u64) as usize;
                 let n = match f.read(&mut buf[..want]) {
-                    Ok(0) => return Err(BundleError::CacheMismatch { path: a.path.clone(), what: format!("file shrank while being read ({} of {} bytes)", a.size - left, a.size) }),
+                    Ok(0) => {
+                        return Err(BundleError::CacheMismatch {
+                            path: a.path.clone(),
+                            what: format!("file shrank while being read ({} of {} bytes)", a.size - left, a.size),
+                        });
+                    }
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                         let _ = data_tx.send(ToHasher::Data(buf, 0));
@@ -279,7 +288,14 @@ pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: W
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(WriteReport { path: out.to_path_buf(), compression, artifacts: manifest.artifacts.len() as u64, directories: dirs.len() as u64, bytes: total, archive_bytes })
+    Ok(WriteReport {
+        path: out.to_path_buf(),
+        compression,
+        artifacts: manifest.artifacts.len() as u64,
+        directories: dirs.len() as u64,
+        bytes: total,
+        archive_bytes,
+    })
 }
 
 enum ToHasher {

@@ -30,7 +30,9 @@ impl PublishedPort {
     /// Parses Docker's syntax: `5000:5000`, `0.0.0.0:8001:80`, `127.0.0.1:8002:8080/tcp`,
     /// `[::1]:80:80`, `8080` (host port chosen by Docker), `127.0.0.1::80`.
     pub fn parse(spec: &str) -> Result<PublishedPort, DockerError> {
-        let bad = |why: &str| DockerError::input(format!("published port '{spec}' {why}: write [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], as in 127.0.0.1:8002:8080/tcp"));
+        let bad = |why: &str| {
+            DockerError::input(format!("published port '{spec}' {why}: write [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], as in 127.0.0.1:8002:8080/tcp"))
+        };
         let s = spec.trim();
         let (rest, protocol) = match s.rsplit_once('/') {
             Some((r, p)) if ["tcp", "udp", "sctp"].contains(&p.to_ascii_lowercase().as_str()) => (r, p.to_ascii_lowercase()),

@@ -30,9 +30,7 @@ struct ChannelWriter(tokio::sync::mpsc::Sender<Bytes>);
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Bytes::copy_from_slice(buf))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "Docker stopped reading the archive"))?;
+        self.0.blocking_send(Bytes::copy_from_slice(buf)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "Docker stopped reading the archive"))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -209,9 +207,7 @@ pub fn resolve_layout(layout: &Path, want: &ImageRef, platform: &EnginePlatform)
     let entries: Vec<&Value> = index.get("manifests").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
     let entry = entries
         .iter()
-        .find(|m| {
-            m.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str).is_some_and(|n| same_reference(n, want))
-        })
+        .find(|m| m.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str).is_some_and(|n| same_reference(n, want)))
         .ok_or_else(|| {
             let names = layout_names(&index);
             DockerError::input(format!(
@@ -260,7 +256,8 @@ pub fn resolve_layout(layout: &Path, want: &ImageRef, platform: &EnginePlatform)
             }
             None => {
                 let listed: Vec<String> = manifests.iter().filter_map(|m| m.get("platform").map(crate::sources::oci::describe_platform)).collect();
-                let held: Vec<String> = manifests.iter().filter(present).filter_map(|m| m.get("platform").map(crate::sources::oci::describe_platform)).collect();
+                let held: Vec<String> =
+                    manifests.iter().filter(present).filter_map(|m| m.get("platform").map(crate::sources::oci::describe_platform)).collect();
                 let wanted_but_missing = manifests.iter().any(|m| matches(&m));
                 return Err(DockerError::input(if wanted_but_missing {
                     format!(

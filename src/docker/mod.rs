@@ -15,8 +15,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ImageInspect};
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, PushImageOptions, RemoveContainerOptions,
-    RemoveImageOptions, StartContainerOptions, StopContainerOptions, TagImageOptions,
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, PushImageOptions, RemoveContainerOptions, RemoveImageOptions,
+    StartContainerOptions, StopContainerOptions, TagImageOptions,
 };
 use futures_util::StreamExt;
 

@@ -59,11 +59,13 @@ pub fn holders(port: u16) -> Vec<PortHolder> {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
         let holds = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path()).ok().and_then(|t| {
-                let t = t.to_string_lossy().into_owned();
-                t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).and_then(|n| n.parse::<u64>().ok())
-            })
-            .is_some_and(|i| inodes.contains(&i))
+            std::fs::read_link(fd.path())
+                .ok()
+                .and_then(|t| {
+                    let t = t.to_string_lossy().into_owned();
+                    t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).and_then(|n| n.parse::<u64>().ok())
+                })
+                .is_some_and(|i| inodes.contains(&i))
         });
         if holds {
             let name = std::fs::read_to_string(p.path().join("comm")).map(|s| s.trim().to_string()).unwrap_or_default();

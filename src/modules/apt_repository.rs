@@ -109,7 +109,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                     // APT reads sources as any user (apt-get's _apt sandbox): 0644 unless told.
                     let m = parse_mode(mode.as_ref().unwrap_or(&Value::from("0644")), 0o644, false)?;
                     use std::os::unix::fs::PermissionsExt;
-                    fs::set_permissions(p, fs::Permissions::from_mode(m)).map_err(|e| ModuleFail::new(format!("could not set the mode of {}: {e}", p.display())))?;
+                    fs::set_permissions(p, fs::Permissions::from_mode(m))
+                        .map_err(|e| ModuleFail::new(format!("could not set the mode of {}: {e}", p.display())))?;
                 }
             }
             None => fs::remove_file(p).map_err(|e| ModuleFail::new(format!("could not remove {}: {e}", p.display())))?,
@@ -214,7 +215,16 @@ mod tests {
         assert_eq!(s.line(), "deb [trusted=yes arch=amd64] http://m:8004/debs ./");
         assert_eq!(Source::parse(&s.line()), Some(s));
         assert!(Source::parse("deb http://deb.debian.org/debian bookworm main contrib").is_some());
-        for bad in ["", "# deb http://x ./", "rpm http://x ./", "deb http://x", "deb http://x bookworm", "deb http://x ./ main", "deb [trusted=yes http://x ./", "deb nouri ./"] {
+        for bad in [
+            "",
+            "# deb http://x ./",
+            "rpm http://x ./",
+            "deb http://x",
+            "deb http://x bookworm",
+            "deb http://x ./ main",
+            "deb [trusted=yes http://x ./",
+            "deb nouri ./",
+        ] {
             assert_eq!(Source::parse(bad), None, "{bad}");
         }
     }

@@ -100,8 +100,7 @@ fn collect_items(targets: &[PathBuf], root: &str, skip: &[PathBuf], patterns: &[
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         let mut entries: Vec<PathBuf> = fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
         entries.sort();
-        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
-            entries.into_iter().partition(|p| fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false));
+        let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = entries.into_iter().partition(|p| fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false));
         out.extend(dirs.iter().cloned());
         out.extend(files);
         for d in dirs {
@@ -289,16 +288,14 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             .with("path", paths_arg.join(", ")));
     };
     if !["gz", "tar"].contains(&format.as_str()) {
-        return Err(ModuleFail::new(format!(
-            "Archive format '{format}' is not supported by airlock (supported: gz, tar); cannot create {}",
-            dest.display()
-        )));
+        return Err(ModuleFail::new(format!("Archive format '{format}' is not supported by airlock (supported: gz, tar); cannot create {}", dest.display())));
     }
     if remove {
         for p in &paths {
             if p.is_dir() && dest.starts_with(p) {
-                return Err(ModuleFail::new("Error, created archive can not be contained in source paths when remove=true")
-                    .with("path", strs(&paths).join(", ")));
+                return Err(
+                    ModuleFail::new("Error, created archive can not be contained in source paths when remove=true").with("path", strs(&paths).join(", "))
+                );
             }
         }
     }
@@ -319,8 +316,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let skip = vec![dest.clone()];
         let items = collect_items(&targets, &root, &skip, &patterns).map_err(|e| wrap(e, archive_kind))?;
         // Skip our own temporary files if dest is inside a source tree.
-        let items: Vec<Item> =
-            items.into_iter().filter(|it| !(it.path.parent() == Some(dest_dir.as_path()) && it.name.ends_with(".airlock-tmp"))).collect();
+        let items: Vec<Item> = items.into_iter().filter(|it| !(it.path.parent() == Some(dest_dir.as_path()) && it.name.ends_with(".airlock-tmp"))).collect();
         archived = items.iter().map(|i| i.path.clone()).collect();
         changed = if dest_exists {
             let want = summary_of_items(&items).map_err(|e| wrap(e, archive_kind))?;
@@ -341,8 +337,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     } else {
         // One file, gzip-compressed (not archived).
         let src = &targets[0];
-        let want = file_sha1(src)
-            .map_err(|e| ModuleFail::new(format!("Unable to write to compressed file: {e}")).with("path", src.display().to_string()))?;
+        let want = file_sha1(src).map_err(|e| ModuleFail::new(format!("Unable to write to compressed file: {e}")).with("path", src.display().to_string()))?;
         changed = !dest_exists || gunzip_sha1(&dest).as_deref() != Some(want.as_str());
         if changed && !ctx.check_mode {
             let fail = |e: io::Error| {
@@ -352,8 +347,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             };
             let mut tmp = fileattrs::temp_file_for(&dest_dir, &dest_name).map_err(fail)?;
             {
-                let mut enc =
-                    flate2::GzBuilder::new().mtime(0).write(io::BufWriter::new(tmp.as_file_mut()), flate2::Compression::default());
+                let mut enc = flate2::GzBuilder::new().mtime(0).write(io::BufWriter::new(tmp.as_file_mut()), flate2::Compression::default());
                 let mut f = fs::File::open(src).map_err(fail)?;
                 io::copy(&mut f, &mut enc).map_err(fail)?;
                 enc.finish().map_err(fail)?.flush().map_err(fail)?;
@@ -373,9 +367,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             }
         }
         if !errors.is_empty() {
-            return Err(ModuleFail::new("Error deleting some source files: ")
-                .with("dest", dest.display().to_string())
-                .with("files", errors));
+            return Err(ModuleFail::new("Error deleting some source files: ").with("dest", dest.display().to_string()).with("files", errors));
         }
     }
 
@@ -453,9 +445,7 @@ mod tests {
         assert_eq!(left.len(), 2, "{left:?}");
 
         // GNU tar reads it and finds the tree unchanged.
-        if let Ok(o) =
-            std::process::Command::new("tar").args(["--diff", "-C", d.path().to_str().unwrap(), "-zf", dest.to_str().unwrap()]).output()
-        {
+        if let Ok(o) = std::process::Command::new("tar").args(["--diff", "-C", d.path().to_str().unwrap(), "-zf", dest.to_str().unwrap()]).output() {
             assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         }
 

@@ -83,7 +83,9 @@ pub fn fetch_options(a: &Args) -> Result<FetchOptions, ModuleFail> {
                 }
             }
         }
-        Some(other) => return Err(ModuleFail::new(format!("host_ca_paths must be a mapping of host (or host:port) to a CA file, got {}", args::type_name(other)))),
+        Some(other) => {
+            return Err(ModuleFail::new(format!("host_ca_paths must be a mapping of host (or host:port) to a CA file, got {}", args::type_name(other))));
+        }
     }
     Ok(opts)
 }

@@ -40,10 +40,19 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let root = cache::cache_root(a, &dest)?;
     let mut jobs = Vec::new();
     for f in cache::list_of_maps(a, "files")? {
-        let url = f.get("url").and_then(Value::as_str).ok_or_else(|| ModuleFail::new(format!("a files entry needs 'url': {}", Value::Object(f.clone()))))?.to_string();
+        let url = f
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ModuleFail::new(format!("a files entry needs 'url': {}", Value::Object(f.clone()))))?
+            .to_string();
         let name = match f.get("dest").and_then(Value::as_str) {
             Some(d) if !d.is_empty() => d.to_string(),
-            _ => url.rsplit('/').next().filter(|s| !s.is_empty()).map(|s| s.split(['?', '#']).next().unwrap_or(s).to_string()).ok_or_else(|| ModuleFail::new(format!("cannot name the file for {url}: give 'dest'")))?,
+            _ => url
+                .rsplit('/')
+                .next()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.split(['?', '#']).next().unwrap_or(s).to_string())
+                .ok_or_else(|| ModuleFail::new(format!("cannot name the file for {url}: give 'dest'")))?,
         };
         if Path::new(&name).is_absolute() || name.split('/').any(|c| c == "..") {
             return Err(ModuleFail::new(format!("files entry dest '{name}' must be a relative path inside {}", dest.display())));
@@ -67,10 +76,11 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             files.push(json!({"url": j.url, "size": size}));
         }
         let unknown_note = if unknown > 0 { format!(", {unknown} of unknown size") } else { String::new() };
-        return Ok(ModuleResult::changed(!missing.is_empty())
-            .with("files", Value::Array(files))
-            .with("download_size", bytes)
-            .with_msg(format!("{} file(s) would be downloaded, {}{unknown_note}", missing.len(), crate::bundle::human_size(bytes))));
+        return Ok(ModuleResult::changed(!missing.is_empty()).with("files", Value::Array(files)).with("download_size", bytes).with_msg(format!(
+            "{} file(s) would be downloaded, {}{unknown_note}",
+            missing.len(),
+            crate::bundle::human_size(bytes)
+        )));
     }
     let pb = cache::bytes_bar(ctx, "files");
     let total = AtomicU64::new(0);
@@ -85,7 +95,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 .map(|(s, _)| (j.url.clone(), j.dest.clone(), std::fs::metadata(&j.dest).map(|m| m.len()).unwrap_or(0), s, false))
                 .map_err(|e| format!("{}: {e}", j.dest.display()));
         }
-        fetcher.download(&j.url, &j.dest, j.checksum.as_ref(), &HeaderMap::new(), &on_bytes).map(|f| (j.url.clone(), f.path, f.size, f.sha256, f.downloaded)).map_err(|e| e.to_string())
+        fetcher
+            .download(&j.url, &j.dest, j.checksum.as_ref(), &HeaderMap::new(), &on_bytes)
+            .map(|f| (j.url.clone(), f.path, f.size, f.sha256, f.downloaded))
+            .map_err(|e| e.to_string())
     });
     pb.finish_and_clear();
     let mut artifacts = Vec::new();

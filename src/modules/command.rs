@@ -12,22 +12,10 @@ use super::args::{bool_or, check_known, opt_str};
 use super::fileattrs::{expand_path, expand_user, expand_vars, py_datetime, py_timedelta};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 
-const COMMAND_ARGS: &[&str] = &[
-    "_raw_params",
-    "cmd",
-    "argv",
-    "chdir",
-    "executable",
-    "expand_argument_vars",
-    "creates",
-    "removes",
-    "stdin",
-    "stdin_add_newline",
-    "strip_empty_ends",
-];
+const COMMAND_ARGS: &[&str] =
+    &["_raw_params", "cmd", "argv", "chdir", "executable", "expand_argument_vars", "creates", "removes", "stdin", "stdin_add_newline", "strip_empty_ends"];
 
-const SHELL_ARGS: &[&str] =
-    &["_raw_params", "cmd", "chdir", "executable", "creates", "removes", "stdin", "stdin_add_newline", "strip_empty_ends"];
+const SHELL_ARGS: &[&str] = &["_raw_params", "cmd", "chdir", "executable", "creates", "removes", "stdin", "stdin_add_newline", "strip_empty_ends"];
 
 /// The `key=value` options Ansible takes out of a command's free-form text.
 const FREE_FORM_OPTIONS: &[&str] = &["creates", "removes", "chdir", "executable", "warn", "stdin", "stdin_add_newline", "strip_empty_ends"];
@@ -179,11 +167,7 @@ pub fn split_free_form(raw: &str) -> (String, Vec<(String, String)>) {
             continue;
         }
         let v = v.trim();
-        let v = if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\''))) {
-            &v[1..v.len() - 1]
-        } else {
-            v
-        };
+        let v = if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\''))) { &v[1..v.len() - 1] } else { v };
         opts.push((k.to_string(), v.to_string()));
         removed.push((s, e));
     }
@@ -243,8 +227,7 @@ pub(crate) fn execute(args_in: &Args, ctx: &ModuleContext, shell: bool) -> Modul
     }
     check_known(&args, module, if shell { SHELL_ARGS } else { COMMAND_ARGS })?;
 
-    let given: Vec<&str> =
-        ["_raw_params", "cmd", "argv"].into_iter().filter(|k| !matches!(args.get(*k), None | Some(Value::Null))).collect();
+    let given: Vec<&str> = ["_raw_params", "cmd", "argv"].into_iter().filter(|k| !matches!(args.get(*k), None | Some(Value::Null))).collect();
     if given.len() > 1 {
         return Err(ModuleFail::new("parameters are mutually exclusive: _raw_params|cmd|argv"));
     }
@@ -535,11 +518,7 @@ pub(crate) mod tests {
         assert_eq!(r.data["stdout"], "a\n\n");
         let r = run(&args(json!({"cmd": "pwd", "chdir": d.path()})), &ctx).unwrap();
         assert_eq!(r.data["stdout"].as_str().unwrap(), std::fs::canonicalize(d.path()).unwrap().to_str().unwrap());
-        let r = run(
-            &args(json!({"argv": ["echo", "$AIRLOCK_T1", "${AIRLOCK_T1}x", "$AIRLOCK_NOPE"], "_environment": {"AIRLOCK_T1": "v1"}})),
-            &ctx,
-        )
-        .unwrap();
+        let r = run(&args(json!({"argv": ["echo", "$AIRLOCK_T1", "${AIRLOCK_T1}x", "$AIRLOCK_NOPE"], "_environment": {"AIRLOCK_T1": "v1"}})), &ctx).unwrap();
         assert_eq!(r.data["stdout"], "v1 v1x $AIRLOCK_NOPE");
         let r = run(&args(json!({"argv": ["sh", "-c", "echo $AIRLOCK_T2"], "_environment": {"AIRLOCK_T2": 5}})), &ctx).unwrap();
         assert_eq!(r.data["stdout"], "5");
@@ -582,17 +561,9 @@ pub(crate) mod tests {
         let d = tempfile::tempdir().unwrap();
         let pf = Default::default();
         let ctx = ctx_for(false, d.path(), &pf);
-        assert_eq!(
-            run(&args(json!({"cmd": "a", "argv": ["b"]})), &ctx).unwrap_err().msg,
-            "parameters are mutually exclusive: _raw_params|cmd|argv"
-        );
+        assert_eq!(run(&args(json!({"cmd": "a", "argv": ["b"]})), &ctx).unwrap_err().msg, "parameters are mutually exclusive: _raw_params|cmd|argv");
         assert_eq!(run(&args(json!({"chdir": "/"})), &ctx).unwrap_err().msg, "one of the following is required: _raw_params, cmd, argv");
-        assert!(
-            run(&args(json!({"cmd": "a", "bogus": 1})), &ctx)
-                .unwrap_err()
-                .msg
-                .starts_with("Unsupported parameters for (command) module: bogus")
-        );
+        assert!(run(&args(json!({"cmd": "a", "bogus": 1})), &ctx).unwrap_err().msg.starts_with("Unsupported parameters for (command) module: bogus"));
         assert_eq!(run(&args(json!({"cmd": "echo 'a"})), &ctx).unwrap_err().msg, "No closing quotation");
     }
 }

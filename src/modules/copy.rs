@@ -10,7 +10,29 @@ use super::fileattrs::{self, FileAttrs};
 use super::fsutil;
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
-const ALLOWED: &[&str] = &["src", "content", "dest", "mode", "owner", "group", "backup", "force", "remote_src", "validate", "directory_mode", "follow", "local_follow", "checksum", "decrypt", "unsafe_writes", "seuser", "serole", "setype", "selevel", "attributes"];
+const ALLOWED: &[&str] = &[
+    "src",
+    "content",
+    "dest",
+    "mode",
+    "owner",
+    "group",
+    "backup",
+    "force",
+    "remote_src",
+    "validate",
+    "directory_mode",
+    "follow",
+    "local_follow",
+    "checksum",
+    "decrypt",
+    "unsafe_writes",
+    "seuser",
+    "serole",
+    "setype",
+    "selevel",
+    "attributes",
+];
 
 /// Runs `copy`.
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
@@ -38,7 +60,12 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let src_path = if remote_src || Path::new(&src).is_absolute() {
         PathBuf::from(&src)
     } else {
-        ctx.find_file("files", &src).ok_or_else(|| ModuleFail::new(format!("Could not find or access '{src}' (searched files/ of {})", ctx.search_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))))?
+        ctx.find_file("files", &src).ok_or_else(|| {
+            ModuleFail::new(format!(
+                "Could not find or access '{src}' (searched files/ of {})",
+                ctx.search_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ))
+        })?
     };
     if !src_path.exists() {
         return Err(ModuleFail::new(format!("Source {} not found", src_path.display())));
@@ -56,7 +83,16 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 
 /// Writes `data` to `dest` when it differs, then applies attributes. Shared with `template`.
 #[allow(clippy::too_many_arguments)]
-pub fn write_file(ctx: &ModuleContext, dest: &Path, data: &[u8], attrs: &FileAttrs, force: bool, backup: bool, validate: Option<&str>, src: Option<&Path>) -> ModuleOutcome {
+pub fn write_file(
+    ctx: &ModuleContext,
+    dest: &Path,
+    data: &[u8],
+    attrs: &FileAttrs,
+    force: bool,
+    backup: bool,
+    validate: Option<&str>,
+    src: Option<&Path>,
+) -> ModuleOutcome {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     // In check mode a missing directory is one an earlier task would have made (Ansible fails
     // here, which hides every later change of a --check run): the file is reported as new.
@@ -87,7 +123,10 @@ pub fn write_file(ctx: &ModuleContext, dest: &Path, data: &[u8], attrs: &FileAtt
         }
         if !ctx.check_mode {
             if backup && exists {
-                result = result.with("backup_file", fileattrs::backup_file(dest).map_err(|e| ModuleFail::new(format!("could not back up {}: {e}", dest.display())))?.display().to_string());
+                result = result.with(
+                    "backup_file",
+                    fileattrs::backup_file(dest).map_err(|e| ModuleFail::new(format!("could not back up {}: {e}", dest.display())))?.display().to_string(),
+                );
             }
             fsutil::atomic_write(dest, data)?;
         }
@@ -125,7 +164,12 @@ fn validate_content(cmd: &str, data: &[u8], dir: &Path) -> Result<(), ModuleFail
     let argv = super::command::shlex_split(&line).map_err(ModuleFail::new)?;
     let out = std::process::Command::new(&argv[0]).args(&argv[1..]).output().map_err(|e| ModuleFail::new(format!("failed to validate: {e}")))?;
     if !out.status.success() {
-        return Err(ModuleFail::new(format!("failed to validate: rc:{} error:{}", out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).trim())).with("exit_status", out.status.code().unwrap_or(-1)));
+        return Err(ModuleFail::new(format!(
+            "failed to validate: rc:{} error:{}",
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .with("exit_status", out.status.code().unwrap_or(-1)));
     }
     Ok(())
 }

@@ -102,7 +102,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let mut image = serde_json::to_value(img).unwrap_or(Value::Null);
         image["state"] = json!("Deleted");
         let verb = if ctx.check_mode { "Would remove" } else { "Removed" };
-        return Ok(ModuleResult::changed(true).with("image", image).with("actions", json!([format!("Removed image {shown}")])).with_msg(format!("{verb} image {shown}")));
+        return Ok(ModuleResult::changed(true)
+            .with("image", image)
+            .with("actions", json!([format!("Removed image {shown}")]))
+            .with_msg(format!("{verb} image {shown}")));
     }
 
     let mut actions: Vec<String> = Vec::new();
@@ -111,7 +114,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let existing_id = existing.as_ref().and_then(|i| i.id.clone());
     match source.as_deref() {
         Some("load") => {
-            let load_path = args::opt_str(a, "load_path")?.ok_or_else(|| ModuleFail::new("state is present but all of the following are missing: load_path (source: load needs it)"))?;
+            let load_path = args::opt_str(a, "load_path")?
+                .ok_or_else(|| ModuleFail::new("state is present but all of the following are missing: load_path (source: load needs it)"))?;
             let plan = plan_load(&load_path, &want, &shown, &engine)?;
             let expected = match &plan {
                 Load::Archive { id, .. } => id.clone(),
@@ -130,7 +134,11 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                             .map_err(fail)?,
                         Load::Layout { image } => {
                             let tag = shown.clone();
-                            let what = format!("{} ({}) from {load_path} into Docker", image.reference, image.platform.clone().unwrap_or_else(|| "single platform".into()));
+                            let what = format!(
+                                "{} ({}) from {load_path} into Docker",
+                                image.reference,
+                                image.platform.clone().unwrap_or_else(|| "single platform".into())
+                            );
                             engine.load_image(&what, move |w| image.write_archive(&tag, w)).map_err(fail)?
                         }
                     };
@@ -138,10 +146,16 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                     let loaded_id = loaded.as_ref().and_then(|i| i.id.clone());
                     match (&loaded_id, &expected) {
                         (None, _) => {
-                            return Err(ModuleFail::new(format!("Docker loaded {load_path} but has no image {shown} afterwards; it said: {}", lines.join("; "))));
+                            return Err(ModuleFail::new(format!(
+                                "Docker loaded {load_path} but has no image {shown} afterwards; it said: {}",
+                                lines.join("; ")
+                            )));
                         }
                         (Some(got), Some(want_id)) if got != want_id => {
-                            return Err(ModuleFail::new(format!("after loading {load_path}, image {shown} has ID {got}, but its config digest is {want_id}: the Docker Engine ({}) stores images differently (containerd image store?); the image is loaded, check it with `docker image inspect {shown}`", engine.version)));
+                            return Err(ModuleFail::new(format!(
+                                "after loading {load_path}, image {shown} has ID {got}, but its config digest is {want_id}: the Docker Engine ({}) stores images differently (containerd image store?); the image is loaded, check it with `docker image inspect {shown}`",
+                                engine.version
+                            )));
                         }
                         _ => {}
                     }

@@ -9,7 +9,29 @@ use serde_json::json;
 use super::fileattrs::{self, FileAttrs};
 use super::{Args, Diff, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
-const ALLOWED: &[&str] = &["path", "dest", "name", "state", "mode", "owner", "group", "src", "recurse", "force", "follow", "modification_time", "access_time", "modification_time_format", "access_time_format", "unsafe_writes", "seuser", "serole", "setype", "selevel", "attributes"];
+const ALLOWED: &[&str] = &[
+    "path",
+    "dest",
+    "name",
+    "state",
+    "mode",
+    "owner",
+    "group",
+    "src",
+    "recurse",
+    "force",
+    "follow",
+    "modification_time",
+    "access_time",
+    "modification_time_format",
+    "access_time_format",
+    "unsafe_writes",
+    "seuser",
+    "serole",
+    "setype",
+    "selevel",
+    "attributes",
+];
 
 fn current_state(p: &Path) -> &'static str {
     match fs::symlink_metadata(p) {
@@ -24,12 +46,21 @@ fn current_state(p: &Path) -> &'static str {
 /// Runs `file`.
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "file", ALLOWED)?;
-    let path_s = args::opt_str(a, "path")?.or(args::opt_str(a, "dest")?).or(args::opt_str(a, "name")?).ok_or_else(|| ModuleFail::new("missing required arguments: path"))?;
+    let path_s = args::opt_str(a, "path")?
+        .or(args::opt_str(a, "dest")?)
+        .or(args::opt_str(a, "name")?)
+        .ok_or_else(|| ModuleFail::new("missing required arguments: path"))?;
     let path = PathBuf::from(&path_s);
     let before = current_state(&path);
     let state = args::opt_choice(a, "state", &["file", "directory", "link", "hard", "touch", "absent"])?.unwrap_or_else(|| match before {
         "absent" => "file".into(),
-        s => if s == "hard" { "file".into() } else { s.into() },
+        s => {
+            if s == "hard" {
+                "file".into()
+            } else {
+                s.into()
+            }
+        }
     });
     let attrs = FileAttrs::from_args(a)?;
     let check = ctx.check_mode;
@@ -74,7 +105,9 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                             }
                         }
                         for d in missing.iter().rev() {
-                            fs::create_dir(d).map_err(|e| ModuleFail::new(format!("There was an issue creating {} as requested: {e}", d.display())).with("path", path_s.clone()))?;
+                            fs::create_dir(d).map_err(|e| {
+                                ModuleFail::new(format!("There was an issue creating {} as requested: {e}", d.display())).with("path", path_s.clone())
+                            })?;
                             attrs.apply(d, false)?;
                         }
                     }
@@ -93,7 +126,12 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             changed = true;
             if !check {
                 if before == "absent" {
-                    fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| ModuleFail::new(format!("Error, could not touch target: {e}")).with("path", path_s.clone()))?;
+                    fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| ModuleFail::new(format!("Error, could not touch target: {e}")).with("path", path_s.clone()))?;
                 } else {
                     let now = filetime::FileTime::now();
                     filetime::set_symlink_file_times(&path, now, now).map_err(|e| ModuleFail::new(format!("Error while touching existing target: {e}")))?;
@@ -102,7 +140,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             }
         }
         "link" | "hard" => {
-            let src = args::opt_str(a, "src")?.ok_or_else(|| ModuleFail::new(format!("src is required for creating new {}s", if state == "link" { "symlink" } else { "hard link" })))?;
+            let src = args::opt_str(a, "src")?
+                .ok_or_else(|| ModuleFail::new(format!("src is required for creating new {}s", if state == "link" { "symlink" } else { "hard link" })))?;
             let force = args::bool_or(a, "force", false)?;
             if state == "link" {
                 let want = PathBuf::from(&src);
@@ -113,14 +152,20 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                     }
                     let target = if want.is_absolute() { want.clone() } else { path.parent().unwrap_or(Path::new(".")).join(&want) };
                     if !target.exists() && !force {
-                        return Err(ModuleFail::new(format!("src file does not exist, use \"force=yes\" if you really want to create the link: {}", target.display())).with("path", path_s.clone()).with("src", src.clone()));
+                        return Err(ModuleFail::new(format!(
+                            "src file does not exist, use \"force=yes\" if you really want to create the link: {}",
+                            target.display()
+                        ))
+                        .with("path", path_s.clone())
+                        .with("src", src.clone()));
                     }
                     changed = true;
                     if !check {
                         if before != "absent" {
                             let _ = if before == "directory" { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
                         }
-                        std::os::unix::fs::symlink(&want, &path).map_err(|e| ModuleFail::new(format!("Error while linking: {e}")).with("path", path_s.clone()))?;
+                        std::os::unix::fs::symlink(&want, &path)
+                            .map_err(|e| ModuleFail::new(format!("Error while linking: {e}")).with("path", path_s.clone()))?;
                     }
                 }
             } else {
@@ -159,7 +204,12 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 }
 
 fn state_diff(path: &str, before: &str, after: &str) -> Diff {
-    Diff { before_header: path.into(), after_header: path.into(), before: format!("path: {path}\nstate: {before}\n"), after: format!("path: {path}\nstate: {after}\n") }
+    Diff {
+        before_header: path.into(),
+        after_header: path.into(),
+        before: format!("path: {path}\nstate: {before}\n"),
+        after: format!("path: {path}\nstate: {after}\n"),
+    }
 }
 
 fn recurse_attrs(dir: &Path, attrs: &FileAttrs, check: bool) -> Result<bool, ModuleFail> {

@@ -32,10 +32,7 @@ impl FileAttrs {
             None | Some(Value::Null) => None,
             Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
             Some(v) => {
-                return Err(ModuleFail::new(format!(
-                    "argument 'mode' is of type {} and we were unable to convert to raw",
-                    super::args::type_name(v)
-                )));
+                return Err(ModuleFail::new(format!("argument 'mode' is of type {} and we were unable to convert to raw", super::args::type_name(v))));
             }
         };
         Ok(Self { mode, owner: super::args::opt_str(args, "owner")?, group: super::args::opt_str(args, "group")? })
@@ -66,9 +63,8 @@ impl FileAttrs {
         if want_uid.is_some() || want_gid.is_some() {
             changed = true;
             if !check_mode {
-                chown(path, want_uid, want_gid).map_err(|e| {
-                    ModuleFail::new(format!("chown failed: {e}: {}", path.display())).with("path", path.display().to_string())
-                })?;
+                chown(path, want_uid, want_gid)
+                    .map_err(|e| ModuleFail::new(format!("chown failed: {e}: {}", path.display())).with("path", path.display().to_string()))?;
             }
         }
         if let Some(mode) = &self.mode {
@@ -77,9 +73,8 @@ impl FileAttrs {
             if new != cur {
                 changed = true;
                 if !check_mode {
-                    fs::set_permissions(path, fs::Permissions::from_mode(new)).map_err(|e| {
-                        ModuleFail::new(format!("chmod failed: {e}: {}", path.display())).with("path", path.display().to_string())
-                    })?;
+                    fs::set_permissions(path, fs::Permissions::from_mode(new))
+                        .map_err(|e| ModuleFail::new(format!("chmod failed: {e}: {}", path.display())).with("path", path.display().to_string()))?;
                 }
             }
         }
@@ -397,8 +392,7 @@ pub fn expand_user(s: &str) -> String {
     }
     let end = s.find('/').unwrap_or(s.len());
     let user = &s[1..end];
-    let home =
-        if user.is_empty() { std::env::var("HOME").ok().or_else(|| home_of(&user_name(unsafe { libc::getuid() }))) } else { home_of(user) };
+    let home = if user.is_empty() { std::env::var("HOME").ok().or_else(|| home_of(&user_name(unsafe { libc::getuid() }))) } else { home_of(user) };
     match home {
         Some(h) => {
             let h = if h.len() > 1 { h.trim_end_matches('/').to_string() } else { h };
@@ -466,8 +460,7 @@ pub fn py_datetime(t: SystemTime) -> String {
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointers.
     unsafe { libc::localtime_r(&secs, &mut tm) };
-    let base =
-        format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    let base = format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     if micros == 0 { base } else { format!("{base}.{micros:06}") }
 }
 
@@ -527,8 +520,7 @@ pub fn backup_file(dest: &Path) -> io::Result<PathBuf> {
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointers.
     unsafe { libc::localtime_r(&secs, &mut tm) };
-    let stamp =
-        format!("{:04}-{:02}-{:02}@{:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    let stamp = format!("{:04}-{:02}-{:02}@{:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     let backup = PathBuf::from(format!("{}.{}.{stamp}~", dest.display(), std::process::id()));
     fs::copy(dest, &backup)?;
     Ok(backup)

@@ -9,7 +9,32 @@ use serde_json::{Value, json};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, fileattrs, stat};
 use crate::template::filters::{PyRegex, RE_ANCHORED, RE_M, compile_py_regex};
 
-const ALLOWED: &[&str] = &["paths", "path", "name", "patterns", "pattern", "excludes", "exclude", "contains", "file_type", "recurse", "hidden", "age", "age_stamp", "size", "depth", "follow", "get_checksum", "checksum_algorithm", "use_regex", "read_whole_file", "mode", "exact_mode", "encoding", "limit"];
+const ALLOWED: &[&str] = &[
+    "paths",
+    "path",
+    "name",
+    "patterns",
+    "pattern",
+    "excludes",
+    "exclude",
+    "contains",
+    "file_type",
+    "recurse",
+    "hidden",
+    "age",
+    "age_stamp",
+    "size",
+    "depth",
+    "follow",
+    "get_checksum",
+    "checksum_algorithm",
+    "use_regex",
+    "read_whole_file",
+    "mode",
+    "exact_mode",
+    "encoding",
+    "limit",
+];
 
 enum Matcher {
     Glob(Vec<glob::Pattern>),
@@ -73,7 +98,10 @@ fn parse_size(s: &str) -> Result<i64, ModuleFail> {
 /// Runs `find`.
 pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "find", ALLOWED)?;
-    let paths = args::opt_list(a, "paths")?.or(args::opt_list(a, "path")?).or(args::opt_list(a, "name")?).ok_or_else(|| ModuleFail::new("missing required arguments: paths"))?;
+    let paths = args::opt_list(a, "paths")?
+        .or(args::opt_list(a, "path")?)
+        .or(args::opt_list(a, "name")?)
+        .ok_or_else(|| ModuleFail::new("missing required arguments: paths"))?;
     let use_regex = args::bool_or(a, "use_regex", false)?;
     let patterns = Matcher::new(&args::opt_list(a, "patterns")?.or(args::opt_list(a, "pattern")?).unwrap_or_default(), use_regex)?;
     let excludes = Matcher::new(&args::opt_list(a, "excludes")?.or(args::opt_list(a, "exclude")?).unwrap_or_default(), use_regex)?;
@@ -95,7 +123,10 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
     for root in &paths {
         let root = fileattrs::expand_path(root);
         if !root.is_dir() {
-            skipped.insert(root.display().to_string(), json!(format!("{} was skipped as it does not seem to be a valid directory or it cannot be accessed", root.display())));
+            skipped.insert(
+                root.display().to_string(),
+                json!(format!("{} was skipped as it does not seem to be a valid directory or it cannot be accessed", root.display())),
+            );
             continue;
         }
         let mut stack: Vec<(PathBuf, i64)> = vec![(root.clone(), 1)];
@@ -142,9 +173,10 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
                     }
                 }
                 if let Some(re) = &contains
-                    && (!md.is_file() || !fs::read(&p).map(|d| re.is_match(&String::from_utf8_lossy(&d))).unwrap_or(false)) {
-                        continue;
-                    }
+                    && (!md.is_file() || !fs::read(&p).map(|d| re.is_match(&String::from_utf8_lossy(&d))).unwrap_or(false))
+                {
+                    continue;
+                }
                 let mut st = stat::stat_path(&p, follow, get_checksum.then_some("sha1"))?;
                 st.remove("exists");
                 files.push(Value::Object(st));
@@ -155,7 +187,8 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
         }
     }
     let matched = files.len();
-    let mut r = ModuleResult::changed(false).with("files", files).with("matched", matched).with("examined", examined).with("skipped_paths", Value::Object(skipped));
+    let mut r =
+        ModuleResult::changed(false).with("files", files).with("matched", matched).with("examined", examined).with("skipped_paths", Value::Object(skipped));
     r.msg = Some(String::new());
     let _ = Path::new("");
     Ok(r)

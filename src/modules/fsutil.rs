@@ -31,7 +31,12 @@ pub fn content_diff(dest: &Path, before: Option<&[u8]>, after: &[u8]) -> Diff {
     let header = dest.display().to_string();
     let before = before.unwrap_or_default();
     if diffable(before) && diffable(after) {
-        Diff { before_header: header.clone(), after_header: header, before: String::from_utf8_lossy(before).into_owned(), after: String::from_utf8_lossy(after).into_owned() }
+        Diff {
+            before_header: header.clone(),
+            after_header: header,
+            before: String::from_utf8_lossy(before).into_owned(),
+            after: String::from_utf8_lossy(after).into_owned(),
+        }
     } else {
         Diff { before_header: header.clone(), after_header: header, before: String::new(), after: "(binary or large content not shown)\n".into() }
     }

@@ -62,7 +62,7 @@ impl FetchOptions {
                 use_proxy: bool_or(args, "use_proxy", true)?,
                 user_agent: opt_str(args, "http_agent")?.unwrap_or_else(|| "ansible-httpget".into()),
                 env: super::command::task_environment(args),
-        ca_paths: opt_str(args, "ca_path")?.map(|p| super::fileattrs::expand_user(&p).into()).into_iter().collect(),
+                ca_paths: opt_str(args, "ca_path")?.map(|p| super::fileattrs::expand_user(&p).into()).into_iter().collect(),
             },
             headers: parse_headers(args)?,
             username: opt_str(args, "url_username")?.or(opt_str(args, "username")?),
@@ -113,10 +113,7 @@ pub(crate) fn parse_headers(args: &Args) -> Result<Vec<(String, String)>, Module
                     .ok_or_else(|| ModuleFail::new(format!("argument 'headers' is of type str and we were unable to convert to dict: {s}")))
             })
             .collect(),
-        Some(v) => Err(ModuleFail::new(format!(
-            "argument 'headers' is of type {} and we were unable to convert to dict",
-            super::args::type_name(v)
-        ))),
+        Some(v) => Err(ModuleFail::new(format!("argument 'headers' is of type {} and we were unable to convert to dict", super::args::type_name(v)))),
     }
 }
 
@@ -155,20 +152,13 @@ fn request_failed(url: &str, status: u16, response: String) -> ModuleFail {
 
 /// Downloads `url` into a new temporary file in `tmp_dir`, hashing as it goes and showing a
 /// progress bar. The file is deleted if anything fails.
-pub(crate) fn fetch_to_temp(
-    url: &str,
-    opts: &FetchOptions,
-    tmp_dir: &Path,
-    algo: Option<&str>,
-    ctx: &ModuleContext,
-) -> Result<Fetched, ModuleFail> {
+pub(crate) fn fetch_to_temp(url: &str, opts: &FetchOptions, tmp_dir: &Path, algo: Option<&str>, ctx: &ModuleContext) -> Result<Fetched, ModuleFail> {
     let name = http::url_filename(url);
     let mut tmp = fileattrs::temp_file_for(tmp_dir, &name)
         .map_err(|e| ModuleFail::new(format!("failed to create temporary content file in {}: {e}", tmp_dir.display())))?;
     let (mut reader, status, headers, final_url, len): (Box<dyn Read>, u16, HeaderMap, String, Option<u64>) = if is_file_url(url) {
         let p = file_url_path(url)?;
-        let f = fs::File::open(&p)
-            .map_err(|e| ModuleFail::new(format!("Request failed: <urlopen error {e}: {}>", p.display())).with("url", url))?;
+        let f = fs::File::open(&p).map_err(|e| ModuleFail::new(format!("Request failed: <urlopen error {e}: {}>", p.display())).with("url", url))?;
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), 200, HeaderMap::new(), url.to_string(), len)
     } else {
@@ -183,11 +173,7 @@ pub(crate) fn fetch_to_temp(
         let len = headers.get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         (Box::new(resp), 200, headers, final_url, len)
     };
-    let msg = if is_file_url(url) {
-        format!("OK ({} bytes)", len.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()))
-    } else {
-        http::ok_msg(&headers)
-    };
+    let msg = if is_file_url(url) { format!("OK ({} bytes)", len.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into())) } else { http::ok_msg(&headers) };
     let pb = ctx.progress.bar(len.unwrap_or(0), &name, true);
     let mut sha1 = Hasher::new("sha1").expect("sha1");
     let mut md5 = Hasher::new("md5").expect("md5");
@@ -225,12 +211,10 @@ pub(crate) fn fetch_to_temp(
     if let Some(e) = read_error {
         // Ansible's words for any failure while copying the body, then what really happened.
         let why = http::describe_body_error(&e, opts.client.timeout, size, len);
-        return Err(ModuleFail::new(format!("failed to create temporary content file: {why} ({})", http::mask_url(url)))
-            .with("url", http::mask_url(url)));
+        return Err(ModuleFail::new(format!("failed to create temporary content file: {why} ({})", http::mask_url(url))).with("url", http::mask_url(url)));
     }
     if let Err(e) = copy {
-        return Err(ModuleFail::new(format!("failed to create temporary content file: {e} ({})", http::mask_url(url)))
-            .with("url", http::mask_url(url)));
+        return Err(ModuleFail::new(format!("failed to create temporary content file: {e} ({})", http::mask_url(url))).with("url", http::mask_url(url)));
     }
     let encoded = headers.get(reqwest::header::CONTENT_ENCODING).is_some();
     if let Some(cl) = len
@@ -275,8 +259,7 @@ fn fetch_text(url: &str, opts: &FetchOptions) -> Result<String, ModuleFail> {
         let p = file_url_path(url)?;
         return fs::read_to_string(&p).map_err(|e| ModuleFail::new(format!("Request failed: <urlopen error {e}: {}>", p.display())));
     }
-    let resp =
-        http::send(&opts.client, &opts.request("GET", url)).map_err(|m| ModuleFail::new(format!("{m} ({})", http::mask_url(url))))?;
+    let resp = http::send(&opts.client, &opts.request("GET", url)).map_err(|m| ModuleFail::new(format!("{m} ({})", http::mask_url(url))))?;
     let status = resp.status();
     if status.as_u16() != 200 {
         return Err(request_failed(url, status.as_u16(), http::http_error_msg(status)));
@@ -317,10 +300,7 @@ fn parse_checksum(spec: &str, url: &str, opts: &FetchOptions) -> Result<(String,
     };
     let algo = algo.trim().to_ascii_lowercase();
     if !HASH_ALGORITHMS.contains(&algo.as_str()) {
-        return Err(ModuleFail::new(format!(
-            "Could not hash file with algorithm '{algo}'. Available algorithms: {}",
-            HASH_ALGORITHMS.join(", ")
-        )));
+        return Err(ModuleFail::new(format!("Could not hash file with algorithm '{algo}'. Available algorithms: {}", HASH_ALGORITHMS.join(", "))));
     }
     let mut value = value.to_string();
     if is_url(&value) {
@@ -357,8 +337,7 @@ pub(crate) fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<(), M
         Err(e) if e.error.raw_os_error() == Some(libc::EXDEV) => {
             let src = e.file;
             let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut local =
-                fileattrs::temp_file_for(dir, &name).map_err(|e| ModuleFail::new(format!("failed to copy to {}: {e}", dest.display())))?;
+            let mut local = fileattrs::temp_file_for(dir, &name).map_err(|e| ModuleFail::new(format!("failed to copy to {}: {e}", dest.display())))?;
             let mut r = src.reopen().map_err(|e| ModuleFail::new(format!("failed to copy to {}: {e}", dest.display())))?;
             io::copy(&mut r, local.as_file_mut()).map_err(|e| ModuleFail::new(format!("failed to copy to {}: {e}", dest.display())))?;
             let perms = fs::metadata(src.path()).map(|m| m.permissions());
@@ -411,8 +390,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     }
 
     let dest_is_dir = dest.is_dir();
-    let checksum =
-        if checksum_spec.is_empty() { None } else { Some(parse_checksum(&checksum_spec, &url, &opts).map_err(|f| fail(f, &result))?) };
+    let checksum = if checksum_spec.is_empty() { None } else { Some(parse_checksum(&checksum_spec, &url, &opts).map_err(|f| fail(f, &result))?) };
 
     // An existing file is kept unless forced, or unless its checksum does not match.
     if !dest_is_dir && !force && fs::symlink_metadata(&dest).is_ok() {
@@ -490,10 +468,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let actual = fetched.digest.clone().unwrap_or_default();
         if &actual != expected {
             drop(fetched.tmp);
-            return Err(fail(
-                ModuleFail::new(format!("The checksum for {} did not match {expected}; it was {actual}.", dest.display())),
-                &result,
-            ));
+            return Err(fail(ModuleFail::new(format!("The checksum for {} did not match {expected}; it was {actual}.", dest.display())), &result));
         }
     }
 
@@ -510,13 +485,11 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let mut changed = false;
     if result["checksum_src"] != result["checksum_dest"] {
         if backup && dest_exists {
-            let b = fileattrs::backup_file(&dest)
-                .map_err(|e| fail(ModuleFail::new(format!("Could not make a backup of {}: {e}", dest.display())), &result))?;
+            let b = fileattrs::backup_file(&dest).map_err(|e| fail(ModuleFail::new(format!("Could not make a backup of {}: {e}", dest.display())), &result))?;
             result.insert("backup_file".into(), b.display().to_string().into());
         }
-        fileattrs::match_dest_perms(fetched.tmp.path(), &dest).map_err(|e| {
-            fail(ModuleFail::new(format!("failed to set permissions on the download for {}: {e}", dest.display())), &result)
-        })?;
+        fileattrs::match_dest_perms(fetched.tmp.path(), &dest)
+            .map_err(|e| fail(ModuleFail::new(format!("failed to set permissions on the download for {}: {e}", dest.display())), &result))?;
         persist(fetched.tmp, &dest).map_err(|f| fail(f, &result))?;
         changed = true;
     }
@@ -631,7 +604,11 @@ mod tests {
         assert_eq!(f.msg, "The checksum parameter has to be in format <algorithm>:<checksum>");
         let f = run(&args(json!({"url": url, "dest": dest2, "checksum": "sha256:xyz"})), &ctx).unwrap_err();
         assert_eq!(f.msg, "The checksum format is invalid");
-        let f = run(&args(json!({"url": format!("{}/other", srv.base), "dest": dest2, "force": true, "checksum": format!("sha256:{}/SHA256SUMS", srv.base)})), &ctx).unwrap_err();
+        let f = run(
+            &args(json!({"url": format!("{}/other", srv.base), "dest": dest2, "force": true, "checksum": format!("sha256:{}/SHA256SUMS", srv.base)})),
+            &ctx,
+        )
+        .unwrap_err();
         assert!(f.msg.starts_with("Unable to find a checksum for file 'other'"), "{}", f.msg);
     }
 
@@ -655,7 +632,11 @@ mod tests {
 
         let f = run(&args(json!({"url": format!("{}/auth/hello.txt", srv.base), "dest": d.path().join("a")})), &ctx).unwrap_err();
         assert_eq!(f.data["status_code"], 401);
-        let r = run(&args(json!({"url": format!("{}/auth/hello.txt", srv.base), "dest": d.path().join("a"), "url_username": "user", "url_password": "pass"})), &ctx).unwrap();
+        let r = run(
+            &args(json!({"url": format!("{}/auth/hello.txt", srv.base), "dest": d.path().join("a"), "url_username": "user", "url_password": "pass"})),
+            &ctx,
+        )
+        .unwrap();
         assert!(r.changed);
 
         let f = run(&args(json!({"url": format!("{}/hello.txt", srv.base), "dest": d.path().join("nodir/x")})), &ctx).unwrap_err();
@@ -682,8 +663,7 @@ mod tests {
         let ctx = ctx_for(false, d.path(), &pf);
         let src = d.path().join("src.bin");
         fs::write(&src, BODY).unwrap();
-        let r = run(&args(json!({"url": format!("file://{}", src.display()), "dest": dest, "checksum": format!("sha256:{SHA256}")})), &ctx)
-            .unwrap();
+        let r = run(&args(json!({"url": format!("file://{}", src.display()), "dest": dest, "checksum": format!("sha256:{SHA256}")})), &ctx).unwrap();
         assert!(r.changed);
         assert_eq!(fs::read(&dest).unwrap(), BODY);
     }

@@ -22,12 +22,16 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         for e in entries {
             if let Some(n) = e.get("versions").and_then(Value::as_array).and_then(|vs| vs.iter().find(|v| v.is_number())) {
                 let repo = e.get("name").and_then(Value::as_str).unwrap_or("?");
-                return Err(ModuleFail::new(format!("repos: versions of '{repo}' must be strings: quote {n} (\"{n}\"), YAML reads an unquoted version as a number")));
+                return Err(ModuleFail::new(format!(
+                    "repos: versions of '{repo}' must be strings: quote {n} (\"{n}\"), YAML reads an unquoted version as a number"
+                )));
             }
         }
     }
     let repos: Vec<HelmRepo> = match a.get("repos") {
-        Some(v @ Value::Array(_)) => serde_json::from_value(v.clone()).map_err(|e| ModuleFail::new(format!("repos: each entry needs name and url (charts, versions optional): {e}")))?,
+        Some(v @ Value::Array(_)) => {
+            serde_json::from_value(v.clone()).map_err(|e| ModuleFail::new(format!("repos: each entry needs name and url (charts, versions optional): {e}")))?
+        }
         _ => return Err(ModuleFail::new("repos must be a list of {name, url, charts, versions}")),
     };
     let fetcher = cache::fetcher(a)?;
@@ -38,7 +42,9 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             planned.push(json!({"repo": r.name, "charts": p.to_download().count()}));
         }
         let n: u64 = planned.iter().filter_map(|p| p["charts"].as_u64()).sum();
-        return Ok(ModuleResult::changed(n > 0).with("repos", Value::Array(planned)).with_msg(format!("{n} chart(s) would be downloaded (Helm indexes record no sizes)")));
+        return Ok(ModuleResult::changed(n > 0)
+            .with("repos", Value::Array(planned))
+            .with_msg(format!("{n} chart(s) would be downloaded (Helm indexes record no sizes)")));
     }
     let pb = cache::bytes_bar(ctx, "helm charts");
     let total = AtomicU64::new(0);
@@ -55,7 +61,15 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         changed |= s.changed();
         for c in &s.charts {
             let p = dest.join(&c.path);
-            artifacts.push(Artifact { kind: "chart".into(), path: rel(&root, &p)?, size: c.size, sha256: c.sha256.clone(), source: c.url.clone(), name: Some(c.name.clone()), version: Some(c.version.clone()) });
+            artifacts.push(Artifact {
+                kind: "chart".into(),
+                path: rel(&root, &p)?,
+                size: c.size,
+                sha256: c.sha256.clone(),
+                source: c.url.clone(),
+                name: Some(c.name.clone()),
+                version: Some(c.version.clone()),
+            });
         }
         for f in ["index.yaml", "index.upstream.yaml"] {
             let p = dest.join(&r.name).join(f);

@@ -156,8 +156,7 @@ pub fn build_client(opts: &ClientOptions) -> Result<Client, String> {
     if let Some(t) = opts.timeout {
         b = b.connect_timeout(t);
     }
-    let env_var =
-        |name: &str| opts.env.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let env_var = |name: &str| opts.env.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     if !opts.use_proxy {
         b = b.no_proxy();
     } else if ["http_proxy", "https_proxy", "all_proxy", "no_proxy"].iter().any(|n| env_var(n).is_some()) {
@@ -187,13 +186,15 @@ pub fn build_client(opts: &ClientOptions) -> Result<Client, String> {
     } else if system_roots_available() {
         // The system's roots (and SSL_CERT_FILE / SSL_CERT_DIR) through the platform
         // verifier, with the site's CAs added.
-        let certs = extra.iter().map(|d| reqwest::Certificate::from_der(d)).collect::<Result<Vec<_>, _>>().map_err(|e| format!("a CA certificate cannot be used: {e}"))?;
+        let certs = extra
+            .iter()
+            .map(|d| reqwest::Certificate::from_der(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("a CA certificate cannot be used: {e}"))?;
         b = b.tls_certs_merge(certs);
     } else {
         // No CA bundle on this host: fall back to the Mozilla roots compiled in.
-        let provider = rustls::crypto::CryptoProvider::get_default()
-            .cloned()
-            .unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
+        let provider = rustls::crypto::CryptoProvider::get_default().cloned().unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
         let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         for d in extra {
             roots.add(d).map_err(|e| format!("a CA certificate cannot be used: {e}"))?;
@@ -231,8 +232,7 @@ pub fn send(opts: &ClientOptions, req: &HttpRequest) -> Result<Response, String>
     let mut opts = opts.clone();
     opts.follow_redirects = req.follow.follows(&method);
     let client = build_client(&opts)?;
-    let url = reqwest::Url::parse(&req.url)
-        .map_err(|e| format!("Request failed: <urlopen error unknown url type: {} ({e})>", mask_url(&req.url)))?;
+    let url = reqwest::Url::parse(&req.url).map_err(|e| format!("Request failed: <urlopen error unknown url type: {} ({e})>", mask_url(&req.url)))?;
     let mut headers = HeaderMap::new();
     for (k, v) in &req.headers {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
@@ -392,10 +392,8 @@ pub fn disposition_filename(headers: &HeaderMap) -> Option<String> {
         if k == "filename*" {
             // RFC 5987: charset'lang'percent-encoded
             let enc = val.splitn(3, '\'').nth(2).unwrap_or(val);
-            let dec: String = url::form_urlencoded::parse(format!("x={}", enc.replace('+', "%2B")).as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
+            let dec: String =
+                url::form_urlencoded::parse(format!("x={}", enc.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
             found = Some(dec);
             break;
         }
@@ -629,10 +627,8 @@ mod tests {
         let req = HttpRequest { method: "GET".into(), url: "http://nonexistent.invalid/x".into(), ..Default::default() };
         let r = send(&opts, &req).unwrap();
         assert_eq!(r.text().unwrap(), "via proxy");
-        let opts = ClientOptions {
-            env: vec![("http_proxy".into(), srv.base.clone()), ("no_proxy".into(), "nonexistent.invalid".into())],
-            ..ClientOptions::default()
-        };
+        let opts =
+            ClientOptions { env: vec![("http_proxy".into(), srv.base.clone()), ("no_proxy".into(), "nonexistent.invalid".into())], ..ClientOptions::default() };
         assert!(send(&opts, &req).is_err());
     }
 

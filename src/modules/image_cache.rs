@@ -12,7 +12,22 @@ use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use crate::bundle::manifest::Artifact;
 use crate::sources::oci::{self, Credential, ImageRef, OciOptions};
 
-const ALLOWED: &[&str] = &["images", "dest", "cache_dir", "platforms", "insecure_registries", "credentials", "docker_config", "concurrency", "timeout", "retries", "validate_certs", "ca_path", "host_ca_paths", "docker_certs_dir"];
+const ALLOWED: &[&str] = &[
+    "images",
+    "dest",
+    "cache_dir",
+    "platforms",
+    "insecure_registries",
+    "credentials",
+    "docker_config",
+    "concurrency",
+    "timeout",
+    "retries",
+    "validate_certs",
+    "ca_path",
+    "host_ca_paths",
+    "docker_certs_dir",
+];
 
 /// One `images` entry: a reference string, or DeepOps's `{name, repo, image, version}`.
 pub(super) fn image_ref(v: &Value) -> Result<ImageRef, ModuleFail> {
@@ -104,7 +119,15 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let images = oci::pull_all(&fetcher, &refs, &dest, &opts, &on_bytes).map_err(|e| ModuleFail::new(e.to_string()))?;
     for img in &images {
         for b in &img.blobs {
-            artifacts.push(Artifact { kind: "blob".into(), path: rel(&root, &b.path)?, size: b.size, sha256: b.digest.trim_start_matches("sha256:").to_string(), source: img.reference.clone(), name: None, version: None });
+            artifacts.push(Artifact {
+                kind: "blob".into(),
+                path: rel(&root, &b.path)?,
+                size: b.size,
+                sha256: b.digest.trim_start_matches("sha256:").to_string(),
+                source: img.reference.clone(),
+                name: None,
+                version: None,
+            });
         }
         changed |= img.index_changed || img.bytes_downloaded > 0;
         pulled.push(json!({"reference": img.reference, "digest": img.digest, "media_type": img.media_type, "layout_digest": img.layout_digest, "blobs": img.blobs.len(), "bytes_downloaded": img.bytes_downloaded}));
@@ -142,7 +165,9 @@ fn plan(fetcher: &crate::sources::fetch::Fetcher, refs: &[ImageRef], dest: &std:
     for p in plans {
         let p = p.map_err(|e| ModuleFail::new(e.to_string()))?;
         let image_missing: u64 = p.missing.iter().map(|(_, n)| n).sum();
-        out.push(json!({"reference": p.reference, "digest": p.digest, "layout_digest": p.layout_digest, "total_size": p.total_size, "download_size": image_missing}));
+        out.push(
+            json!({"reference": p.reference, "digest": p.digest, "layout_digest": p.layout_digest, "total_size": p.total_size, "download_size": image_missing}),
+        );
         total += p.total_size;
         missing.extend(p.missing);
     }
@@ -160,9 +185,9 @@ fn plan(fetcher: &crate::sources::fetch::Fetcher, refs: &[ImageRef], dest: &std:
         })
     };
     let changed = !missing.is_empty() || out.iter().any(|o| !named(o["reference"].as_str().unwrap_or(""), o["layout_digest"].as_str().unwrap_or("")));
-    Ok(ModuleResult::changed(changed)
-        .with("images", Value::Array(out))
-        .with("total_size", total)
-        .with("download_size", download)
-        .with_msg(format!("{} image(s), {} to download", refs.len(), crate::bundle::human_size(download))))
+    Ok(ModuleResult::changed(changed).with("images", Value::Array(out)).with("total_size", total).with("download_size", download).with_msg(format!(
+        "{} image(s), {} to download",
+        refs.len(),
+        crate::bundle::human_size(download)
+    )))
 }

@@ -8,12 +8,44 @@ use super::fsutil;
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use crate::template::filters::{compile_py_regex, py_expand};
 
-const ALLOWED: &[&str] = &["path", "dest", "destfile", "name", "regexp", "regex", "search_string", "line", "value", "state", "insertafter", "insertbefore", "create", "backrefs", "backup", "firstmatch", "mode", "owner", "group", "validate", "unsafe_writes", "others", "seuser", "serole", "setype", "selevel", "attributes"];
+const ALLOWED: &[&str] = &[
+    "path",
+    "dest",
+    "destfile",
+    "name",
+    "regexp",
+    "regex",
+    "search_string",
+    "line",
+    "value",
+    "state",
+    "insertafter",
+    "insertbefore",
+    "create",
+    "backrefs",
+    "backup",
+    "firstmatch",
+    "mode",
+    "owner",
+    "group",
+    "validate",
+    "unsafe_writes",
+    "others",
+    "seuser",
+    "serole",
+    "setype",
+    "selevel",
+    "attributes",
+];
 
 /// Runs `lineinfile`.
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "lineinfile", ALLOWED)?;
-    let path_s = args::opt_str(a, "path")?.or(args::opt_str(a, "dest")?).or(args::opt_str(a, "destfile")?).or(args::opt_str(a, "name")?).ok_or_else(|| ModuleFail::new("missing required arguments: path"))?;
+    let path_s = args::opt_str(a, "path")?
+        .or(args::opt_str(a, "dest")?)
+        .or(args::opt_str(a, "destfile")?)
+        .or(args::opt_str(a, "name")?)
+        .ok_or_else(|| ModuleFail::new("missing required arguments: path"))?;
     let path = Path::new(&path_s);
     let state = args::opt_choice(a, "state", &["present", "absent"])?.unwrap_or_else(|| "present".into());
     let regexp = args::opt_str(a, "regexp")?.or(args::opt_str(a, "regex")?);
@@ -74,16 +106,17 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 }
             }
             if let Some(r) = &ins_re
-                && r.is_match(&cur_s) {
-                    if insertafter.is_some() {
-                        ins_idx = Some(i + 1);
-                    } else {
-                        ins_idx = Some(i);
-                    }
-                    if firstmatch {
-                        break;
-                    }
+                && r.is_match(&cur_s)
+            {
+                if insertafter.is_some() {
+                    ins_idx = Some(i + 1);
+                } else {
+                    ins_idx = Some(i);
                 }
+                if firstmatch {
+                    break;
+                }
+            }
         }
         if let Some((i, expanded)) = found {
             let new_line = if backrefs { expanded.unwrap_or_else(|| line.clone()) } else { line.clone() };
@@ -106,9 +139,10 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 lines.insert(0, newline);
             } else if insertafter.as_deref() == Some("EOF") || ins_idx.is_none() {
                 if let Some(last) = lines.last_mut()
-                    && !last.ends_with('\n') {
-                        last.push('\n');
-                    }
+                    && !last.ends_with('\n')
+                {
+                    last.push('\n');
+                }
                 lines.push(newline);
             } else {
                 lines.insert(ins_idx.unwrap(), newline);
@@ -155,7 +189,10 @@ fn finish(ctx: &ModuleContext, path: &Path, before: &[u8], lines: &[String], cha
         }
         if !ctx.check_mode {
             if args::bool_or(a, "backup", false)? && path.exists() {
-                r = r.with("backup", fileattrs::backup_file(path).map_err(|e| ModuleFail::new(format!("could not back up {}: {e}", path.display())))?.display().to_string());
+                r = r.with(
+                    "backup",
+                    fileattrs::backup_file(path).map_err(|e| ModuleFail::new(format!("could not back up {}: {e}", path.display())))?.display().to_string(),
+                );
             }
             fsutil::atomic_write(path, after.as_bytes())?;
         }

@@ -4,42 +4,42 @@
 //! Modules that need the executor's state (set_fact, include_*, import_*, meta, debug, assert,
 //! fail, include_vars) are handled in `run/` and are not in this registry.
 
-pub mod command;
-pub mod shell;
-pub mod file;
-pub mod copy;
-pub mod template;
-pub mod lineinfile;
-pub mod stat;
-pub mod find;
-pub mod get_url;
-pub mod uri;
-pub mod unarchive;
-pub mod archive;
-pub mod wait_for;
-pub mod fsutil;
-pub mod fileattrs;
-pub mod http;
-pub mod cache;
-pub mod image_cache;
-pub mod offline_extract;
-pub mod yum_sync;
-pub mod pip_download;
-pub mod helm_sync;
-pub mod cache_files;
-pub mod offline_archive;
-pub mod registry_import;
-pub mod pause;
-pub mod docker_image;
-pub mod docker_container;
-pub mod setup;
-pub mod syscmd;
-pub mod slurp;
-pub mod yum_repository;
 pub mod apt_repository;
-pub mod systemd;
-pub mod service;
+pub mod archive;
+pub mod cache;
+pub mod cache_files;
+pub mod command;
+pub mod copy;
+pub mod docker_container;
+pub mod docker_image;
+pub mod file;
+pub mod fileattrs;
+pub mod find;
+pub mod fsutil;
+pub mod get_url;
+pub mod helm_sync;
+pub mod http;
+pub mod image_cache;
+pub mod lineinfile;
+pub mod offline_archive;
+pub mod offline_extract;
 pub mod package;
+pub mod pause;
+pub mod pip_download;
+pub mod registry_import;
+pub mod service;
+pub mod setup;
+pub mod shell;
+pub mod slurp;
+pub mod stat;
+pub mod syscmd;
+pub mod systemd;
+pub mod template;
+pub mod unarchive;
+pub mod uri;
+pub mod wait_for;
+pub mod yum_repository;
+pub mod yum_sync;
 
 use std::path::{Path, PathBuf};
 
@@ -166,10 +166,7 @@ pub fn lookup(name: &str) -> Option<ModuleFn> {
             _ => None,
         };
     }
-    let short = name
-        .strip_prefix("ansible.builtin.")
-        .or_else(|| name.strip_prefix("ansible.legacy."))
-        .unwrap_or(name);
+    let short = name.strip_prefix("ansible.builtin.").or_else(|| name.strip_prefix("ansible.legacy.")).unwrap_or(name);
     let f: ModuleFn = match short {
         "command" => command::run,
         "shell" => shell::run,
@@ -214,8 +211,7 @@ pub mod args {
 
     /// Fails on any argument not in `allowed` (Ansible: "Unsupported parameters").
     pub fn check_known(args: &Args, module: &str, allowed: &[&str]) -> Result<(), ModuleFail> {
-        let mut unknown: Vec<&str> =
-            args.keys().map(String::as_str).filter(|k| !allowed.contains(k) && !k.starts_with('_')).collect();
+        let mut unknown: Vec<&str> = args.keys().map(String::as_str).filter(|k| !allowed.contains(k) && !k.starts_with('_')).collect();
         if unknown.is_empty() {
             return Ok(());
         }
@@ -264,11 +260,9 @@ pub mod args {
     pub fn opt_int(args: &Args, key: &str) -> Result<Option<i64>, ModuleFail> {
         match args.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().map(|f| f as i64))
-                .map(Some)
-                .ok_or_else(|| ModuleFail::new(format!("argument '{key}' is not an integer"))),
+            Some(Value::Number(n)) => {
+                n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).map(Some).ok_or_else(|| ModuleFail::new(format!("argument '{key}' is not an integer")))
+            }
             Some(Value::String(s)) => s
                 .trim()
                 .parse::<i64>()
@@ -299,9 +293,10 @@ pub mod args {
     pub fn opt_choice(args: &Args, key: &str, choices: &[&str]) -> Result<Option<String>, ModuleFail> {
         let v = opt_str(args, key)?;
         if let Some(s) = &v
-            && !choices.contains(&s.as_str()) {
-                return Err(ModuleFail::new(format!("value of {key} must be one of: {}, got: {s}", choices.join(", "))));
-            }
+            && !choices.contains(&s.as_str())
+        {
+            return Err(ModuleFail::new(format!("value of {key} must be one of: {}, got: {s}", choices.join(", "))));
+        }
         Ok(v)
     }
 

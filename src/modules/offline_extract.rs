@@ -41,7 +41,13 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             .with("bytes_written", r.bytes_written)
             .with("skipped", r.skipped)
             .with("bytes_skipped", r.bytes_skipped)
-            .with_msg(format!("{} artifacts unpacked ({}), {} already in place ({})", r.written, human_size(r.bytes_written), r.skipped, human_size(r.bytes_skipped)))),
+            .with_msg(format!(
+                "{} artifacts unpacked ({}), {} already in place ({})",
+                r.written,
+                human_size(r.bytes_written),
+                r.skipped,
+                human_size(r.bytes_skipped)
+            ))),
         // Extraction stops at the first bad entry; a full verification names every one.
         Err(e @ (BundleError::Verify(_) | BundleError::Io { .. } | BundleError::Unsafe { .. })) => match bundle::verify_archive(&src) {
             Ok(v) if !v.is_ok() => {

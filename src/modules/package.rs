@@ -104,11 +104,15 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         stderr.push_str(&out.stderr);
         if !out.ok() {
             let what = if cmd.iter().any(|w| w == "remove") { "remove" } else { "install" };
-            return Err(ModuleFail::new(format!("Failed to {what} some of the specified packages with `{}`: {}", syscmd::cmdline(&cmd[0], &argv), out.message()))
-                .with("rc", out.rc)
-                .with("stdout", out.stdout)
-                .with("stderr", out.stderr)
-                .with("cmd", syscmd::cmdline(&cmd[0], &argv)));
+            return Err(ModuleFail::new(format!(
+                "Failed to {what} some of the specified packages with `{}`: {}",
+                syscmd::cmdline(&cmd[0], &argv),
+                out.message()
+            ))
+            .with("rc", out.rc)
+            .with("stdout", out.stdout)
+            .with("stderr", out.stderr)
+            .with("cmd", syscmd::cmdline(&cmd[0], &argv)));
         }
     }
     if !commands.is_empty() {
@@ -122,7 +126,9 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 _ => {}
             }
         }
-        if state != "absent" && let Some(n) = names.iter().find(|n| installed_version(mgr, n).ok().flatten().is_none()) {
+        if state != "absent"
+            && let Some(n) = names.iter().find(|n| installed_version(mgr, n).ok().flatten().is_none())
+        {
             return Err(ModuleFail::new(format!("{tool} reported success, but {n} is not installed")).with("stdout", stdout).with("stderr", stderr));
         }
         r.changed = !results.is_empty();

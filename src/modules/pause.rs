@@ -18,13 +18,9 @@ fn int_arg(args: &Args, key: &str) -> Result<Option<i64>, ModuleFail> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64))),
         Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| {
-            ModuleFail::new(format!(
-                "argument '{key}' is of type str and we were unable to convert to int: invalid literal for int() with base 10: '{s}'"
-            ))
+            ModuleFail::new(format!("argument '{key}' is of type str and we were unable to convert to int: invalid literal for int() with base 10: '{s}'"))
         }),
-        Some(v) => {
-            Err(ModuleFail::new(format!("argument '{key}' is of type {} and we were unable to convert to int", super::args::type_name(v))))
-        }
+        Some(v) => Err(ModuleFail::new(format!("argument '{key}' is of type {} and we were unable to convert to int", super::args::type_name(v)))),
     }
 }
 
@@ -156,9 +152,6 @@ mod tests {
             assert_eq!(r.data["user_input"], "");
             assert_eq!(r.data["warnings"], json!(["Not waiting for response to prompt as stdin is not interactive"]));
         }
-        assert_eq!(
-            run(&args(json!({"seconds": 1, "minutes": 1})), &ctx).unwrap_err().msg,
-            "parameters are mutually exclusive: minutes|seconds"
-        );
+        assert_eq!(run(&args(json!({"seconds": 1, "minutes": 1})), &ctx).unwrap_err().msg, "parameters are mutually exclusive: minutes|seconds");
     }
 }

@@ -10,7 +10,22 @@ use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use crate::bundle::manifest::Artifact;
 use crate::sources::pypi::{self, PipTarget};
 
-const ALLOWED: &[&str] = &["requirements", "index_url", "extra_index_urls", "python_version", "platforms", "implementation", "abi", "dest", "cache_dir", "python", "ca_path", "host_ca_paths", "timeout", "retries"];
+const ALLOWED: &[&str] = &[
+    "requirements",
+    "index_url",
+    "extra_index_urls",
+    "python_version",
+    "platforms",
+    "implementation",
+    "abi",
+    "dest",
+    "cache_dir",
+    "python",
+    "ca_path",
+    "host_ca_paths",
+    "timeout",
+    "retries",
+];
 
 /// Runs `pip_download`.
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
@@ -27,7 +42,9 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         abi: args::opt_str(a, "abi")?,
     };
     if ctx.check_mode {
-        return Ok(ModuleResult::changed(!reqs.is_empty()).with("requirements", json!(reqs)).with_msg("pip would resolve and download these (sizes are known only after resolving)"));
+        return Ok(ModuleResult::changed(!reqs.is_empty())
+            .with("requirements", json!(reqs))
+            .with_msg("pip would resolve and download these (sizes are known only after resolving)"));
     }
     let python = args::opt_str(a, "python")?;
     // The same parsing as the other download modules'.
@@ -41,7 +58,15 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let got = pypi::download_net(&reqs, &index, &extra, &target, &dest, python.as_deref().map(Path::new), &net).map_err(|e| ModuleFail::new(e.to_string()))?;
     let mut artifacts = Vec::new();
     for f in &got.files {
-        artifacts.push(Artifact { kind: "python".into(), path: rel(&root, &dest.join(&f.filename))?, size: f.size, sha256: f.sha256.clone(), source: f.url.clone().unwrap_or_else(|| index.clone()), name: Some(f.name.clone()), version: Some(f.version.clone()) });
+        artifacts.push(Artifact {
+            kind: "python".into(),
+            path: rel(&root, &dest.join(&f.filename))?,
+            size: f.size,
+            sha256: f.sha256.clone(),
+            source: f.url.clone().unwrap_or_else(|| index.clone()),
+            name: Some(f.name.clone()),
+            version: Some(f.version.clone()),
+        });
     }
     cache::write_fragment(&root, &format!("pip-{}", rel(&root, &dest)?), &artifacts)?;
     let files: Vec<_> = got.files.iter().map(|f| json!({"name": f.name, "version": f.version, "filename": f.filename, "sha256": f.sha256})).collect();

@@ -21,9 +21,18 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         None | Some(Value::Null) => None,
         Some(Value::Array(items)) => Some(items.iter().map(super::image_cache::image_ref).collect::<Result<Vec<_>, _>>()?),
         Some(Value::String(s)) => Some(
-            s.split(',').map(str::trim).filter(|r| !r.is_empty()).map(|r| super::image_cache::image_ref(&Value::String(r.to_string()))).collect::<Result<Vec<_>, _>>()?,
+            s.split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| super::image_cache::image_ref(&Value::String(r.to_string())))
+                .collect::<Result<Vec<_>, _>>()?,
         ),
-        Some(other) => return Err(ModuleFail::new(format!("images must be a list of image references or {{repo, image, version}} entries, got {}", args::type_name(other)))),
+        Some(other) => {
+            return Err(ModuleFail::new(format!(
+                "images must be a list of image references or {{repo, image, version}} entries, got {}",
+                args::type_name(other)
+            )));
+        }
     };
     let opts = ImportOptions { verify: args::bool_or(a, "verify", true)?, dry_run: ctx.check_mode };
 

@@ -39,9 +39,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 fn sysv(name: &str, state: Option<&str>, enabled: Option<bool>, sleep: u64, arguments: &str, ctx: &ModuleContext) -> ModuleOutcome {
     let script = format!("/etc/init.d/{name}");
     if name.contains('/') || !Path::new(&script).is_file() {
-        return Err(ModuleFail::new(format!(
-            "Could not find the requested service {name}: no init script {script}, and systemd does not run on this host"
-        )));
+        return Err(ModuleFail::new(format!("Could not find the requested service {name}: no init script {script}, and systemd does not run on this host")));
     }
     let extra: Vec<&str> = arguments.split_whitespace().collect();
     let call = |action: &str| -> Result<syscmd::CmdOut, ModuleFail> {

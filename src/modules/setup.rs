@@ -16,6 +16,7 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
         .iter()
         .map(|f| glob::Pattern::new(f.strip_prefix("ansible_").unwrap_or(f)).map_err(|e| ModuleFail::new(format!("filter '{f}' is not a valid pattern: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let facts: Map<String, Value> = crate::vars::facts::gather().into_iter().filter(|(k, _)| patterns.is_empty() || patterns.iter().any(|p| p.matches(k))).collect();
+    let facts: Map<String, Value> =
+        crate::vars::facts::gather().into_iter().filter(|(k, _)| patterns.is_empty() || patterns.iter().any(|p| p.matches(k))).collect();
     Ok(ModuleResult::changed(false).with("ansible_facts", Value::Object(facts)))
 }

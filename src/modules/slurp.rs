@@ -23,8 +23,5 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
         Err(e) if e.kind() == ErrorKind::IsADirectory => return Err(ModuleFail::new(format!("Source is a directory and must be a file: {src}"))),
         Err(e) => return Err(ModuleFail::new(format!("unable to slurp file: {src}: {e}"))),
     };
-    Ok(ModuleResult::changed(false)
-        .with("content", base64::engine::general_purpose::STANDARD.encode(&data))
-        .with("encoding", "base64")
-        .with("source", src))
+    Ok(ModuleResult::changed(false).with("content", base64::engine::general_purpose::STANDARD.encode(&data)).with("encoding", "base64").with("source", src))
 }

@@ -55,7 +55,9 @@ pub fn stat_path(p: &Path, follow: bool, checksum: Option<&str>) -> Result<Map<S
     m.insert("mtime".into(), json!(md.mtime() as f64 + md.mtime_nsec() as f64 / 1e9));
     m.insert("atime".into(), json!(md.atime() as f64 + md.atime_nsec() as f64 / 1e9));
     m.insert("ctime".into(), json!(md.ctime() as f64 + md.ctime_nsec() as f64 / 1e9));
-    for (k, bit) in [("rusr", 0o400), ("wusr", 0o200), ("xusr", 0o100), ("rgrp", 0o40), ("wgrp", 0o20), ("xgrp", 0o10), ("roth", 0o4), ("woth", 0o2), ("xoth", 0o1)] {
+    for (k, bit) in
+        [("rusr", 0o400), ("wusr", 0o200), ("xusr", 0o100), ("rgrp", 0o40), ("wgrp", 0o20), ("xgrp", 0o10), ("roth", 0o4), ("woth", 0o2), ("xoth", 0o1)]
+    {
         m.insert(k.into(), json!(mode & bit != 0));
     }
     m.insert("isuid".into(), json!(mode & 0o4000 != 0));
@@ -68,16 +70,17 @@ pub fn stat_path(p: &Path, follow: bool, checksum: Option<&str>) -> Result<Map<S
     m.insert("readable".into(), json!(access(libc::R_OK)));
     m.insert("writeable".into(), json!(access(libc::W_OK)));
     m.insert("executable".into(), json!(access(libc::X_OK)));
-    if islnk
-        && let Ok(t) = fs::read_link(p) {
-            m.insert("lnk_target".into(), json!(t.display().to_string()));
-            let src = fs::canonicalize(p).map(|c| c.display().to_string()).unwrap_or_else(|_| t.display().to_string());
-            m.insert("lnk_source".into(), json!(src));
-        }
+    if islnk && let Ok(t) = fs::read_link(p) {
+        m.insert("lnk_target".into(), json!(t.display().to_string()));
+        let src = fs::canonicalize(p).map(|c| c.display().to_string()).unwrap_or_else(|_| t.display().to_string());
+        m.insert("lnk_source".into(), json!(src));
+    }
     if let Some(algo) = checksum
-        && ft.is_file() && md.permissions().mode() & 0o444 != 0
-            && let Ok(sum) = fileattrs::file_digest(p, algo) {
-                m.insert("checksum".into(), json!(sum));
-            }
+        && ft.is_file()
+        && md.permissions().mode() & 0o444 != 0
+        && let Ok(sum) = fileattrs::file_digest(p, algo)
+    {
+        m.insert("checksum".into(), json!(sum));
+    }
     Ok(m)
 }

@@ -156,10 +156,7 @@ pub fn manage(want: &Want, ctx: &ModuleContext) -> ModuleOutcome {
                 }
                 let out = systemctl(&args)?;
                 if !out.ok() {
-                    return Err(ModuleFail::new(format!(
-                        "Unable to {action} service {unit}: {} (see `journalctl -u {unit}` on the host)",
-                        out.message()
-                    )));
+                    return Err(ModuleFail::new(format!("Unable to {action} service {unit}: {} (see `journalctl -u {unit}` on the host)", out.message())));
                 }
                 status = show(&systemctl, unit)?;
             }

@@ -243,14 +243,7 @@ fn check_parents(dest_real: &Path, dest: &Path, rel: &Path) -> Result<(), String
 
 /// Whether the member is already on disk as the archive has it. `attrs` given by the task
 /// are applied afterwards, so differences in them do not count.
-fn matches_disk<R: Read>(
-    m: &Member,
-    entry: &mut tar::Entry<R>,
-    path: &Path,
-    attrs: &FileAttrs,
-    keep_newer: bool,
-    umask: u32,
-) -> io::Result<bool> {
+fn matches_disk<R: Read>(m: &Member, entry: &mut tar::Entry<R>, path: &Path, attrs: &FileAttrs, keep_newer: bool, umask: u32) -> io::Result<bool> {
     let Ok(meta) = fs::symlink_metadata(path) else { return Ok(false) };
     let ft = meta.file_type();
     if is_root() && attrs.owner.is_none() && !ft.is_symlink() && meta.uid() != m.uid {
@@ -353,8 +346,7 @@ fn extract_one<R: Read>(
     umask: u32,
     dirs: &mut Vec<(PathBuf, u32, u64)>,
 ) -> io::Result<()> {
-    let outside =
-        |what: String| io::Error::new(io::ErrorKind::PermissionDenied, format!("refusing {what}: it leads outside {}", dest.display()));
+    let outside = |what: String| io::Error::new(io::ErrorKind::PermissionDenied, format!("refusing {what}: it leads outside {}", dest.display()));
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -528,10 +520,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let format = detect(&src)?;
 
     let pattern = |p: &String| glob::Pattern::new(p).map_err(|e| ModuleFail::new(format!("invalid pattern '{p}': {e}")));
-    let filter = Filter {
-        include: include.iter().map(pattern).collect::<Result<_, _>>()?,
-        exclude: exclude.iter().map(pattern).collect::<Result<_, _>>()?,
-    };
+    let filter = Filter { include: include.iter().map(pattern).collect::<Result<_, _>>()?, exclude: exclude.iter().map(pattern).collect::<Result<_, _>>()? };
     let umask = fileattrs::umask();
     let dest_real = fs::canonicalize(&dest).unwrap_or(dest.clone());
     let read_err = |e: io::Error| ModuleFail::new(format!("Failed to read archive {}: {e}", src.display()));
@@ -551,9 +540,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             if !filter.wants(&m.raw) {
                 continue;
             }
-            let refuse = |why: String| {
-                ModuleFail::new(format!("Refusing to unpack {}: member {why} would escape {}", src.display(), dest.display()))
-            };
+            let refuse = |why: String| ModuleFail::new(format!("Refusing to unpack {}: member {why} would escape {}", src.display(), dest.display()));
             m.rel = safe_relative(&m.raw).map_err(refuse)?;
             match m.kind {
                 EntryType::Symlink => {
@@ -588,11 +575,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let mut changed = !unarchived;
     let mut warnings: Vec<String> = Vec::new();
     if !ctx.check_mode && !unarchived {
-        let pb = ctx.progress.bar(
-            files.len() as u64,
-            &format!("unarchive {}", src.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
-            false,
-        );
+        let pb = ctx.progress.bar(files.len() as u64, &format!("unarchive {}", src.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()), false);
         let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
         let mut ar = open(&src, format).map_err(read_err)?;
         for entry in ar.entries().map_err(read_err)? {
@@ -612,12 +595,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 continue;
             }
             if m.kind == EntryType::Symlink && link_target_inside(&rel, m.link.as_deref().unwrap_or(Path::new(""))).is_none() {
-                return Err(ModuleFail::new(format!(
-                    "Refusing to unpack {}: symlink {} points outside {}",
-                    src.display(),
-                    m.raw,
-                    dest.display()
-                )));
+                return Err(ModuleFail::new(format!("Refusing to unpack {}: symlink {} points outside {}", src.display(), m.raw, dest.display())));
             }
             check_parents(&dest_real, &dest, &rel).map_err(|e| ModuleFail::new(format!("Refusing to unpack {}: {e}", src.display())))?;
             let path = dest.join(&rel);
@@ -692,8 +670,7 @@ mod tests {
     /// Builds a tar(.gz) with entries given as (name, content or None for a dir).
     pub(crate) fn make_tar(path: &Path, gz: bool, entries: &[(&str, Option<&str>)]) {
         let f = fs::File::create(path).unwrap();
-        let w: Box<dyn io::Write> =
-            if gz { Box::new(flate2::write::GzEncoder::new(f, flate2::Compression::default())) } else { Box::new(f) };
+        let w: Box<dyn io::Write> = if gz { Box::new(flate2::write::GzEncoder::new(f, flate2::Compression::default())) } else { Box::new(f) };
         let mut b = tar::Builder::new(w);
         for (name, content) in entries {
             let mut h = tar::Header::new_gnu();
@@ -848,8 +825,7 @@ mod tests {
         assert_eq!(fs::metadata(out.join("a.txt")).unwrap().mtime(), fs::metadata(src.join("a.txt")).unwrap().mtime());
         assert!(!run(&a, &ctx).unwrap().changed);
         // GNU tar agrees the tree matches.
-        let diff =
-            std::process::Command::new("tar").args(["--diff", "-C", out.to_str().unwrap(), "-zf", t.to_str().unwrap()]).output().unwrap();
+        let diff = std::process::Command::new("tar").args(["--diff", "-C", out.to_str().unwrap(), "-zf", t.to_str().unwrap()]).output().unwrap();
         assert!(diff.status.success(), "{}", String::from_utf8_lossy(&diff.stdout));
     }
 

@@ -107,9 +107,7 @@ pub fn form_urlencoded(body: &Value) -> Result<String, String> {
 
 /// The `status_code` argument: an int, numeric text, a comma list or a list.
 fn parse_status_codes(args: &Args) -> Result<Vec<i64>, ModuleFail> {
-    let bad = |v: &str| {
-        ModuleFail::new(format!("Elements value for option 'status_code' is of type str and we were unable to convert to int: '{v}'"))
-    };
+    let bad = |v: &str| ModuleFail::new(format!("Elements value for option 'status_code' is of type str and we were unable to convert to int: '{v}'"));
     let conv = |v: &Value| -> Result<i64, ModuleFail> {
         match v {
             Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).ok_or_else(|| bad(&n.to_string())),
@@ -169,10 +167,8 @@ fn response_filename(headers: &reqwest::header::HeaderMap, final_url: &str) -> S
     }
     let path = reqwest::Url::parse(final_url).map(|u| u.path().to_string()).unwrap_or_default();
     let base = path.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
-    let decoded: String = url::form_urlencoded::parse(format!("x={}", base.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+    let decoded: String =
+        url::form_urlencoded::parse(format!("x={}", base.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
     if decoded.is_empty() { "index.html".into() } else { decoded }
 }
 
@@ -193,9 +189,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     }
     let body_format = opt_str(args, "body_format")?.unwrap_or_else(|| "raw".into()).to_lowercase();
     if !["raw", "json", "form-urlencoded", "form-multipart"].contains(&body_format.as_str()) {
-        return Err(ModuleFail::new(format!(
-            "value of body_format must be one of: form-urlencoded, json, raw, form-multipart, got: {body_format}"
-        )));
+        return Err(ModuleFail::new(format!("value of body_format must be one of: form-urlencoded, json, raw, form-multipart, got: {body_format}")));
     }
     let status_codes = parse_status_codes(args)?;
     let return_content = bool_or(args, "return_content", false)?;
@@ -216,11 +210,9 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         (_, None) => None,
         ("json", Some(Value::String(s))) => Some(s.clone().into_bytes()),
         ("json", Some(v)) => Some(py_json_dumps(v).into_bytes()),
-        ("form-urlencoded", Some(v)) => Some(
-            form_urlencoded(v)
-                .map_err(|e| ModuleFail::new(format!("failed to parse body as form_urlencoded: {e}")).with("elapsed", 0))?
-                .into_bytes(),
-        ),
+        ("form-urlencoded", Some(v)) => {
+            Some(form_urlencoded(v).map_err(|e| ModuleFail::new(format!("failed to parse body as form_urlencoded: {e}")).with("elapsed", 0))?.into_bytes())
+        }
         ("form-multipart", Some(_)) => {
             return Err(ModuleFail::new("body_format form-multipart is not supported by airlock; use raw with a prepared body"));
         }
@@ -368,8 +360,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let new_sum = sha1.hex();
         let old_sum = if dest.is_file() { fileattrs::file_digest(&dest, "sha1").ok() } else { None };
         if old_sum.as_deref() != Some(new_sum.as_str()) {
-            fileattrs::match_dest_perms(tmp.path(), &dest)
-                .map_err(|e| fail_with(format!("failed to copy to {}: {e}", dest.display()), &data))?;
+            fileattrs::match_dest_perms(tmp.path(), &dest).map_err(|e| fail_with(format!("failed to copy to {}: {e}", dest.display()), &data))?;
             persist(tmp, &dest).map_err(|f| fail_with(f.msg, &data))?;
             changed = true;
         }
@@ -466,8 +457,7 @@ mod tests {
         let f = run(&args(json!({"url": format!("{}/nope", srv.base)})), &ctx).unwrap_err();
         assert_eq!(f.msg, "Status code was 404 and not [200]: HTTP Error 404: Not Found");
         assert_eq!(f.data["status"], 404);
-        let f =
-            run(&args(json!({"url": format!("{}/err", srv.base), "status_code": [200, 201], "return_content": true})), &ctx).unwrap_err();
+        let f = run(&args(json!({"url": format!("{}/err", srv.base), "status_code": [200, 201], "return_content": true})), &ctx).unwrap_err();
         assert_eq!(f.msg, "Status code was 500 and not [200, 201]: HTTP Error 500: Internal Server Error");
         assert_eq!(f.data["content"], "Internal Server Error");
         let r = run(&args(json!({"url": format!("{}/nope", srv.base), "status_code": "200, 404"})), &ctx).unwrap();
@@ -488,11 +478,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let pf = Default::default();
         let ctx = ctx_for(false, d.path(), &pf);
-        let r = run(
-            &args(json!({"url": format!("{}/post", srv.base), "method": "post", "body_format": "json", "body": {"k": "v", "n": [1, 2]}})),
-            &ctx,
-        )
-        .unwrap();
+        let r =
+            run(&args(json!({"url": format!("{}/post", srv.base), "method": "post", "body_format": "json", "body": {"k": "v", "n": [1, 2]}})), &ctx).unwrap();
         assert_eq!(r.data["json"], json!({}));
         {
             let seen = srv.seen.lock().unwrap();
@@ -501,7 +488,11 @@ mod tests {
             assert_eq!(String::from_utf8_lossy(&last.body), r#"{"k": "v", "n": [1, 2]}"#);
             assert_eq!(last.headers["content-type"], "application/json");
         }
-        run(&args(json!({"url": format!("{}/post", srv.base), "method": "PUT", "body_format": "form-urlencoded", "body": {"a b": "c&d", "l": [1, true]}})), &ctx).unwrap();
+        run(
+            &args(json!({"url": format!("{}/post", srv.base), "method": "PUT", "body_format": "form-urlencoded", "body": {"a b": "c&d", "l": [1, true]}})),
+            &ctx,
+        )
+        .unwrap();
         {
             let seen = srv.seen.lock().unwrap();
             let last = seen.last().unwrap();

@@ -12,20 +12,8 @@ use super::args::{check_known, opt_choice, opt_int, opt_list, opt_str};
 use super::fileattrs::{self, expand_path};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 
-const ARGS: &[&str] = &[
-    "host",
-    "timeout",
-    "connect_timeout",
-    "delay",
-    "port",
-    "active_connection_states",
-    "path",
-    "search_regex",
-    "state",
-    "exclude_hosts",
-    "sleep",
-    "msg",
-];
+const ARGS: &[&str] =
+    &["host", "timeout", "connect_timeout", "delay", "port", "active_connection_states", "path", "search_regex", "state", "exclude_hosts", "sleep", "msg"];
 
 const CONNECTION_STATES: &[(&str, &str)] = &[
     ("ESTABLISHED", "01"),
@@ -57,9 +45,7 @@ fn connect(host: &str, port: u16, timeout: Duration) -> Option<TcpStream> {
 
 /// Python's `match.groups()` and `match.groupdict()` for a regex match.
 fn groups(re: &regex::bytes::Regex, caps: &regex::bytes::Captures) -> (Vec<Value>, Map<String, Value>) {
-    let text = |m: Option<regex::bytes::Match>| {
-        m.map(|m| Value::String(String::from_utf8_lossy(m.as_bytes()).into_owned())).unwrap_or(Value::Null)
-    };
+    let text = |m: Option<regex::bytes::Match>| m.map(|m| Value::String(String::from_utf8_lossy(m.as_bytes()).into_owned())).unwrap_or(Value::Null);
     let list: Vec<Value> = (1..caps.len()).map(|i| text(caps.get(i))).collect();
     let mut dict = Map::new();
     for name in re.capture_names().flatten() {
@@ -70,8 +56,7 @@ fn groups(re: &regex::bytes::Regex, caps: &regex::bytes::Captures) -> (Vec<Value
 
 /// Active connections to `port` from /proc/net/tcp{,6}, as wait_for's drained state counts.
 fn active_connections(port: u16, states: &[String], exclude: &[String]) -> usize {
-    let wanted: Vec<&str> =
-        states.iter().filter_map(|s| CONNECTION_STATES.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|(_, c)| *c)).collect();
+    let wanted: Vec<&str> = states.iter().filter_map(|s| CONNECTION_STATES.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|(_, c)| *c)).collect();
     let mut count = 0;
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(file) else { continue };
@@ -131,17 +116,11 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let state = opt_choice(args, "state", &["absent", "drained", "present", "started", "stopped"])?.unwrap_or_else(|| "started".into());
     let msg = opt_str(args, "msg")?;
     let exclude_hosts = opt_list(args, "exclude_hosts")?;
-    let states = opt_list(args, "active_connection_states")?.unwrap_or_else(|| {
-        ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV", "SYN_SENT", "TIME_WAIT"].iter().map(|s| s.to_string()).collect()
-    });
+    let states = opt_list(args, "active_connection_states")?
+        .unwrap_or_else(|| ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV", "SYN_SENT", "TIME_WAIT"].iter().map(|s| s.to_string()).collect());
 
     let re = match &search_regex {
-        Some(s) => Some(
-            regex::bytes::RegexBuilder::new(s)
-                .multi_line(true)
-                .build()
-                .map_err(|e| ModuleFail::new(format!("Invalid regular expression: {e}")))?,
-        ),
+        Some(s) => Some(regex::bytes::RegexBuilder::new(s).multi_line(true).build().map_err(|e| ModuleFail::new(format!("Invalid regular expression: {e}")))?),
         None => None,
     };
     let fail0 = |m: &str| Err(ModuleFail::new(m).with("elapsed", 0));
@@ -174,8 +153,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         std::thread::sleep(Duration::from_secs(delay));
     }
     let end = start + Duration::from_secs(timeout);
-    let timed_out =
-        |text: String| -> ModuleOutcome { Err(ModuleFail::new(msg.clone().unwrap_or(text)).with("elapsed", secs(start.elapsed()))) };
+    let timed_out = |text: String| -> ModuleOutcome { Err(ModuleFail::new(msg.clone().unwrap_or(text)).with("elapsed", secs(start.elapsed()))) };
     let mut match_groups: Vec<Value> = Vec::new();
     let mut match_groupdict = Map::new();
 
@@ -397,10 +375,7 @@ mod tests {
         let f = run(&args(json!({"path": p, "state": "absent", "timeout": 1})), &ctx).unwrap_err();
         assert_eq!(f.msg, format!("Timeout when waiting for {} to be absent.", p.display()));
 
-        assert_eq!(
-            run(&args(json!({"port": 1, "path": "/x"})), &ctx).unwrap_err().msg,
-            "port and path parameter can not both be passed to wait_for"
-        );
+        assert_eq!(run(&args(json!({"port": 1, "path": "/x"})), &ctx).unwrap_err().msg, "port and path parameter can not both be passed to wait_for");
         assert!(run(&args(json!({"path": "/x", "search_regex": "("})), &ctx).unwrap_err().msg.starts_with("Invalid regular expression"));
         let r = run(&args(json!({"timeout": 1})), &ctx).unwrap();
         assert_eq!(r.data["elapsed"], 1);

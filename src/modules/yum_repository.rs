@@ -6,7 +6,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-
 use super::fileattrs::{FILE_COMMON_ARGS, FileAttrs};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, fsutil};
 
@@ -50,10 +49,43 @@ const SETTINGS: &[(&str, Kind)] = &[
 ];
 
 const ALLOWED: &[&str] = &[
-    "name", "description", "file", "reposdir", "state", "baseurl", "mirrorlist", "metalink", "enabled", "gpgcheck", "gpgkey",
-    "repo_gpgcheck", "module_hotfixes", "priority", "cost", "sslverify", "sslcacert", "sslclientcert", "sslclientkey", "proxy",
-    "proxy_username", "proxy_password", "username", "password", "exclude", "includepkgs", "metadata_expire",
-    "skip_if_unavailable", "timeout", "mode", "owner", "group", "seuser", "serole", "setype", "selevel", "attributes",
+    "name",
+    "description",
+    "file",
+    "reposdir",
+    "state",
+    "baseurl",
+    "mirrorlist",
+    "metalink",
+    "enabled",
+    "gpgcheck",
+    "gpgkey",
+    "repo_gpgcheck",
+    "module_hotfixes",
+    "priority",
+    "cost",
+    "sslverify",
+    "sslcacert",
+    "sslclientcert",
+    "sslclientkey",
+    "proxy",
+    "proxy_username",
+    "proxy_password",
+    "username",
+    "password",
+    "exclude",
+    "includepkgs",
+    "metadata_expire",
+    "skip_if_unavailable",
+    "timeout",
+    "mode",
+    "owner",
+    "group",
+    "seuser",
+    "serole",
+    "setype",
+    "selevel",
+    "attributes",
     "unsafe_writes",
 ];
 
@@ -236,9 +268,14 @@ mod tests {
     #[test]
     fn a_section_is_written_as_ansible_writes_it() {
         // Compared with ansible-core 2.19's output for the same arguments.
-        let a = args(json!({"name": "mirror", "description": "Offline mirror", "baseurl": ["http://a/x", "http://b/x"], "gpgcheck": false, "enabled": "yes", "priority": 10, "exclude": ["a", "b"]}));
+        let a = args(
+            json!({"name": "mirror", "description": "Offline mirror", "baseurl": ["http://a/x", "http://b/x"], "gpgcheck": false, "enabled": "yes", "priority": 10, "exclude": ["a", "b"]}),
+        );
         let s = settings(&a, "mirror").unwrap();
-        assert_eq!(render("mirror", &s), "[mirror]\nbaseurl = http://a/x\n\thttp://b/x\nenabled = 1\nexclude = a b\ngpgcheck = 0\nname = Offline mirror\npriority = 10\n\n");
+        assert_eq!(
+            render("mirror", &s),
+            "[mirror]\nbaseurl = http://a/x\n\thttp://b/x\nenabled = 1\nexclude = a b\ngpgcheck = 0\nname = Offline mirror\npriority = 10\n\n"
+        );
         assert_eq!(parse_keys(&render("mirror", &s)), flatten(&s));
     }
 

@@ -75,9 +75,19 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 "repodata" => "repodata",
                 _ => "file",
             };
-            artifacts.push(Artifact { kind: kind.into(), path: rel(&root, &dest.join(&f.path))?, size: f.size, sha256: f.sha256.clone(), source: f.url.clone(), name: None, version: None });
+            artifacts.push(Artifact {
+                kind: kind.into(),
+                path: rel(&root, &dest.join(&f.path))?,
+                size: f.size,
+                sha256: f.sha256.clone(),
+                source: f.url.clone(),
+                name: None,
+                version: None,
+            });
         }
-        out.push(json!({"repo": r.name, "packages": s.packages, "module_streams": s.module_streams, "files": s.files.len(), "bytes_downloaded": s.bytes_downloaded}));
+        out.push(
+            json!({"repo": r.name, "packages": s.packages, "module_streams": s.module_streams, "files": s.files.len(), "bytes_downloaded": s.bytes_downloaded}),
+        );
         lines.push(summary(&r.name, s.packages, s.module_streams));
     }
     pb.finish_and_clear();

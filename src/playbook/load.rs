@@ -208,8 +208,7 @@ fn err(file: &Arc<PathBuf>, node: &Node, msg: impl Into<String>) -> LoadError {
 
 /// Reads and parses one YAML file.
 fn read_yaml(path: &Path) -> Result<(Arc<PathBuf>, Node), LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::new(format!("Could not read '{}': {e}", path.display()), None))?;
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::new(format!("Could not read '{}': {e}", path.display()), None))?;
     parse_yaml(path, &text)
 }
 
@@ -218,7 +217,10 @@ fn parse_yaml(path: &Path, text: &str) -> Result<(Arc<PathBuf>, Node), LoadError
     let file = Arc::new(path.to_path_buf());
     let node = crate::yaml::parse(text).map_err(|e| {
         LoadError::new(
-            format!("We were unable to read either as JSON nor YAML, these are the errors we got from each:\nSyntax Error while loading YAML.\n  {}", e.message),
+            format!(
+                "We were unable to read either as JSON nor YAML, these are the errors we got from each:\nSyntax Error while loading YAML.\n  {}",
+                e.message
+            ),
             Some(pos(&file, e.mark)),
         )
     })?;
@@ -267,10 +269,7 @@ fn node_str(node: &Node) -> Option<String> {
 fn str_list(file: &Arc<PathBuf>, node: &Node, what: &str) -> Result<Vec<String>, LoadError> {
     match &node.kind {
         NodeKind::Null => Ok(vec![]),
-        NodeKind::Seq(items) => items
-            .iter()
-            .map(|n| node_str(n).ok_or_else(|| err(file, n, format!("{what} must be a list of strings"))))
-            .collect(),
+        NodeKind::Seq(items) => items.iter().map(|n| node_str(n).ok_or_else(|| err(file, n, format!("{what} must be a list of strings")))).collect(),
         _ => Ok(node_str(node)
             .ok_or_else(|| err(file, node, format!("{what} must be a string or a list of strings")))?
             .split(',')
@@ -457,11 +456,7 @@ fn load_playbook_into(path: &Path, text: Option<&str>, opts: &LoadOptions, plays
 }
 
 fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
-    }
+    if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()) }
 }
 
 fn resolve_rel(dir: &Path, name: &str) -> PathBuf {
@@ -718,7 +713,15 @@ fn load_task(ctx: &mut Ctx, file: &Arc<PathBuf>, node: &Node, role: Option<&Arc<
                     "together" => LoopKind::Together,
                     "nested" | "cartesian" => LoopKind::Nested,
                     "sequence" => LoopKind::Sequence,
-                    _ => return Err(err(file, k, format!("'{other}' is not supported by airlock (supported: with_items, with_list, with_dict, with_fileglob, with_indexed_items, with_together, with_nested, with_sequence; or use loop)"))),
+                    _ => {
+                        return Err(err(
+                            file,
+                            k,
+                            format!(
+                                "'{other}' is not supported by airlock (supported: with_items, with_list, with_dict, with_fileglob, with_indexed_items, with_together, with_nested, with_sequence; or use loop)"
+                            ),
+                        ));
+                    }
                 };
                 task.loop_ = Some(LoopSpec { kind, value: v.to_json() });
             }
@@ -789,7 +792,11 @@ fn set_action<'n>(
         return Err(err(file, key_node, format!("conflicting action statements: {prev}, {name}")));
     }
     if !is_known_action(&name) {
-        return Err(err(file, key_node, format!("couldn't resolve module/action '{name}'. This often indicates a misspelling, missing collection, or incorrect module path.")));
+        return Err(err(
+            file,
+            key_node,
+            format!("couldn't resolve module/action '{name}'. This often indicates a misspelling, missing collection, or incorrect module path."),
+        ));
     }
     *slot = Some((name, key_node, value));
     Ok(())
@@ -802,9 +809,9 @@ fn static_name(ctx: &Ctx, file: &Arc<PathBuf>, node: &Node, name: &str) -> Resul
     }
     let templar = crate::template::Templar::new();
     let vars = crate::template::Vars::new(templar.clone(), vec![Arc::new(ctx.static_vars.clone())]);
-    templar
-        .render_str(name, &vars.ctx())
-        .map_err(|e| err(file, node, format!("could not template the name of a static import ({}); static imports only see play vars and extra vars: {}", name, e.msg)))
+    templar.render_str(name, &vars.ctx()).map_err(|e| {
+        err(file, node, format!("could not template the name of a static import ({}); static imports only see play vars and extra vars: {}", name, e.msg))
+    })
 }
 
 /// Where a task file named in `file` is: next to the including file, then in the role's
@@ -826,13 +833,24 @@ fn find_task_file(ctx: &Ctx, file: &Path, role: Option<&Arc<Role>>, name: &str) 
     cands.into_iter().find(|c| c.is_file())
 }
 
-fn import_tasks(ctx: &mut Ctx, file: &Arc<PathBuf>, node: &Node, mut task: Task, args: &Map<String, Json>, role: Option<&Arc<Role>>) -> Result<Task, LoadError> {
+fn import_tasks(
+    ctx: &mut Ctx,
+    file: &Arc<PathBuf>,
+    node: &Node,
+    mut task: Task,
+    args: &Map<String, Json>,
+    role: Option<&Arc<Role>>,
+) -> Result<Task, LoadError> {
     let Some(name) = args.get("_raw_params").or_else(|| args.get("file")).and_then(|v| v.as_str()) else {
         return Err(err(file, node, "import_tasks needs a file name"));
     };
     let name = static_name(ctx, file, node, name)?;
     let Some(path) = find_task_file(ctx, file, role, &name) else {
-        return Err(err(file, node, format!("Could not find or access '{name}' (import_tasks looks next to the including file, in the role's tasks/ and in the playbook directory)")));
+        return Err(err(
+            file,
+            node,
+            format!("Could not find or access '{name}' (import_tasks looks next to the including file, in the role's tasks/ and in the playbook directory)"),
+        ));
     };
     ctx.depth += 1;
     if ctx.depth > 50 {
@@ -863,11 +881,21 @@ pub fn role_request_from_args(file: &Arc<PathBuf>, node: &Node, args: &Map<Strin
         return Err(err(file, node, "'name' is a required field for import_role/include_role"));
     };
     for k in args.keys() {
-        if !matches!(k.as_str(), "name" | "role" | "tasks_from" | "vars_from" | "defaults_from" | "handlers_from" | "public" | "apply" | "allow_duplicates" | "rolespec_validate") {
+        if !matches!(
+            k.as_str(),
+            "name" | "role" | "tasks_from" | "vars_from" | "defaults_from" | "handlers_from" | "public" | "apply" | "allow_duplicates" | "rolespec_validate"
+        ) {
             return Err(err(file, node, format!("Invalid options for import_role/include_role: {k}")));
         }
     }
-    Ok(RoleRequest { name, tasks_from: s("tasks_from"), vars_from: s("vars_from"), defaults_from: s("defaults_from"), handlers_from: s("handlers_from"), params: Map::new() })
+    Ok(RoleRequest {
+        name,
+        tasks_from: s("tasks_from"),
+        vars_from: s("vars_from"),
+        defaults_from: s("defaults_from"),
+        handlers_from: s("handlers_from"),
+        params: Map::new(),
+    })
 }
 
 /// Loads one `roles:` (or meta dependency) entry: the block to run, unless it is a duplicate,
@@ -938,14 +966,17 @@ pub fn find_role(name: &str, playbook_dir: &Path, roles_path: &[PathBuf]) -> Res
     let search = super::role_search_path(playbook_dir, roles_path);
     for dir in &search {
         let cand = dir.join(name);
-        if cand.is_dir() && (cand.join("tasks").is_dir() || cand.join("meta").is_dir() || cand.join("defaults").is_dir() || cand.join("handlers").is_dir() || cand.join("vars").is_dir()) {
+        if cand.is_dir()
+            && (cand.join("tasks").is_dir()
+                || cand.join("meta").is_dir()
+                || cand.join("defaults").is_dir()
+                || cand.join("handlers").is_dir()
+                || cand.join("vars").is_dir())
+        {
             return Ok(cand);
         }
     }
-    Err(format!(
-        "the role '{name}' was not found in {}",
-        search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
-    ))
+    Err(format!("the role '{name}' was not found in {}", search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")))
 }
 
 /// `main.yml`, `main.yaml`, `main.json` or `main` (or another base name) in a role folder.
@@ -1019,7 +1050,10 @@ fn load_role_inner(ctx: &mut Ctx, req: &RoleRequest, at: Option<(&Arc<PathBuf>, 
             load_task_list(ctx, &tfile, &tnode, Some(&role))?
         }
         None if req.tasks_from.is_some() => {
-            return Err(LoadError::new(format!("Could not find specified file in role: tasks/{tasks_base} (role '{}' at {})", req.name, path.display()), at_pos));
+            return Err(LoadError::new(
+                format!("Could not find specified file in role: tasks/{tasks_base} (role '{}' at {})", req.name, path.display()),
+                at_pos,
+            ));
         }
         None => vec![],
     };
@@ -1027,7 +1061,15 @@ fn load_role_inner(ctx: &mut Ctx, req: &RoleRequest, at: Option<(&Arc<PathBuf>, 
     let handlers = match role_file(&path.join("handlers"), &handlers_base) {
         Some(f) => {
             let (hfile, hnode) = read_yaml(&f)?;
-            let mut sub = Ctx { opts: ctx.opts, playbook_dir: ctx.playbook_dir.clone(), static_vars: ctx.static_vars.clone(), handlers: vec![], roles: vec![], placed: vec![], depth: ctx.depth };
+            let mut sub = Ctx {
+                opts: ctx.opts,
+                playbook_dir: ctx.playbook_dir.clone(),
+                static_vars: ctx.static_vars.clone(),
+                handlers: vec![],
+                roles: vec![],
+                placed: vec![],
+                depth: ctx.depth,
+            };
             load_task_list(&mut sub, &hfile, &hnode, Some(&role))?
         }
         None => vec![],
@@ -1036,9 +1078,13 @@ fn load_role_inner(ctx: &mut Ctx, req: &RoleRequest, at: Option<(&Arc<PathBuf>, 
     Ok(LoadedRole { role, tasks, handlers, dep_blocks, allow_duplicates })
 }
 
+/// A role loaded at run time: the role, its tasks, and its handlers.
+pub type RoleTasks = (Arc<Role>, Vec<Task>, Vec<Task>);
+
 /// Loads a role at run time (`include_role`): its tasks, handlers and dependency blocks.
-pub fn load_role(req: &RoleRequest, playbook_dir: &Path, opts: &LoadOptions) -> Result<(Arc<Role>, Vec<Task>, Vec<Task>), LoadError> {
-    let mut ctx = Ctx { opts, playbook_dir: playbook_dir.to_path_buf(), static_vars: opts.extra_vars.clone(), handlers: vec![], roles: vec![], placed: vec![], depth: 0 };
+pub fn load_role(req: &RoleRequest, playbook_dir: &Path, opts: &LoadOptions) -> Result<RoleTasks, LoadError> {
+    let mut ctx =
+        Ctx { opts, playbook_dir: playbook_dir.to_path_buf(), static_vars: opts.extra_vars.clone(), handlers: vec![], roles: vec![], placed: vec![], depth: 0 };
     let loaded = load_role_inner(&mut ctx, req, None)?;
     let mut tasks = loaded.dep_blocks;
     tasks.extend(loaded.tasks);
@@ -1049,10 +1095,20 @@ pub fn load_role(req: &RoleRequest, playbook_dir: &Path, opts: &LoadOptions) -> 
 
 /// Loads a task file at run time (`include_tasks`), found as `import_tasks` finds files.
 /// Gives the file's path with its tasks.
-pub fn load_task_file(name: &str, including_file: &Path, role: Option<&Arc<Role>>, playbook_dir: &Path, opts: &LoadOptions) -> Result<(PathBuf, Vec<Task>), LoadError> {
-    let mut ctx = Ctx { opts, playbook_dir: playbook_dir.to_path_buf(), static_vars: opts.extra_vars.clone(), handlers: vec![], roles: vec![], placed: vec![], depth: 0 };
+pub fn load_task_file(
+    name: &str,
+    including_file: &Path,
+    role: Option<&Arc<Role>>,
+    playbook_dir: &Path,
+    opts: &LoadOptions,
+) -> Result<(PathBuf, Vec<Task>), LoadError> {
+    let mut ctx =
+        Ctx { opts, playbook_dir: playbook_dir.to_path_buf(), static_vars: opts.extra_vars.clone(), handlers: vec![], roles: vec![], placed: vec![], depth: 0 };
     let Some(path) = find_task_file(&ctx, including_file, role, name) else {
-        return Err(LoadError::new(format!("Could not find or access '{name}' (looked next to {}, in the role's tasks/ and in the playbook directory)", including_file.display()), None));
+        return Err(LoadError::new(
+            format!("Could not find or access '{name}' (looked next to {}, in the role's tasks/ and in the playbook directory)", including_file.display()),
+            None,
+        ));
     };
     let (file, node) = read_yaml(&path)?;
     Ok((path.clone(), load_task_list(&mut ctx, &file, &node, role)?))

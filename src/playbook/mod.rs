@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
-pub use load::{find_role, is_known_action, load_playbook, load_role, parse_playbook, load_task_file, read_vars_file, role_request_from_args, short_action, LoadOptions, RoleRequest};
+pub use load::{
+    LoadOptions, RoleRequest, find_role, is_known_action, load_playbook, load_role, load_task_file, parse_playbook, read_vars_file, role_request_from_args,
+    short_action,
+};
 
 /// Where something was written.
 #[derive(Clone, Debug)]
@@ -237,9 +240,10 @@ pub fn shipped_roles_dirs() -> Vec<PathBuf> {
         out.push(PathBuf::from(p));
     }
     if let Ok(exe) = std::env::current_exe()
-        && let Some(prefix) = exe.parent().and_then(Path::parent) {
-            out.push(prefix.join("share/airlock/roles"));
-        }
+        && let Some(prefix) = exe.parent().and_then(Path::parent)
+    {
+        out.push(prefix.join("share/airlock/roles"));
+    }
     out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"));
     out
 }

@@ -11,17 +11,30 @@ use crate::template::{self, Vars};
 
 /// Runs an executor action; `None` when `action` is a module from the registry.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn run_executor_action(runner: &mut Runner, pc: &mut PlayCtx, task: &Task, host: &str, action: &str, args: &Map<String, Json>, vars: &Arc<Vars>, _check: bool) -> Option<Json> {
+pub(super) fn run_executor_action(
+    runner: &mut Runner,
+    pc: &mut PlayCtx,
+    task: &Task,
+    host: &str,
+    action: &str,
+    args: &Map<String, Json>,
+    vars: &Arc<Vars>,
+    _check: bool,
+) -> Option<Json> {
     Some(match action {
         "debug" => debug(runner, args, vars),
         "set_fact" => {
             let facts: Map<String, Json> = args.iter().filter(|(k, _)| *k != "cacheable" && *k != "_raw_params").map(|(k, v)| (k.clone(), v.clone())).collect();
             if facts.is_empty() {
-                return Some(json!({"changed": false, "failed": true, "msg": "No key/value pairs provided, at least one is required for this action to succeed"}));
+                return Some(
+                    json!({"changed": false, "failed": true, "msg": "No key/value pairs provided, at least one is required for this action to succeed"}),
+                );
             }
             for k in facts.keys() {
                 if !valid_var_name(k) {
-                    return Some(json!({"changed": false, "failed": true, "msg": format!("The variable name '{k}' is not valid. Variables must start with a letter or underscore character, and contain only letters, numbers and underscores.")}));
+                    return Some(
+                        json!({"changed": false, "failed": true, "msg": format!("The variable name '{k}' is not valid. Variables must start with a letter or underscore character, and contain only letters, numbers and underscores.")}),
+                    );
                 }
             }
             json!({"changed": false, "ansible_facts": facts})

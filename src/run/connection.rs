@@ -74,7 +74,12 @@ impl Connections {
         let dir = {
             let mut d = self.0.control_dir.lock().unwrap_or_else(|e| e.into_inner());
             if d.is_none() {
-                *d = Some(tempfile::Builder::new().prefix("airlock-ssh-").tempdir_in("/tmp").map_err(|e| format!("could not create a directory for SSH control sockets under /tmp: {e}"))?);
+                *d = Some(
+                    tempfile::Builder::new()
+                        .prefix("airlock-ssh-")
+                        .tempdir_in("/tmp")
+                        .map_err(|e| format!("could not create a directory for SSH control sockets under /tmp: {e}"))?,
+                );
             }
             d.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default()
         };
@@ -93,7 +98,8 @@ impl Connections {
         if let Some(id) = ids.get(path) {
             return Ok(id.clone());
         }
-        let (sha, _) = crate::sources::fetch::hash_file(path, crate::sources::fetch::Algo::Sha256).map_err(|e| format!("cannot read the airlock binary {}: {e}", path.display()))?;
+        let (sha, _) = crate::sources::fetch::hash_file(path, crate::sources::fetch::Algo::Sha256)
+            .map_err(|e| format!("cannot read the airlock binary {}: {e}", path.display()))?;
         let id = format!("airlock-{}-{}", env!("CARGO_PKG_VERSION"), &sha[..16]);
         ids.insert(path.to_path_buf(), id.clone());
         Ok(id)
@@ -219,7 +225,9 @@ impl Ssh {
         let lines: Vec<&str> = text.lines().collect();
         if !out.status.success() || lines.len() < 4 {
             let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            return Err(Unreachable(format!("the host answered over ssh but could not prepare ~/.airlock (needs a POSIX shell, coreutils and a writable home): {err}")));
+            return Err(Unreachable(format!(
+                "the host answered over ssh but could not prepare ~/.airlock (needs a POSIX shell, coreutils and a writable home): {err}"
+            )));
         }
         let (base, user, arch, state) = (lines[0].to_string(), lines[1].to_string(), lines[2].trim(), lines[3].trim());
         if self.params.binary.is_none() && arch != std::env::consts::ARCH {
@@ -261,7 +269,9 @@ impl Ssh {
             let dir = format!("{}/tmp/{}-{}", remote.base, std::process::id(), unique());
             match self.exec(&format!("mkdir -m 0700 {}", shlex_quote(&dir)), b"") {
                 Ok(o) if o.status.success() => {}
-                Ok(o) => return json!({"changed": false, "failed": true, "msg": format!("could not create {dir} on the host: {}", String::from_utf8_lossy(&o.stderr).trim())}),
+                Ok(o) => {
+                    return json!({"changed": false, "failed": true, "msg": format!("could not create {dir} on the host: {}", String::from_utf8_lossy(&o.stderr).trim())});
+                }
                 Err(Unreachable(msg)) => return unreachable_result(&msg),
             }
             for (local, name) in uploads {
@@ -327,7 +337,15 @@ mod tests {
     #[test]
     fn options_name_the_host_settings() {
         let s = Ssh {
-            params: SshParams { host: "10.0.0.5".into(), port: Some(2222), user: Some("deploy".into()), key: Some("/k".into()), common_args: vec!["-o".into(), "StrictHostKeyChecking=no".into()], timeout: 10, ..Default::default() },
+            params: SshParams {
+                host: "10.0.0.5".into(),
+                port: Some(2222),
+                user: Some("deploy".into()),
+                key: Some("/k".into()),
+                common_args: vec!["-o".into(), "StrictHostKeyChecking=no".into()],
+                timeout: 10,
+                ..Default::default()
+            },
             control_dir: "/tmp/x".into(),
             local_binary: "/bin/true".into(),
             binary_id: "id".into(),

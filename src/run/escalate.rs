@@ -110,10 +110,19 @@ pub fn child_main() -> i32 {
         return 1;
     };
     let rendered = req.rendered.clone();
-    let render = move |p: &Path| -> Result<String, String> { rendered.get(p).cloned().ok_or_else(|| format!("template {} was not rendered before become", p.display())) };
+    let render = move |p: &Path| -> Result<String, String> {
+        rendered.get(p).cloned().ok_or_else(|| format!("template {} was not rendered before become", p.display()))
+    };
     let progress = super::output::ProgressFactory::default();
     let provided: Vec<PathBuf> = req.rendered.keys().cloned().collect();
-    let ctx = crate::modules::ModuleContext { check_mode: req.check_mode, diff_mode: req.diff_mode, search_paths: req.search_paths.clone(), render_file: &render, progress: &progress, provided: &provided };
+    let ctx = crate::modules::ModuleContext {
+        check_mode: req.check_mode,
+        diff_mode: req.diff_mode,
+        search_paths: req.search_paths.clone(),
+        render_file: &render,
+        progress: &progress,
+        provided: &provided,
+    };
     let result = super::module_result_json(module(&req.args, &ctx));
     println!("{result}");
     0

@@ -127,7 +127,14 @@ fn included_roles(runner: &mut Runner, pc: &PlayCtx) -> Vec<(Arc<Role>, String)>
             if template::is_template(v) { runner.templar.render_str(v, &ctx).ok() } else { Some(v.to_string()) }
         };
         let Some(name) = text("name").or_else(|| text("role")) else { continue };
-        let req = playbook::RoleRequest { name, tasks_from: text("tasks_from"), vars_from: text("vars_from"), defaults_from: text("defaults_from"), handlers_from: text("handlers_from"), params: Map::new() };
+        let req = playbook::RoleRequest {
+            name,
+            tasks_from: text("tasks_from"),
+            vars_from: text("vars_from"),
+            defaults_from: text("defaults_from"),
+            handlers_from: text("handlers_from"),
+            params: Map::new(),
+        };
         let key = format!("{}|{:?}|{:?}|{:?}", req.name, req.tasks_from, req.vars_from, req.defaults_from);
         if !seen.insert(key) {
             continue;

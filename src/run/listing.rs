@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::inventory::Inventory;
 use crate::playbook::{Body, Playbook, Task};
 
-use super::{tags_selected, RunOptions};
+use super::{RunOptions, tags_selected};
 
 /// Prints the tasks or tags of every play of a playbook.
 pub(super) fn list(book: &Playbook, _inventory: &Inventory, opts: &RunOptions) {

@@ -347,7 +347,11 @@ impl Runner {
         let serial = match &play.serial {
             Some(Json::String(t)) if template::is_template(t) => {
                 let vars = Vars::new(self.templar.clone(), vec![self.extra_vars.clone(), play.vars.clone()]);
-                Some(self.templar.template_json(&Json::String(t.clone()), &vars.ctx()).map_err(|e| Fatal(format!("could not template the play's serial: {}", e.msg)))?)
+                Some(
+                    self.templar
+                        .template_json(&Json::String(t.clone()), &vars.ctx())
+                        .map_err(|e| Fatal(format!("could not template the play's serial: {}", e.msg)))?,
+                )
             }
             other => other.clone(),
         };
@@ -425,7 +429,13 @@ impl Runner {
     /// in its own copy of the runner and play state; what it changed for its host (facts,
     /// registered results, stats, notified handlers, roles and handlers it included) is
     /// merged back in host order.
-    fn on_hosts<'p, R: Send>(&mut self, pc: &mut PlayCtx<'p>, hosts: &[String], parallel: bool, f: impl Fn(&mut Runner, &mut PlayCtx<'p>, &str) -> R + Sync) -> Vec<R> {
+    fn on_hosts<'p, R: Send>(
+        &mut self,
+        pc: &mut PlayCtx<'p>,
+        hosts: &[String],
+        parallel: bool,
+        f: impl Fn(&mut Runner, &mut PlayCtx<'p>, &str) -> R + Sync,
+    ) -> Vec<R> {
         if !parallel || hosts.len() < 2 || self.forks < 2 {
             return hosts.iter().map(|h| f(self, pc, h)).collect();
         }
@@ -509,7 +519,12 @@ impl Runner {
     /// order Ansible applies).
     fn connection_of(&mut self, play: &Play, host: &str) -> String {
         let layers = self.inventory_layers(host, &play.dir);
-        if let Some(c) = self.extra_vars.get("ansible_connection").or_else(|| layers.iter().rev().find_map(|(_, _, _, m)| m.get("ansible_connection"))).and_then(Json::as_str) {
+        if let Some(c) = self
+            .extra_vars
+            .get("ansible_connection")
+            .or_else(|| layers.iter().rev().find_map(|(_, _, _, m)| m.get("ansible_connection")))
+            .and_then(Json::as_str)
+        {
             return c.to_string();
         }
         if let Some(c) = play.connection.as_ref().or(self.opts.connection.as_ref()) {
@@ -535,7 +550,12 @@ impl Runner {
                     _ => return r,
                 }
             }
-            other => return connection::unreachable_result(&format!("connection '{other}' is not supported; airlock connects with: {}", connection::SUPPORTED.join(", "))),
+            other => {
+                return connection::unreachable_result(&format!(
+                    "connection '{other}' is not supported; airlock connects with: {}",
+                    connection::SUPPORTED.join(", ")
+                ));
+            }
         };
         let mut layer = Map::with_capacity(facts.len() * 2 + 1);
         for (k, v) in &facts {
@@ -707,10 +727,10 @@ impl Runner {
                 None => key.extend([0, 0, 0]),
             }
         }
-        if let Some((k, v)) = &self.hostvars_cache {
-            if *k == key {
-                return v.clone();
-            }
+        if let Some((k, v)) = &self.hostvars_cache
+            && *k == key
+        {
+            return v.clone();
         }
         let mut hv = IndexMap::new();
         for h in pc.all_hosts.clone() {
@@ -767,7 +787,17 @@ impl Runner {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run_block(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, block: &[Task], rescue: &[Task], always: &[Task], hosts: &[String], handler: bool) -> Result<(), Fatal> {
+    fn run_block(
+        &mut self,
+        pc: &mut PlayCtx,
+        task: &Task,
+        inh: &Inherit,
+        block: &[Task],
+        rescue: &[Task],
+        always: &[Task],
+        hosts: &[String],
+        handler: bool,
+    ) -> Result<(), Fatal> {
         let _ = task;
         self.run_list_on(pc, block, inh, handler, hosts)?;
         let failed: Vec<String> = hosts.iter().filter(|h| self.hosts[*h].failed).cloned().collect();
@@ -838,9 +868,10 @@ impl Runner {
                 HostRun::Done { failed, .. } => Ok(failed),
                 HostRun::Include(tasks, child, role) => {
                     if let Some(role) = role
-                        && !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role)) {
-                            pc.roles.push(role);
-                        }
+                        && !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role))
+                    {
+                        pc.roles.push(role);
+                    }
                     me.run_list_on(pc, &tasks, &child, handler, std::slice::from_ref(&host.to_string()))?;
                     Ok(false)
                 }
@@ -854,12 +885,13 @@ impl Runner {
         if run_once {
             // run_once results apply to every host: copy the registered value.
             if let (Some(reg), Some(first)) = (&task.register, hosts.first())
-                && let Some(v) = self.hosts[first].set_facts.get(reg).cloned() {
-                    for h in pc.hosts.clone() {
-                        let hs = self.hosts.get_mut(&h).unwrap();
-                        Arc::make_mut(&mut hs.set_facts).insert(reg.clone(), v.clone());
-                    }
+                && let Some(v) = self.hosts[first].set_facts.get(reg).cloned()
+            {
+                for h in pc.hosts.clone() {
+                    let hs = self.hosts.get_mut(&h).unwrap();
+                    Arc::make_mut(&mut hs.set_facts).insert(reg.clone(), v.clone());
                 }
+            }
         }
         if any_fatal {
             for h in pc.hosts.clone() {
@@ -929,9 +961,10 @@ impl Runner {
             }
             for (tasks, child, role) in out {
                 if let Some(role) = role
-                    && !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role)) {
-                        pc.roles.push(role);
-                    }
+                    && !pc.roles.iter().any(|r| Arc::ptr_eq(r, &role))
+                {
+                    pc.roles.push(role);
+                }
                 self.run_list_on(pc, &tasks, &child, handler, &[host.to_string()])?;
             }
             return Ok(HostRun::Done { failed: false });
@@ -1003,12 +1036,14 @@ impl Runner {
             let label = if no_log { "None".to_string() } else { label };
             self.out.lock().result(host, &name, outcome, &shown, Some(&label), action == "debug", false);
             if let Some(p) = &task.loop_control.pause
-                && let Some(secs) = p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok())) {
-                    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
-                }
+                && let Some(secs) = p.as_f64().or_else(|| p.as_str().and_then(|s| s.parse().ok()))
+            {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            }
             results.push(r);
         }
-        let mut result = json!({"changed": any_changed, "results": results, "msg": if any_failed { "One or more items failed" } else { "All items completed" }});
+        let mut result =
+            json!({"changed": any_changed, "results": results, "msg": if any_failed { "One or more items failed" } else { "All items completed" }});
         if any_failed {
             result["failed"] = json!(true);
         }
@@ -1080,7 +1115,9 @@ impl Runner {
     fn eval_bool_opt(&self, v: Option<&Json>, ctx: &minijinja::Value) -> Option<bool> {
         let v = v?;
         match v {
-            Json::String(s) if template::is_template(s) => self.templar.template_str(s, ctx).ok().map(|x| template::to_json(&x)).and_then(|j| template::to_bool_strict(&j)),
+            Json::String(s) if template::is_template(s) => {
+                self.templar.template_str(s, ctx).ok().map(|x| template::to_json(&x)).and_then(|j| template::to_bool_strict(&j))
+            }
             other => template::to_bool_strict(other),
         }
     }
@@ -1099,7 +1136,10 @@ impl Runner {
             match v {
                 Json::Array(a) => Ok(a),
                 Json::Null => Ok(vec![]),
-                other => Err(format!("Invalid data passed to 'loop', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.", output::py_json(&other, None))),
+                other => Err(format!(
+                    "Invalid data passed to 'loop', it requires a list, got this instead: {}. Hint: If you passed a list/dict of just one element, try adding wantlist=True to your lookup invocation or use q/query instead of lookup.",
+                    output::py_json(&other, None)
+                )),
             }
         };
         Ok(match spec.kind {
@@ -1128,25 +1168,36 @@ impl Runner {
             },
             LoopKind::IndexedItems => as_list(v)?.into_iter().enumerate().map(|(i, x)| json!([i, x])).collect(),
             LoopKind::Together => {
-                let lists: Vec<Vec<Json>> = as_list(v)?.into_iter().map(|l| match l {
-                    Json::Array(a) => a,
-                    other => vec![other],
-                }).collect();
+                let lists: Vec<Vec<Json>> = as_list(v)?
+                    .into_iter()
+                    .map(|l| match l {
+                        Json::Array(a) => a,
+                        other => vec![other],
+                    })
+                    .collect();
                 let n = lists.iter().map(Vec::len).max().unwrap_or(0);
                 (0..n).map(|i| Json::Array(lists.iter().map(|l| l.get(i).cloned().unwrap_or(Json::Null)).collect())).collect()
             }
             LoopKind::Nested => {
-                let lists: Vec<Vec<Json>> = as_list(v)?.into_iter().map(|l| match l {
-                    Json::Array(a) => a,
-                    other => vec![other],
-                }).collect();
+                let lists: Vec<Vec<Json>> = as_list(v)?
+                    .into_iter()
+                    .map(|l| match l {
+                        Json::Array(a) => a,
+                        other => vec![other],
+                    })
+                    .collect();
                 let mut acc: Vec<Vec<Json>> = vec![vec![]];
                 for l in lists {
-                    acc = acc.into_iter().flat_map(|prefix| l.iter().map(move |x| {
-                        let mut p = prefix.clone();
-                        p.push(x.clone());
-                        p
-                    })).collect();
+                    acc = acc
+                        .into_iter()
+                        .flat_map(|prefix| {
+                            l.iter().map(move |x| {
+                                let mut p = prefix.clone();
+                                p.push(x.clone());
+                                p
+                            })
+                        })
+                        .collect();
                 }
                 acc.into_iter().map(Json::Array).collect()
             }
@@ -1170,7 +1221,12 @@ impl Runner {
                         bases.push(pdir.join(&p));
                     }
                     for b in bases {
-                        let mut found: Vec<String> = glob::glob(&b.to_string_lossy()).map_err(|e| e.to_string())?.filter_map(Result::ok).filter(|f| f.is_file()).map(|f| f.display().to_string()).collect();
+                        let mut found: Vec<String> = glob::glob(&b.to_string_lossy())
+                            .map_err(|e| e.to_string())?
+                            .filter_map(Result::ok)
+                            .filter(|f| f.is_file())
+                            .map(|f| f.display().to_string())
+                            .collect();
                         if !found.is_empty() {
                             found.sort();
                             out.extend(found.into_iter().map(Json::String));
@@ -1186,13 +1242,34 @@ impl Runner {
 
     /// Runs the action, repeating it while `until` is false (up to `retries`).
     #[allow(clippy::too_many_arguments)]
-    fn run_with_retries(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, host: &str, action: &str, args: &Map<String, Json>, vars: &Arc<Vars>, no_log: bool) -> Json {
+    fn run_with_retries(
+        &mut self,
+        pc: &mut PlayCtx,
+        task: &Task,
+        inh: &Inherit,
+        host: &str,
+        action: &str,
+        args: &Map<String, Json>,
+        vars: &Arc<Vars>,
+        no_log: bool,
+    ) -> Json {
         let ctx = vars.ctx();
         let Some(until) = &task.until else {
             return self.run_action(pc, task, inh, host, action, args, vars, no_log);
         };
-        let retries = task.retries.as_ref().and_then(|r| self.templar.template_json(r, &ctx).ok()).and_then(|r| r.as_i64().or_else(|| r.as_str().and_then(|s| s.parse().ok()))).unwrap_or(3).max(0);
-        let delay = task.delay.as_ref().and_then(|r| self.templar.template_json(r, &ctx).ok()).and_then(|r| r.as_f64().or_else(|| r.as_str().and_then(|s| s.parse().ok()))).unwrap_or(5.0);
+        let retries = task
+            .retries
+            .as_ref()
+            .and_then(|r| self.templar.template_json(r, &ctx).ok())
+            .and_then(|r| r.as_i64().or_else(|| r.as_str().and_then(|s| s.parse().ok())))
+            .unwrap_or(3)
+            .max(0);
+        let delay = task
+            .delay
+            .as_ref()
+            .and_then(|r| self.templar.template_json(r, &ctx).ok())
+            .and_then(|r| r.as_f64().or_else(|| r.as_str().and_then(|s| s.parse().ok())))
+            .unwrap_or(5.0);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -1226,7 +1303,17 @@ impl Runner {
 
     /// Runs one action (module or executor action) once, after templating its arguments.
     #[allow(clippy::too_many_arguments)]
-    fn run_action(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, host: &str, action: &str, args: &Map<String, Json>, vars: &Arc<Vars>, no_log: bool) -> Json {
+    fn run_action(
+        &mut self,
+        pc: &mut PlayCtx,
+        task: &Task,
+        inh: &Inherit,
+        host: &str,
+        action: &str,
+        args: &Map<String, Json>,
+        vars: &Arc<Vars>,
+        no_log: bool,
+    ) -> Json {
         // delegate_to: the module runs on that host, through its connection, with this
         // host's variables (as Ansible does).
         let target = match task.delegate_to.as_ref().or(inh.delegate_to.as_ref()) {
@@ -1248,7 +1335,18 @@ impl Runner {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn run_action_on(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, host: &str, target: &str, action: &str, args: &Map<String, Json>, vars: &Arc<Vars>, no_log: bool) -> Json {
+    fn run_action_on(
+        &mut self,
+        pc: &mut PlayCtx,
+        task: &Task,
+        inh: &Inherit,
+        host: &str,
+        target: &str,
+        action: &str,
+        args: &Map<String, Json>,
+        vars: &Arc<Vars>,
+        no_log: bool,
+    ) -> Json {
         let ctx = vars.ctx();
         let check = self.check_mode(inh, task);
         let diff = match self.eval_bool_opt(task.diff.as_ref().or(inh.diff.as_ref()), &ctx) {
@@ -1327,7 +1425,14 @@ impl Runner {
             // module reads are copied along.
             let mut rendered = std::collections::HashMap::new();
             let mut uploads = Vec::new();
-            let probe = crate::modules::ModuleContext { check_mode: check, diff_mode: diff, search_paths: search.clone(), render_file: &render, progress: &progress, provided: &[] };
+            let probe = crate::modules::ModuleContext {
+                check_mode: check,
+                diff_mode: diff,
+                search_paths: search.clone(),
+                render_file: &render,
+                progress: &progress,
+                provided: &[],
+            };
             let short = action.strip_prefix("ansible.builtin.").or_else(|| action.strip_prefix("ansible.legacy.")).unwrap_or(action);
             let src = targs.get("src").and_then(Json::as_str).map(str::to_string);
             if short == "template" {
@@ -1342,21 +1447,33 @@ impl Runner {
                         Err(e) => return json!({"changed": false, "failed": true, "msg": e}),
                     }
                 }
-            } else if remote && matches!(short, "copy" | "unarchive") && !targs.get("remote_src").and_then(template::to_bool_strict).unwrap_or(false) {
-                if let Some(s) = src.as_deref() {
-                    let Some(path) = probe.find_file("files", s.trim_end_matches('/')) else {
-                        return json!({"changed": false, "failed": true, "msg": format!("Could not find or access '{s}' on the Ansible Controller (searched files/ of {})", search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))});
-                    };
-                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "src".into());
-                    uploads.push((path, name));
-                }
+            } else if remote
+                && matches!(short, "copy" | "unarchive")
+                && !targs.get("remote_src").and_then(template::to_bool_strict).unwrap_or(false)
+                && let Some(s) = src.as_deref()
+            {
+                let Some(path) = probe.find_file("files", s.trim_end_matches('/')) else {
+                    return json!({"changed": false, "failed": true, "msg": format!("Could not find or access '{s}' on the Ansible Controller (searched files/ of {})", search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))});
+                };
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "src".into());
+                uploads.push((path, name));
             }
-            let mut req = escalate::ModuleRequest { module: action.to_string(), args: targs, check_mode: check, diff_mode: diff, search_paths: if remote { Vec::new() } else { search }, rendered };
+            let mut req = escalate::ModuleRequest {
+                module: action.to_string(),
+                args: targs,
+                check_mode: check,
+                diff_mode: diff,
+                search_paths: if remote { Vec::new() } else { search },
+                rendered,
+            };
             if !remote {
                 return escalate::run_as(become_user.as_deref().unwrap_or("root"), &req);
             }
             if conn != "ssh" {
-                return connection::unreachable_result(&format!("connection '{conn}' of {target} is not supported; airlock connects with: {}", connection::SUPPORTED.join(", ")));
+                return connection::unreachable_result(&format!(
+                    "connection '{conn}' of {target} is not supported; airlock connects with: {}",
+                    connection::SUPPORTED.join(", ")
+                ));
             }
             let ssh = match self.ssh_params(pc, target).and_then(|p| self.connections.ssh(&p)) {
                 Ok(c) => c,
@@ -1364,7 +1481,14 @@ impl Runner {
             };
             return ssh.run_module(&mut req, become_user.as_deref(), &uploads);
         }
-        let mctx = crate::modules::ModuleContext { check_mode: check, diff_mode: diff, search_paths: search, render_file: &render, progress: &progress, provided: &[] };
+        let mctx = crate::modules::ModuleContext {
+            check_mode: check,
+            diff_mode: diff,
+            search_paths: search,
+            render_file: &render,
+            progress: &progress,
+            provided: &[],
+        };
         let res = module(&targs, &mctx);
         module_result_json(res)
     }
@@ -1380,10 +1504,12 @@ impl Runner {
                 serde_json::to_value(&v).ok()
             })
         };
-        let text = |names: &[&str]| get(names).map(|v| match v {
-            Json::String(s) => s,
-            other => other.to_string(),
-        });
+        let text = |names: &[&str]| {
+            get(names).map(|v| match v {
+                Json::String(s) => s,
+                other => other.to_string(),
+            })
+        };
         let args = |names: &[&str]| -> Result<Vec<String>, String> {
             match text(names) {
                 Some(s) => crate::modules::command::shlex_split(&s).map_err(|e| format!("{}: {e}", names[0])),
@@ -1395,7 +1521,9 @@ impl Runner {
             None => None,
         };
         if text(&["ansible_password", "ansible_ssh_pass"]).is_some() {
-            return Err(format!("{host} sets ansible_password: airlock's ssh connection logs in with keys only (ansible_ssh_private_key_file or the SSH agent)"));
+            return Err(format!(
+                "{host} sets ansible_password: airlock's ssh connection logs in with keys only (ansible_ssh_private_key_file or the SSH agent)"
+            ));
         }
         Ok(connection::SshParams {
             host: text(&["ansible_host", "ansible_ssh_host"]).unwrap_or_else(|| host.to_string()),
@@ -1518,7 +1646,10 @@ impl Runner {
                 let hs = self.hosts.get_mut(host).unwrap();
                 let sf = Arc::make_mut(&mut hs.set_facts);
                 sf.insert("ansible_failed_result".into(), Json::Object(m.clone()));
-                sf.insert("ansible_failed_task".into(), json!({"name": task.display_name(), "action": task.action().unwrap_or_default(), "path": task.pos.to_string()}));
+                sf.insert(
+                    "ansible_failed_task".into(),
+                    json!({"name": task.display_name(), "action": task.action().unwrap_or_default(), "path": task.pos.to_string()}),
+                );
             }
             return Ok(HostRun::Done { failed: true });
         }
@@ -1552,7 +1683,9 @@ impl Runner {
             for n in &notified {
                 let known = handlers.iter().any(|t| handler_matches(t, n));
                 if !known {
-                    return Err(Fatal(format!("The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list")));
+                    return Err(Fatal(format!(
+                        "The requested handler '{n}' was not found in either the main handlers list nor in the listening handlers list"
+                    )));
                 }
             }
         }
@@ -1580,7 +1713,16 @@ impl Runner {
 
     /// include_tasks / include_role: loads what to run; the caller runs it on this host.
     #[allow(clippy::too_many_arguments)]
-    fn include(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, host: &str, args: &Map<String, Json>, vars: &Arc<Vars>, top: Option<Map<String, Json>>) -> Result<HostRun, Fatal> {
+    fn include(
+        &mut self,
+        pc: &mut PlayCtx,
+        task: &Task,
+        inh: &Inherit,
+        host: &str,
+        args: &Map<String, Json>,
+        vars: &Arc<Vars>,
+        top: Option<Map<String, Json>>,
+    ) -> Result<HostRun, Fatal> {
         let ctx = vars.ctx();
         let action = task.action().unwrap_or_default();
         let targs = match self.templar.template_json(&Json::Object(args.clone()), &ctx) {
@@ -1620,7 +1762,14 @@ impl Runner {
                     _ => vec![],
                 });
             }
-            for (k, slot) in [("become", &mut child.become_), ("become_user", &mut child.become_user), ("check_mode", &mut child.check_mode), ("diff", &mut child.diff), ("no_log", &mut child.no_log), ("ignore_errors", &mut child.ignore_errors)] {
+            for (k, slot) in [
+                ("become", &mut child.become_),
+                ("become_user", &mut child.become_user),
+                ("check_mode", &mut child.check_mode),
+                ("diff", &mut child.diff),
+                ("no_log", &mut child.no_log),
+                ("ignore_errors", &mut child.ignore_errors),
+            ] {
                 if let Some(v) = apply.get(k) {
                     *slot = Some(v.clone());
                 }
@@ -1656,7 +1805,14 @@ impl Runner {
             let Some(name) = s("name").or_else(|| s("role")) else {
                 return fail(self, "'name' is a required field for include_role".into());
             };
-            let req = playbook::RoleRequest { name, tasks_from: s("tasks_from"), vars_from: s("vars_from"), defaults_from: s("defaults_from"), handlers_from: s("handlers_from"), params: Map::new() };
+            let req = playbook::RoleRequest {
+                name,
+                tasks_from: s("tasks_from"),
+                vars_from: s("vars_from"),
+                defaults_from: s("defaults_from"),
+                handlers_from: s("handlers_from"),
+                params: Map::new(),
+            };
             match playbook::load_role(&req, &pc.play.dir, &self.load_opts) {
                 Ok((role, tasks, handlers)) => {
                     for h in handlers {
@@ -1739,6 +1895,8 @@ pub(crate) fn tags_selected(only_tags: &[String], skip_tags: &[String], tags: &[
 }
 
 /// How a task ended on one host, or what an include asks the caller to run next.
+// One value per task and host, moved once: boxing the include's tasks would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum HostRun {
     Done { failed: bool },
     Include(Vec<Task>, Inherit, Option<Arc<Role>>),
@@ -1811,7 +1969,11 @@ pub(crate) fn module_result_json(res: crate::modules::ModuleOutcome) -> Json {
                 m.insert("msg".into(), json!(msg));
             }
             if !r.diff.is_empty() {
-                let diffs: Vec<Json> = r.diff.iter().map(|d| json!({"before": d.before, "after": d.after, "before_header": d.before_header, "after_header": d.after_header})).collect();
+                let diffs: Vec<Json> = r
+                    .diff
+                    .iter()
+                    .map(|d| json!({"before": d.before, "after": d.after, "before_header": d.before_header, "after_header": d.after_header}))
+                    .collect();
                 m.insert("diff".into(), Json::Array(diffs));
             }
             Json::Object(m)
@@ -1830,7 +1992,18 @@ pub(crate) fn module_result_json(res: crate::modules::ModuleOutcome) -> Json {
 fn sequence_items(v: &Json) -> Result<Vec<Json>, String> {
     let text = v.as_str().ok_or("with_sequence takes a string like 'start=1 end=5'")?;
     let kv = playbook::parse_kv(text);
-    let num = |k: &str| kv.get(k).and_then(|x| x.as_str()).map(|s| if let Some(h) = s.strip_prefix("0x") { i64::from_str_radix(h, 16).map_err(|e| e.to_string()) } else { s.parse::<i64>().map_err(|e| e.to_string()) }).transpose();
+    let num = |k: &str| {
+        kv.get(k)
+            .and_then(|x| x.as_str())
+            .map(|s| {
+                if let Some(h) = s.strip_prefix("0x") {
+                    i64::from_str_radix(h, 16).map_err(|e| e.to_string())
+                } else {
+                    s.parse::<i64>().map_err(|e| e.to_string())
+                }
+            })
+            .transpose()
+    };
     let start = num("start")?.unwrap_or(1);
     let stride = num("stride")?.unwrap_or(1);
     let end = match (num("end")?, num("count")?) {
@@ -1875,7 +2048,6 @@ impl Runner {
         self.hosts.get_mut(host).unwrap()
     }
 }
-
 
 #[cfg(test)]
 mod serial_tests {

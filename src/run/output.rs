@@ -23,11 +23,7 @@ impl ProgressFactory {
             return ProgressBar::hidden();
         }
         let pb = ProgressBar::new(len);
-        let tpl = if bytes {
-            "  {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}"
-        } else {
-            "  {msg} [{bar:30}] {pos}/{len} {eta}"
-        };
+        let tpl = if bytes { "  {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}" } else { "  {msg} [{bar:30}] {pos}/{len} {eta}" };
         pb.set_style(ProgressStyle::with_template(tpl).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
         pb.set_message(msg.to_string());
         pb
@@ -106,7 +102,16 @@ impl Output {
         };
         let color = tty && std::env::var_os("NO_COLOR").is_none() && std::env::var("ANSIBLE_NOCOLOR").map(|v| v.is_empty() || v == "0").unwrap_or(true);
         let width = if tty { console::Term::stdout().size_checked().map(|(_, w)| w as usize).unwrap_or(80).max(40) } else { 80 };
-        Ok(Output { out: BufWriter::new(std::io::stdout()), json, verbosity, diff, color, width, progress: ProgressFactory { visible: tty }, secrets: Default::default() })
+        Ok(Output {
+            out: BufWriter::new(std::io::stdout()),
+            json,
+            verbosity,
+            diff,
+            color,
+            width,
+            progress: ProgressFactory { visible: tty },
+            secrets: Default::default(),
+        })
     }
 
     fn style(&self, s: &str, style: Style) -> String {
@@ -161,6 +166,7 @@ impl Output {
     ///
     /// `verbose_always` is set for `debug`, whose results always print and print only what
     /// the task asked to show (as Ansible's callback cleans them).
+    #[allow(clippy::too_many_arguments)] // the parts of one result line, all needed to print it
     pub fn result(&mut self, host: &str, task: &str, outcome: Outcome, result: &Json, item_label: Option<&str>, verbose_always: bool, ignored: bool) {
         let scrubbed;
         let (result, item_label) = if self.secrets.is_empty() {
@@ -175,16 +181,15 @@ impl Output {
         let event_host = host;
         let host = delegated.as_deref().unwrap_or(host);
         let mut shown = clean_result(result);
-        if verbose_always
-            && let Json::Object(m) = &mut shown {
-                if m.contains_key("msg") {
-                    m.retain(|k, _| matches!(k.as_str(), "msg" | "exception" | "warnings" | "deprecations"));
-                } else {
-                    for k in ["changed", "failed", "skipped", "invocation", "skip_reason"] {
-                        m.remove(k);
-                    }
+        if verbose_always && let Json::Object(m) = &mut shown {
+            if m.contains_key("msg") {
+                m.retain(|k, _| matches!(k.as_str(), "msg" | "exception" | "warnings" | "deprecations"));
+            } else {
+                for k in ["changed", "failed", "skipped", "invocation", "skip_reason"] {
+                    m.remove(k);
                 }
             }
+        }
         if self.diff {
             self.show_diff(result);
         }

@@ -21,8 +21,23 @@ use crate::sources::helm::semver::Version;
 
 /// Chart.yaml keys that Helm's chart.Metadata keeps; ChartMuseum's index has only these.
 const METADATA_KEYS: &[&str] = &[
-    "name", "home", "sources", "version", "description", "keywords", "maintainers", "icon", "apiVersion", "condition", "tags", "appVersion", "deprecated", "annotations",
-    "kubeVersion", "dependencies", "type",
+    "name",
+    "home",
+    "sources",
+    "version",
+    "description",
+    "keywords",
+    "maintainers",
+    "icon",
+    "apiVersion",
+    "condition",
+    "tags",
+    "appVersion",
+    "deprecated",
+    "annotations",
+    "kubeVersion",
+    "dependencies",
+    "type",
 ];
 
 const WELCOME: &str = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to ChartMuseum!</title>\n</head>\n<body>\n<h1>Welcome to ChartMuseum!</h1>\n<p>airlock serve: ChartMuseum's read API, one repository per directory.</p>\n</body>\n</html>\n";
@@ -124,7 +139,8 @@ fn api_charts(entries: &BTreeMap<String, Vec<Json>>, rest: &[&str], query: &str)
                     _ => {}
                 }
             }
-            let page: Map<String, Json> = entries.iter().skip(offset).take(limit.unwrap_or(usize::MAX)).map(|(k, v)| (k.clone(), Json::Array(v.clone()))).collect();
+            let page: Map<String, Json> =
+                entries.iter().skip(offset).take(limit.unwrap_or(usize::MAX)).map(|(k, v)| (k.clone(), Json::Array(v.clone()))).collect();
             json_reply(StatusCode::OK, &Json::Object(page))
         }
         [name] => match entries.get(*name) {
@@ -228,7 +244,8 @@ fn refresh(dir: &Path, r: &mut Repo) -> Result<(), String> {
         "serverInfo": {},
     });
     let opts = crate::template::pyfmt::YamlOptions { default_flow_style: Some(false), sort_keys: true, width: -1, ..Default::default() };
-    let raw = crate::template::pyfmt::to_yaml_with(&crate::template::to_value(&index), &opts).map_err(|e| format!("cannot write index.yaml for {}: {e}", dir.display()))?;
+    let raw = crate::template::pyfmt::to_yaml_with(&crate::template::to_value(&index), &opts)
+        .map_err(|e| format!("cannot write index.yaml for {}: {e}", dir.display()))?;
     eprintln!("airlock serve: helm: {}: index regenerated ({} charts)", dir.display(), entries.values().map(Vec::len).sum::<usize>());
     *r = Repo { fingerprint: files, seen, entries, raw: Arc::new(raw) };
     Ok(())

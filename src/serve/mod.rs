@@ -10,10 +10,10 @@
 
 mod cache;
 pub mod files;
-mod log;
-pub mod registry;
 pub mod helm;
+mod log;
 pub mod pypi;
+pub mod registry;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -62,7 +62,9 @@ struct Mirror {
 /// Runs the mirrors until the process is stopped; an error names the listener or directory at
 /// fault and the flag that fixes it.
 pub fn run(opts: &ServeOptions) -> Result<(), String> {
-    let root = opts.root.canonicalize().map_err(|e| format!("cannot serve {}: {e}; give the mirror tree with --root (build-offline-mirrors.yml lays it out under /opt/deepops)", opts.root.display()))?;
+    let root = opts.root.canonicalize().map_err(|e| {
+        format!("cannot serve {}: {e}; give the mirror tree with --root (build-offline-mirrors.yml lays it out under /opt/deepops)", opts.root.display())
+    })?;
     if !root.is_dir() {
         return Err(format!("cannot serve {}: not a directory", root.display()));
     }
@@ -71,7 +73,13 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     let pip = root.join("pip");
     let misc = root.join("misc-files");
     let mut mirrors = vec![
-        Mirror { name: "registry", port: opts.registry_port, router: registry::registry_router(root.join("registry"), opts.registry_writable), dir: root.join("registry"), what: "container images (distribution API)" },
+        Mirror {
+            name: "registry",
+            port: opts.registry_port,
+            router: registry::registry_router(root.join("registry"), opts.registry_writable),
+            dir: root.join("registry"),
+            what: "container images (distribution API)",
+        },
         Mirror { name: "yum", port: opts.yum_port, router: files::router(&yum), dir: yum, what: "Yum repositories (static, listings)" },
         Mirror { name: "helm", port: opts.helm_port, router: helm::router(&helm), dir: helm, what: "Helm charts (ChartMuseum API, one repo per directory)" },
         Mirror { name: "pip", port: opts.pip_port, router: pypi::router(&pip), dir: pip, what: "Python packages (simple API, /simple/)" },
@@ -94,7 +102,9 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     let mut listeners = Vec::new();
     for m in &mirrors {
         let addr = SocketAddr::new(opts.bind, m.port);
-        let l = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} for the {} mirror: {e}; choose another port with --{}-port or another address with --bind", m.name, m.name))?;
+        let l = std::net::TcpListener::bind(addr).map_err(|e| {
+            format!("cannot listen on {addr} for the {} mirror: {e}; choose another port with --{}-port or another address with --bind", m.name, m.name)
+        })?;
         l.set_nonblocking(true).map_err(|e| format!("{addr}: {e}"))?;
         listeners.push(l);
     }
@@ -114,7 +124,10 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     log::start();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_io().enable_time().build().map_err(|e| format!("cannot start the server runtime: {e}"))?;
     if let Some(set) = stop {
-        std::thread::Builder::new().name("airlock-signals".into()).spawn(move || flush_log_on(set)).map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        std::thread::Builder::new()
+            .name("airlock-signals".into())
+            .spawn(move || flush_log_on(set))
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     }
     rt.block_on(async move {
         let mut tasks = Vec::new();
@@ -200,7 +213,12 @@ async fn accept(listener: tokio::net::TcpListener, mirror: &'static str, router:
 
 /// Runs one request through the mirror's router; its log line is written when the body is
 /// done or dropped ([`LoggedBody`]).
-async fn handle(mut router: Router, mirror: &'static str, client: IpAddr, req: hyper::Request<hyper::body::Incoming>) -> Result<Response<LoggedBody>, std::convert::Infallible> {
+async fn handle(
+    mut router: Router,
+    mirror: &'static str,
+    client: IpAddr,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<Response<LoggedBody>, std::convert::Infallible> {
     let start = Instant::now();
     let when = std::time::SystemTime::now();
     let method = req.method().clone();
@@ -483,7 +501,8 @@ mod tests {
         std::os::unix::fs::symlink("/proc/self/root/etc/passwd", root.join("magic")).unwrap();
         std::os::unix::fs::symlink("sub/in", root.join("inside")).unwrap();
         std::os::unix::fs::symlink(root.join("sub/in"), root.join("absolute-inside")).unwrap();
-        let open = |p: &[&str]| open_beneath(&root, &p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|f| std::io::read_to_string(f).unwrap_or_default());
+        let open =
+            |p: &[&str]| open_beneath(&root, &p.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|f| std::io::read_to_string(f).unwrap_or_default());
         for out in [&["out"][..], &["up"], &["dirlink", "secret"], &["magic"], &["nothing"]] {
             assert_eq!(open(out), Err(PathError::NotFound), "{out:?}");
         }

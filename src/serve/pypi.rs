@@ -64,7 +64,10 @@ async fn route(ix: Arc<Index>, method: &Method, uri: &Uri, headers: &HeaderMap) 
         },
         ["simple"] | ["simple", _] => {
             let Some(form) = negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) else {
-                return text(StatusCode::NOT_ACCEPTABLE, "the simple API is served as application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html or text/html\n");
+                return text(
+                    StatusCode::NOT_ACCEPTABLE,
+                    "the simple API is served as application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html or text/html\n",
+                );
             };
             if let ["simple", name] = s.as_slice() {
                 let norm = normalize_name(name);
@@ -137,7 +140,9 @@ fn root_page(ix: &Index, form: &'static str) -> Response {
         let list: Vec<Json> = names.iter().map(|n| json!({ "name": n })).collect();
         return page(form, json!({ "meta": { "api-version": "1.0" }, "projects": list }).to_string());
     }
-    let mut html = String::from("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    <title>Simple index</title>\n  </head>\n  <body>\n");
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    <title>Simple index</title>\n  </head>\n  <body>\n",
+    );
     for n in &names {
         html.push_str(&format!("    <a href=\"{}/\">{}</a><br>\n", url_escape(n), html_escape(n)));
     }
@@ -148,7 +153,8 @@ fn root_page(ix: &Index, form: &'static str) -> Response {
 async fn project_page(ix: &Arc<Index>, project: &str, form: &'static str) -> Response {
     let Some(files) = projects(&ix.root).remove(project) else { return text(StatusCode::NOT_FOUND, "no such project on this mirror\n") };
     let ix2 = ix.clone();
-    let infos = tokio::task::spawn_blocking(move || files.into_iter().filter_map(|f| ix2.info(&f).map(|i| (f, i))).collect::<Vec<_>>()).await.unwrap_or_default();
+    let infos =
+        tokio::task::spawn_blocking(move || files.into_iter().filter_map(|f| ix2.info(&f).map(|i| (f, i))).collect::<Vec<_>>()).await.unwrap_or_default();
     if infos.is_empty() {
         return text(StatusCode::NOT_FOUND, "no such project on this mirror\n");
     }
@@ -166,7 +172,9 @@ async fn project_page(ix: &Arc<Index>, project: &str, form: &'static str) -> Res
         return page(form, json!({ "meta": { "api-version": "1.0" }, "name": project, "files": list }).to_string());
     }
     let title = html_escape(project);
-    let mut html = format!("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    <title>Links for {title}</title>\n  </head>\n  <body>\n    <h1>Links for {title}</h1>\n");
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    <title>Links for {title}</title>\n  </head>\n  <body>\n    <h1>Links for {title}</h1>\n"
+    );
     for (f, i) in &infos {
         let rp = i.requires_python.as_ref().map(|r| format!(" data-requires-python=\"{}\"", html_escape(r))).unwrap_or_default();
         html.push_str(&format!("    <a href=\"../../packages/{}#sha256={}\"{rp}>{}</a><br>\n", url_escape(f), i.sha256, html_escape(f)));

@@ -53,11 +53,7 @@ pub fn registry_router(storage_root: PathBuf, writable: bool) -> Router {
     let store = Arc::new(Store { root: storage_root, v2, writable });
     // One handler parses the raw path itself: names have any number of components, and
     // axum's path parameters would be percent-decoded (`%2e%2e`) before they are checked.
-    Router::new()
-        .route("/v2", any(handle))
-        .route("/v2/", any(handle))
-        .route("/v2/{*rest}", any(handle))
-        .with_state(store)
+    Router::new().route("/v2", any(handle)).route("/v2/", any(handle)).route("/v2/{*rest}", any(handle)).with_state(store)
 }
 
 struct Store {
@@ -116,12 +112,7 @@ fn error(status: StatusCode, code: &str, message: &str, detail: Value) -> Respon
 }
 
 fn internal(what: &str, path: &Path, e: &io::Error) -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "UNKNOWN",
-        &format!("cannot {what} {}: {e}", path.display()),
-        Value::Null,
-    )
+    error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", &format!("cannot {what} {}: {e}", path.display()), Value::Null)
 }
 
 fn unsupported(message: &str) -> Response {
@@ -141,12 +132,7 @@ fn blob_unknown(digest: &str) -> Response {
 }
 
 fn digest_invalid(digest: &str) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        "DIGEST_INVALID",
-        "provided digest did not match uploaded content or is not a sha256 digest",
-        json!({"digest": digest}),
-    )
+    error(StatusCode::BAD_REQUEST, "DIGEST_INVALID", "provided digest did not match uploaded content or is not a sha256 digest", json!({"digest": digest}))
 }
 
 fn json_response(value: &Value) -> Response {
@@ -164,9 +150,7 @@ fn header_value(s: &str) -> HeaderValue {
 // Storage paths and links
 
 fn sha256_hex(digest: &str) -> Option<&str> {
-    digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 impl Store {
@@ -194,7 +178,6 @@ impl Store {
     fn upload_dir(&self, name: &str, id: &str) -> PathBuf {
         self.repo_dir(name).join("_uploads").join(id)
     }
-
 }
 
 /// The digest a link file holds, when it holds one.
@@ -398,9 +381,8 @@ fn paginate(mut items: Vec<String>, q: &[(String, String)], path: &str) -> Resul
         items.retain(|i| i.as_str() > last);
     }
     let Some(n) = query_get(q, "n") else { return Ok((items, None)) };
-    let n: usize = n.parse().map_err(|_| {
-        Box::new(error(StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", "invalid number of results requested", json!({"n": n})))
-    })?;
+    let n: usize =
+        n.parse().map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", "invalid number of results requested", json!({"n": n}))))?;
     if items.len() <= n {
         return Ok((items, None));
     }
@@ -485,12 +467,7 @@ async fn catalog(store: &Store, q: &[(String, String)]) -> Response {
 // Pushes
 
 fn storage_error(e: io::Error) -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "UNKNOWN",
-        &format!("cannot write the registry storage: {e}: check that it is writable and has room"),
-        Value::Null,
-    )
+    error(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", &format!("cannot write the registry storage: {e}: check that it is writable and has room"), Value::Null)
 }
 
 /// Runs blocking filesystem work off the async workers.

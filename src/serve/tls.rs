@@ -35,7 +35,8 @@ pub fn acceptor(source: &TlsSource, bind: IpAddr) -> Result<(TlsAcceptor, Option
     if certs.is_empty() {
         return Err(format!("no certificate in {}: give a PEM file with --tls-cert", cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("cannot read the TLS key {}: {e}; give a PEM private key with --tls-key", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("cannot read the TLS key {}: {e}; give a PEM private key with --tls-key", key.display()))?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -53,7 +54,10 @@ fn make_self_signed(dir: &Path, bind: IpAddr) -> Result<(), String> {
         return Ok(());
     }
     if ca_pem.exists() {
-        return Err(format!("{} holds ca.pem but not server.pem and server-key.pem: remove the directory to make a new CA (clients must trust it again)", dir.display()));
+        return Err(format!(
+            "{} holds ca.pem but not server.pem and server-key.pem: remove the directory to make a new CA (clients must trust it again)",
+            dir.display()
+        ));
     }
     let bad = |e: rcgen::Error| format!("cannot make the self-signed certificates: {e}");
     let facts = crate::vars::facts::gather();

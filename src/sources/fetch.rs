@@ -268,7 +268,12 @@ fn host_keys(url: &str) -> Option<(String, String)> {
 impl Fetcher {
     pub fn new(opts: FetchOptions) -> Result<Fetcher, String> {
         use crate::modules::http::{ClientOptions, build_client};
-        let base = ClientOptions { timeout: Some(opts.timeout), validate_certs: opts.validate_certs, ca_paths: opts.ca_path.iter().cloned().collect(), ..Default::default() };
+        let base = ClientOptions {
+            timeout: Some(opts.timeout),
+            validate_certs: opts.validate_certs,
+            ca_paths: opts.ca_path.iter().cloned().collect(),
+            ..Default::default()
+        };
         let client = build_client(&base)?;
         let mut host_clients: Vec<(String, Client)> = Vec::new();
         for (host, _) in &opts.host_ca_paths {
@@ -390,7 +395,14 @@ impl Fetcher {
     /// is fetched. The bytes go to `dest.part`, are hashed while they stream, and are renamed
     /// to `dest` only when they match; a mismatch removes them and fails naming the file.
     /// `on_bytes` is called with each chunk's length (for progress bars).
-    pub fn download(&self, url: &str, dest: &Path, expected: Option<&Checksum>, headers: &HeaderMap, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<Fetched, FetchError> {
+    pub fn download(
+        &self,
+        url: &str,
+        dest: &Path,
+        expected: Option<&Checksum>,
+        headers: &HeaderMap,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<Fetched, FetchError> {
         let io = |e: std::io::Error, p: &Path| FetchError::Io { path: p.display().to_string(), msg: e.to_string() };
         if let Some(exp) = expected
             && dest.is_file()
@@ -436,7 +448,10 @@ impl Fetcher {
             if let Some(len) = content_length
                 && len != size
             {
-                return Err(FetchError::Body { url: url.to_string(), msg: format!("the server closed the connection after {size} of {len} bytes of the body: retry, or check the proxy or server") });
+                return Err(FetchError::Body {
+                    url: url.to_string(),
+                    msg: format!("the server closed the connection after {size} of {len} bytes of the body: retry, or check the proxy or server"),
+                });
             }
             file.sync_all().map_err(|e| io(e, &part))?;
             let s = hex::encode(s256.finalize());
@@ -454,7 +469,12 @@ impl Fetcher {
             && other != exp.hex
         {
             let _ = fs::remove_file(&part);
-            return Err(FetchError::Checksum { url: url.to_string(), dest: dest.display().to_string(), expected: exp.to_string(), actual: format!("{}", Checksum { algo: exp.algo, hex: other }) });
+            return Err(FetchError::Checksum {
+                url: url.to_string(),
+                dest: dest.display().to_string(),
+                expected: exp.to_string(),
+                actual: format!("{}", Checksum { algo: exp.algo, hex: other }),
+            });
         }
         fs::rename(&part, dest).map_err(|e| io(e, dest))?;
         Ok(Fetched { path: dest.to_path_buf(), size, sha256, downloaded: true })

@@ -218,7 +218,9 @@ pub fn sync(fetcher: &Fetcher, repo: &HelmRepo, dest: &Path, concurrency: usize,
                 }
                 let _ = fs::remove_file(fetch::part_path(&file));
                 Err(match e {
-                    FetchError::Checksum { url, expected, actual, .. } => HelmError::Digest { repo: repo.name.clone(), chart: c.name.clone(), version: c.version.clone(), url, expected, actual },
+                    FetchError::Checksum { url, expected, actual, .. } => {
+                        HelmError::Digest { repo: repo.name.clone(), chart: c.name.clone(), version: c.version.clone(), url, expected, actual }
+                    }
                     other => HelmError::Download { repo: repo.name.clone(), chart: c.name.clone(), version: c.version.clone(), source: other },
                 })
             }
@@ -341,12 +343,15 @@ pub fn parse_index(raw: &[u8]) -> Result<Json, String> {
     Ok(index)
 }
 
+/// What [`select_offline`] gives: (chart file name, URL) pairs, warnings, the index text.
+pub type OfflineSelection = (Vec<(String, String)>, Vec<String>, String);
+
 /// What [`sync`] would keep of a parsed index for `repo`, without fetching anything: the
 /// selected charts' file names and download URLs, the warnings about skipped entries, and
 /// the local `index.yaml` text written as if every chart had been downloaded with an empty
 /// digest. Public so the fuzz target runs the selection and the index writer on arbitrary
 /// indexes.
-pub fn select_offline(repo: &HelmRepo, index: &Json) -> Result<(Vec<(String, String)>, Vec<String>, String), HelmError> {
+pub fn select_offline(repo: &HelmRepo, index: &Json) -> Result<OfflineSelection, HelmError> {
     let sel = select(repo, index)?;
     let synced: Vec<SyncedChart> = sel
         .charts
@@ -499,7 +504,10 @@ fn select(repo: &HelmRepo, index: &Json) -> Result<Selection, HelmError> {
             Some(n) => format!("charts {}", n.join(", ")),
             None => "any chart".to_string(),
         };
-        return Err(HelmError::NotFound { repo: repo.name.clone(), msg: format!("version {} matches no version of {within} in {}", unused.join(", "), repo.url) });
+        return Err(HelmError::NotFound {
+            repo: repo.name.clone(),
+            msg: format!("version {} matches no version of {within} in {}", unused.join(", "), repo.url),
+        });
     }
     Ok(Selection { charts, warnings })
 }
@@ -550,7 +558,8 @@ fn local_index(upstream: &Json, sel: &Selection, synced: &[SyncedChart]) -> Json
 fn emit_index(index: &Json) -> Result<String, HelmError> {
     let opts = crate::template::pyfmt::YamlOptions { default_flow_style: Some(false), sort_keys: false, width: -1, ..Default::default() };
     let bad = |msg: String| HelmError::Io { path: "index.yaml".into(), msg };
-    let text = crate::template::pyfmt::to_yaml_with(&crate::template::to_value(index), &opts).map_err(|e| bad(format!("cannot write the index as YAML: {e}")))?;
+    let text =
+        crate::template::pyfmt::to_yaml_with(&crate::template::to_value(index), &opts).map_err(|e| bad(format!("cannot write the index as YAML: {e}")))?;
     let back = crate::yaml::parse_json(&text).map_err(|e| bad(format!("the written index does not parse: {e}")))?;
     if back != *index {
         return Err(bad("the written index does not read back as the data written".into()));
@@ -794,7 +803,19 @@ pub mod semver {
     }
 
     fn split_op(tok: &str) -> (Op, &str) {
-        for (p, op) in [(">=", Op::Ge), ("=>", Op::Ge), ("<=", Op::Le), ("=<", Op::Le), ("!=", Op::Ne), ("~>", Op::Tilde), (">", Op::Gt), ("<", Op::Lt), ("=", Op::Eq), ("~", Op::Tilde), ("^", Op::Caret)] {
+        for (p, op) in [
+            (">=", Op::Ge),
+            ("=>", Op::Ge),
+            ("<=", Op::Le),
+            ("=<", Op::Le),
+            ("!=", Op::Ne),
+            ("~>", Op::Tilde),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+            ("=", Op::Eq),
+            ("~", Op::Tilde),
+            ("^", Op::Caret),
+        ] {
             if let Some(rest) = tok.strip_prefix(p) {
                 return (op, rest);
             }
@@ -958,7 +979,15 @@ mod tests {
         let index = crate::yaml::parse_json("apiVersion: v1\nentries:\n  a:\n  - name: a\n    version: '1.10'\n    appVersion: 'yes'\n    created: 2024-01-02T03:04:05.123Z\n    digest: '0123'\n    urls: [https://x/a.tgz]\n    description: \"a: b # c\"\ngenerated: 2024-01-02T03:04:05Z\n").unwrap();
         let repo = HelmRepo { name: "r".into(), url: "http://h/r".into(), ..Default::default() };
         let sel = select(&repo, &index).unwrap();
-        let synced = vec![SyncedChart { name: "a".into(), version: "1.10".into(), path: "r/a-1.10.tgz".into(), size: 1, sha256: "0123".into(), url: "https://x/a.tgz".into(), downloaded: true }];
+        let synced = vec![SyncedChart {
+            name: "a".into(),
+            version: "1.10".into(),
+            path: "r/a-1.10.tgz".into(),
+            size: 1,
+            sha256: "0123".into(),
+            url: "https://x/a.tgz".into(),
+            downloaded: true,
+        }];
         let local = local_index(&index, &sel, &synced);
         let text = emit_index(&local).unwrap();
         let back = crate::yaml::parse_json(&text).unwrap();
@@ -973,7 +1002,8 @@ mod tests {
         assert!(parse_index(b"").unwrap_err().contains("empty"));
         assert!(parse_index(b"entries: {}").unwrap_err().contains("no apiVersion"));
         assert!(parse_index(b"apiVersion: v1\nentries: []").unwrap_err().contains("not a mapping"));
-        let index = parse_index(b"apiVersion: v1\nentries:\n  a:\n  - {name: a, version: 1.0.0, urls: [a-1.0.0.tgz]}\n  - {name: b, version: 2.0.0}\n").unwrap();
+        let index =
+            parse_index(b"apiVersion: v1\nentries:\n  a:\n  - {name: a, version: 1.0.0, urls: [a-1.0.0.tgz]}\n  - {name: b, version: 2.0.0}\n").unwrap();
         let repo = HelmRepo { name: "r".into(), url: "http://h/charts".into(), charts: None, versions: None };
         let (files, warnings, text) = select_offline(&repo, &index).unwrap();
         assert_eq!(files, [("a-1.0.0.tgz".to_string(), "http://h/charts/a-1.0.0.tgz".to_string())]);

@@ -156,9 +156,7 @@ fn sha256_hex(digest: &str) -> Result<&str, (OciErrorKind, String)> {
     match digest.split_once(':') {
         Some(("sha256", hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(hex),
         Some(("sha256", _)) => Err((OciErrorKind::Reference, format!("digest '{digest}' is not sha256:<64 lowercase hex digits>"))),
-        Some((algo, _)) if !algo.is_empty() => {
-            Err((OciErrorKind::Unsupported, format!("digest algorithm '{algo}' is not supported (only sha256)")))
-        }
+        Some((algo, _)) if !algo.is_empty() => Err((OciErrorKind::Unsupported, format!("digest algorithm '{algo}' is not supported (only sha256)"))),
         _ => Err((OciErrorKind::Reference, format!("'{digest}' is not a digest (sha256:<hex>)"))),
     }
 }
@@ -170,8 +168,7 @@ impl ImageRef {
     /// `library/`. Without tag or digest the tag is `latest`.
     pub fn parse(reference: &str) -> Result<ImageRef, OciError> {
         let s = reference.trim();
-        let bad =
-            |why: String| OciError::new(OciErrorKind::Reference, format!("'{reference}'"), "", format!("invalid image reference: {why}"));
+        let bad = |why: String| OciError::new(OciErrorKind::Reference, format!("'{reference}'"), "", format!("invalid image reference: {why}"));
         if s.is_empty() {
             return Err(bad("it is empty".into()));
         }
@@ -194,9 +191,7 @@ impl ImageRef {
             _ => (rest, None),
         };
         let (registry, path) = match name.split_once('/') {
-            Some((first, remainder))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
+            Some((first, remainder)) if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) => {
                 (first.to_ascii_lowercase(), remainder.to_string())
             }
             _ => ("docker.io".to_string(), name.to_string()),
@@ -211,9 +206,7 @@ impl ImageRef {
         }
         for component in repository.split('/') {
             if !valid_path_component(component) {
-                return Err(bad(format!(
-                    "repository '{repository}' must be lowercase letters, digits and separators (. _ __ -) between slashes"
-                )));
+                return Err(bad(format!("repository '{repository}' must be lowercase letters, digits and separators (. _ __ -) between slashes")));
             }
         }
         if registry.len() + 1 + repository.len() > 255 {
@@ -398,8 +391,7 @@ type Found = (Option<Credential>, Option<String>);
 /// points at something airlock cannot use (a credential helper, an identity token).
 fn docker_config_credential(path: &Path, key: &str) -> Result<Found, String> {
     let text = fs::read_to_string(path).map_err(|e| format!("cannot read the Docker config {}: {e}", path.display()))?;
-    let doc: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("the Docker config {} is not valid JSON ({e}): fix or remove it", path.display()))?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| format!("the Docker config {} is not valid JSON ({e}): fix or remove it", path.display()))?;
     let mut hint = None;
     if let Some(auths) = doc.get("auths").and_then(Value::as_object) {
         for (k, entry) in auths {
@@ -412,8 +404,7 @@ fn docker_config_credential(path: &Path, key: &str) -> Result<Found, String> {
                     .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(auth.trim().trim_end_matches('=')))
                     .map_err(|_| format!("auths.{k}.auth in {} is not base64 of user:password", path.display()))?;
                 let raw = String::from_utf8(raw).map_err(|_| format!("auths.{k}.auth in {} is not UTF-8", path.display()))?;
-                let (user, pass) =
-                    raw.split_once(':').ok_or_else(|| format!("auths.{k}.auth in {} is not base64 of user:password", path.display()))?;
+                let (user, pass) = raw.split_once(':').ok_or_else(|| format!("auths.{k}.auth in {} is not base64 of user:password", path.display()))?;
                 return Ok((Some(Credential { username: user.to_string(), password: pass.to_string() }), None));
             }
             if let (Some(u), Some(p)) = (entry.get("username").and_then(Value::as_str), entry.get("password").and_then(Value::as_str)) {
@@ -431,10 +422,7 @@ fn docker_config_credential(path: &Path, key: &str) -> Result<Found, String> {
             .and_then(|h| h.iter().find(|(k, _)| registry_key(k) == key).map(|(_, v)| v.clone()))
             .or_else(|| doc.get("credsStore").cloned());
         if let Some(name) = helper.as_ref().and_then(Value::as_str) {
-            hint = Some(format!(
-                "{} keeps credentials in the credential helper docker-credential-{name}, which airlock does not run",
-                path.display()
-            ));
+            hint = Some(format!("{} keeps credentials in the credential helper docker-credential-{name}, which airlock does not run", path.display()));
         }
     }
     Ok((None, hint))
@@ -518,8 +506,7 @@ struct Descriptor {
 
 impl Descriptor {
     fn parse(v: &Value) -> Result<Descriptor, (OciErrorKind, String)> {
-        let digest =
-            v.get("digest").and_then(Value::as_str).ok_or((OciErrorKind::Unsupported, "a descriptor has no digest".to_string()))?;
+        let digest = v.get("digest").and_then(Value::as_str).ok_or((OciErrorKind::Unsupported, "a descriptor has no digest".to_string()))?;
         let hex = sha256_hex(digest)?.to_string();
         let size = v.get("size").and_then(Value::as_u64).ok_or((OciErrorKind::Unsupported, format!("descriptor {digest} has no size")))?;
         let media_type = v.get("mediaType").and_then(Value::as_str).unwrap_or("").to_string();
@@ -538,8 +525,7 @@ fn decode_manifest(
     desc_media_type: Option<&str>,
     content_type: Option<String>,
 ) -> Result<(Value, String), (OciErrorKind, String)> {
-    let json: Value =
-        serde_json::from_slice(bytes).map_err(|e| (OciErrorKind::Unsupported, format!("manifest {reference} is not JSON ({e})")))?;
+    let json: Value = serde_json::from_slice(bytes).map_err(|e| (OciErrorKind::Unsupported, format!("manifest {reference} is not JSON ({e})")))?;
     if json.get("schemaVersion").and_then(Value::as_u64) == Some(1) {
         return Err((
             OciErrorKind::Unsupported,
@@ -591,10 +577,8 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<ParsedManifest, OciError> {
     let values: Vec<&Value> = if is_index {
         json.get("manifests").and_then(Value::as_array).into_iter().flatten().collect()
     } else {
-        let config = json
-            .get("config")
-            .ok_or((OciErrorKind::Unsupported, "manifest (input) has no config: it is not an image manifest".to_string()))
-            .map_err(err)?;
+        let config =
+            json.get("config").ok_or((OciErrorKind::Unsupported, "manifest (input) has no config: it is not an image manifest".to_string())).map_err(err)?;
         std::iter::once(config).chain(json.get("layers").and_then(Value::as_array).into_iter().flatten()).collect()
     };
     let wanted = OciOptions::default().platform_filter().map_err(|m| err((OciErrorKind::Reference, m)))?;
@@ -1190,7 +1174,9 @@ impl<'a> Session<'a> {
         };
         self.err(
             OciErrorKind::Auth,
-            format!("authentication required for {reg} (or the repository {repo} does not exist): set docker_registry_credentials or run docker login {reg}{hint}"),
+            format!(
+                "authentication required for {reg} (or the repository {repo} does not exist): set docker_registry_credentials or run docker login {reg}{hint}"
+            ),
         )
     }
 
@@ -1258,12 +1244,9 @@ impl<'a> Session<'a> {
 
     /// Gets a pull token from a Bearer challenge's realm.
     fn token(&self, challenge: &Challenge, cred: Option<&Credential>) -> Result<String, OciError> {
-        let realm = challenge
-            .params
-            .get("realm")
-            .ok_or_else(|| self.err(OciErrorKind::Auth, "the registry's Bearer challenge names no realm (token server)"))?;
-        let mut url = url::Url::parse(realm)
-            .map_err(|_| self.err(OciErrorKind::Auth, format!("the registry's token server '{realm}' is not a URL")))?;
+        let realm =
+            challenge.params.get("realm").ok_or_else(|| self.err(OciErrorKind::Auth, "the registry's Bearer challenge names no realm (token server)"))?;
+        let mut url = url::Url::parse(realm).map_err(|_| self.err(OciErrorKind::Auth, format!("the registry's token server '{realm}' is not a URL")))?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(service) = challenge.params.get("service") {
@@ -1291,17 +1274,18 @@ impl<'a> Session<'a> {
         let (body, _) = self.fetcher.get(url.as_str(), &headers).map_err(|e| match e {
             FetchError::Http { status: Some(401 | 403), .. } if cred.is_some() => self.err(
                 OciErrorKind::Auth,
-                format!("the token server {host} refused the credentials for {}: check docker_registry_credentials or run docker login {} again", self.image.registry, self.image.registry),
+                format!(
+                    "the token server {host} refused the credentials for {}: check docker_registry_credentials or run docker login {} again",
+                    self.image.registry, self.image.registry
+                ),
             ),
             FetchError::Http { status: Some(401 | 403), .. } => self.auth_failed(),
-            FetchError::Http { status, msg, .. } => self.err(
-                OciErrorKind::Network,
-                format!("the token server {host} failed ({}): retry later", status.map(|s| format!("HTTP {s}")).unwrap_or(msg)),
-            ),
+            FetchError::Http { status, msg, .. } => {
+                self.err(OciErrorKind::Network, format!("the token server {host} failed ({}): retry later", status.map(|s| format!("HTTP {s}")).unwrap_or(msg)))
+            }
             other => self.err(OciErrorKind::Network, other.to_string()),
         })?;
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|_| self.err(OciErrorKind::Auth, format!("the token server {host} did not answer with JSON")))?;
+        let v: Value = serde_json::from_slice(&body).map_err(|_| self.err(OciErrorKind::Auth, format!("the token server {host} did not answer with JSON")))?;
         v.get("token")
             .or_else(|| v.get("access_token"))
             .and_then(Value::as_str)
@@ -1326,10 +1310,9 @@ impl<'a> Session<'a> {
     fn fetch_error(&self, e: FetchError, what: &str) -> OciError {
         match e {
             FetchError::Http { status: Some(401), .. } => self.auth_failed(),
-            FetchError::Http { status: Some(403), url, .. } => self.err(
-                OciErrorKind::Auth,
-                format!("access to {what} was denied ({url}): check docker_registry_credentials for {}", self.image.registry),
-            ),
+            FetchError::Http { status: Some(403), url, .. } => {
+                self.err(OciErrorKind::Auth, format!("access to {what} was denied ({url}): check docker_registry_credentials for {}", self.image.registry))
+            }
             FetchError::Http { status: Some(404), url, .. } if what.starts_with("blob") => self.err(
                 OciErrorKind::NotFound,
                 format!("{what} is missing from the registry although the manifest names it ({url}): the image there is broken; re-push it"),
@@ -1354,9 +1337,7 @@ impl<'a> Session<'a> {
             FetchError::Body { url, msg } | FetchError::Redirect { url, msg } => self.err(OciErrorKind::Network, format!("{what}: {url}: {msg}")),
             FetchError::Checksum { expected, actual, .. } => self.err(
                 OciErrorKind::Integrity,
-                format!(
-                    "{what} does not match its digest (expected {expected}, got {actual}): the registry or a proxy corrupted it; retry"
-                ),
+                format!("{what} does not match its digest (expected {expected}, got {actual}): the registry or a proxy corrupted it; retry"),
             ),
             FetchError::Io { path, msg } => self.err(OciErrorKind::Layout, format!("cannot write {path}: {msg}")),
         }
@@ -1417,8 +1398,7 @@ impl<'a> Session<'a> {
                         format!("manifest {reference}: Docker-Content-Digest says {hd} but the bytes are sha256:{actual}; retry"),
                     ));
                 }
-                let ct =
-                    headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.split(';').next().unwrap_or("").trim().to_string());
+                let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.split(';').next().unwrap_or("").trim().to_string());
                 (bytes, ct)
             }
         };
@@ -1427,17 +1407,13 @@ impl<'a> Session<'a> {
         if let Some(d) = desc
             && d.size != bytes.len() as u64
         {
-            return Err(self.err(
-                OciErrorKind::Integrity,
-                format!("manifest {digest} is {} bytes but its index says {}: the index is inconsistent", bytes.len(), d.size),
-            ));
+            return Err(self
+                .err(OciErrorKind::Integrity, format!("manifest {digest} is {} bytes but its index says {}: the index is inconsistent", bytes.len(), d.size)));
         }
-        let (json, media_type) =
-            decode_manifest(&bytes, reference, desc.map(|d| d.media_type.as_str()), content_type).map_err(|(k, m)| self.err(k, m))?;
+        let (json, media_type) = decode_manifest(&bytes, reference, desc.map(|d| d.media_type.as_str()), content_type).map_err(|(k, m)| self.err(k, m))?;
         let path = blob_path(layout, &digest);
         let stored_new = if store {
-            store_blob_bytes(&path, &hex, &bytes)
-                .map_err(|e| self.err(OciErrorKind::Layout, format!("cannot write {}: {e}", path.display())))?
+            store_blob_bytes(&path, &hex, &bytes).map_err(|e| self.err(OciErrorKind::Layout, format!("cannot write {}: {e}", path.display())))?
         } else {
             fs::read(&path).map(|b| sha256_of(&b) != hex).unwrap_or(true)
         };
@@ -1467,10 +1443,9 @@ impl<'a> Session<'a> {
             };
             match self.fetcher.download(&url, &dest, Some(&sum), &self.headers(None), &counted) {
                 Ok(f) if f.size != d.size => {
-                    return Err(self.err(
-                        OciErrorKind::Integrity,
-                        format!("{what} is {} bytes but its manifest says {}: the manifest is inconsistent", f.size, d.size),
-                    ));
+                    return Err(
+                        self.err(OciErrorKind::Integrity, format!("{what} is {} bytes but its manifest says {}: the manifest is inconsistent", f.size, d.size))
+                    );
                 }
                 Ok(f) => {
                     if f.downloaded {
@@ -1636,13 +1611,7 @@ fn resolve(s: &Session, image: &ImageRef, layout: &Path, opts: &OciOptions, stor
 /// The registry is tried anonymously first; on a 401 its challenge is answered with a Bearer
 /// token (anonymous or with credentials) or Basic credentials, from `opts.credentials` or
 /// the Docker config file. Credentials never appear in errors.
-pub fn pull(
-    fetcher: &Fetcher,
-    image: &ImageRef,
-    layout: &Path,
-    opts: &OciOptions,
-    on_bytes: &(dyn Fn(u64) + Sync),
-) -> Result<PulledImage, OciError> {
+pub fn pull(fetcher: &Fetcher, image: &ImageRef, layout: &Path, opts: &OciOptions, on_bytes: &(dyn Fn(u64) + Sync)) -> Result<PulledImage, OciError> {
     let mut pulled = pull_all(fetcher, std::slice::from_ref(image), layout, opts, on_bytes)?;
     Ok(pulled.pop().expect("one image pulled"))
 }
@@ -1681,9 +1650,7 @@ pub fn pull_all(
     remove_temporaries(layout).map_err(|e| first.err(OciErrorKind::Layout, format!("cannot clean up {}: {e}", layout.display())))?;
     init_layout(layout).map_err(|m| first.err(OciErrorKind::Layout, m))?;
     let concurrency = opts.concurrency.max(1);
-    let resolved = parallel(sessions.iter().collect(), concurrency, |s| resolve(s, s.image, layout, opts, true))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+    let resolved = parallel(sessions.iter().collect(), concurrency, |s| resolve(s, s.image, layout, opts, true)).into_iter().collect::<Result<Vec<_>, _>>()?;
 
     // Every blob once, fetched through the first image that names it.
     let mut owner: HashMap<&str, usize> = HashMap::new();
@@ -1866,10 +1833,7 @@ mod tests {
         let i = ImageRef::from_deepops("nvcr.io/", "nvidia/cuda", "12.4.1-base").unwrap();
         assert_eq!(i.to_string(), "nvcr.io/nvidia/cuda:12.4.1-base");
         assert_eq!(ImageRef::from_deepops("", "registry", "2").unwrap().to_string(), "docker.io/library/registry:2");
-        assert_eq!(
-            ImageRef::from_deepops("nvcr.io", "nvidia/k8s/dcgm-exporter", "").unwrap().to_string(),
-            "nvcr.io/nvidia/k8s/dcgm-exporter:latest"
-        );
+        assert_eq!(ImageRef::from_deepops("nvcr.io", "nvidia/k8s/dcgm-exporter", "").unwrap().to_string(), "nvcr.io/nvidia/k8s/dcgm-exporter:latest");
         let d = format!("sha256:{}", "b".repeat(64));
         assert_eq!(ImageRef::from_deepops("quay.io/", "coreos/etcd", &d).unwrap().digest.as_deref(), Some(d.as_str()));
     }
@@ -1890,9 +1854,7 @@ mod tests {
 
     #[test]
     fn challenges_parse() {
-        let c = parse_challenges(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push""#,
-        );
+        let c = parse_challenges(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push""#);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].scheme, "bearer");
         assert_eq!(c[0].params["realm"], "https://auth.docker.io/token");
@@ -1968,12 +1930,12 @@ mod tests {
     fn oci_forms_of_docker_media_types() {
         let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
         let docker = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_MANIFEST,
-            "config": {"mediaType": MEDIA_DOCKER_CONFIG, "digest": d('c'), "size": 3},
-            "layers": [
-                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d('1'), "size": 4},
-                {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "digest": d('2'), "size": 5, "urls": ["https://example.com/l"]},
-                {"mediaType": "application/vnd.example.unknown", "digest": d('3'), "size": 6},
-            ]}));
+        "config": {"mediaType": MEDIA_DOCKER_CONFIG, "digest": d('c'), "size": 3},
+        "layers": [
+            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": d('1'), "size": 4},
+            {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "digest": d('2'), "size": 5, "urls": ["https://example.com/l"]},
+            {"mediaType": "application/vnd.example.unknown", "digest": d('3'), "size": 6},
+        ]}));
         let oci = manifest(json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
             "config": {"mediaType": MEDIA_OCI_CONFIG, "digest": d('c'), "size": 3}, "layers": []}));
         let none = HashMap::new();
@@ -1986,7 +1948,10 @@ mod tests {
         assert_eq!(v["mediaType"], MEDIA_OCI_MANIFEST);
         assert_eq!(v["config"], json!({"mediaType": MEDIA_OCI_CONFIG, "digest": d('c'), "size": 3}));
         assert_eq!(v["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
-        assert_eq!(v["layers"][1], json!({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "digest": d('2'), "size": 5, "urls": ["https://example.com/l"]}));
+        assert_eq!(
+            v["layers"][1],
+            json!({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "digest": d('2'), "size": 5, "urls": ["https://example.com/l"]})
+        );
         assert_eq!(v["layers"][2]["mediaType"], "application/vnd.example.unknown", "unknown types are kept");
 
         // An OCI index naming a Docker manifest: rewritten, listing only what is held; the
@@ -2004,10 +1969,13 @@ mod tests {
         assert_eq!(out[1], top);
         let v: Value = serde_json::from_slice(&top.bytes).unwrap();
         assert_eq!(v["annotations"], json!({"a": "b"}));
-        assert_eq!(v["manifests"], json!([
-            {"mediaType": MEDIA_OCI_MANIFEST, "digest": form.digest, "size": form.bytes.len(), "platform": platform("amd64")},
-            {"mediaType": MEDIA_OCI_MANIFEST, "digest": oci.digest, "size": oci.bytes.len(), "platform": platform("arm64"), "annotations": {"x": "y"}},
-        ]));
+        assert_eq!(
+            v["manifests"],
+            json!([
+                {"mediaType": MEDIA_OCI_MANIFEST, "digest": form.digest, "size": form.bytes.len(), "platform": platform("amd64")},
+                {"mediaType": MEDIA_OCI_MANIFEST, "digest": oci.digest, "size": oci.bytes.len(), "platform": platform("arm64"), "annotations": {"x": "y"}},
+            ])
+        );
         // The same index of OCI manifests only is kept as it is, whatever it names.
         let oci_only = HashMap::from([(oci.digest.clone(), oci.clone())]);
         assert_eq!(oci_form(&index, &oci_only, 0, &mut Vec::new()), None);
@@ -2042,8 +2010,12 @@ mod tests {
         let m = parse_manifest(index.to_string().as_bytes()).unwrap();
         assert!(m.is_index);
         assert_eq!(m.media_type, MEDIA_OCI_INDEX);
-        assert_eq!(m.refs.iter().map(|r| (r.platform.as_deref(), r.default_platform)).collect::<Vec<_>>(), [(Some("linux/amd64"), true), (Some("linux/arm64"), false)]);
-        let image = json!({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_MANIFEST, "config": {"digest": d('c'), "size": 3}, "layers": [{"digest": d('e'), "size": 4}]});
+        assert_eq!(
+            m.refs.iter().map(|r| (r.platform.as_deref(), r.default_platform)).collect::<Vec<_>>(),
+            [(Some("linux/amd64"), true), (Some("linux/arm64"), false)]
+        );
+        let image =
+            json!({"schemaVersion": 2, "mediaType": MEDIA_DOCKER_MANIFEST, "config": {"digest": d('c'), "size": 3}, "layers": [{"digest": d('e'), "size": 4}]});
         let m = parse_manifest(image.to_string().as_bytes()).unwrap();
         assert_eq!(m.refs.iter().map(|r| r.size).collect::<Vec<_>>(), [3, 4]);
         assert!(parse_manifest(b"{\"schemaVersion\": 1}").unwrap_err().message.contains("schema 1"));

@@ -48,7 +48,7 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use super::fetch::{hash_file, parallel, Algo};
+use super::fetch::{Algo, hash_file, parallel};
 
 /// The name of the state file in `dest`.
 pub const STATE_FILE: &str = ".airlock-pip.json";
@@ -221,7 +221,14 @@ pub enum Mode {
 /// pip (`python3` on `PATH` when `None`); it need not match the target. A rerun with the same
 /// inputs whose files are all in place and verified runs nothing and returns
 /// `downloaded: false`. See the module documentation for wheels vs sdists and what is kept.
-pub fn download(requirements: &[String], index_url: &str, extra_index_urls: &[String], target: &PipTarget, dest: &Path, python: Option<&Path>) -> Result<PipDownload, PipError> {
+pub fn download(
+    requirements: &[String],
+    index_url: &str,
+    extra_index_urls: &[String],
+    target: &PipTarget,
+    dest: &Path,
+    python: Option<&Path>,
+) -> Result<PipDownload, PipError> {
     download_net(requirements, index_url, extra_index_urls, target, dest, python, &PipNet::default())
 }
 
@@ -243,18 +250,43 @@ pub struct PipNet {
 }
 
 /// [`download`] with [`PipNet`] settings.
-pub fn download_net(requirements: &[String], index_url: &str, extra_index_urls: &[String], target: &PipTarget, dest: &Path, python: Option<&Path>, net: &PipNet) -> Result<PipDownload, PipError> {
+pub fn download_net(
+    requirements: &[String],
+    index_url: &str,
+    extra_index_urls: &[String],
+    target: &PipTarget,
+    dest: &Path,
+    python: Option<&Path>,
+    net: &PipNet,
+) -> Result<PipDownload, PipError> {
     download_inner(requirements, index_url, extra_index_urls, target, dest, python, Mode::Auto, net)
 }
 
 /// [`download`], choosing how pip's result is read (for tests of the old-pip path).
 #[doc(hidden)]
-pub fn download_with(requirements: &[String], index_url: &str, extra_index_urls: &[String], target: &PipTarget, dest: &Path, python: Option<&Path>, mode: Mode) -> Result<PipDownload, PipError> {
+pub fn download_with(
+    requirements: &[String],
+    index_url: &str,
+    extra_index_urls: &[String],
+    target: &PipTarget,
+    dest: &Path,
+    python: Option<&Path>,
+    mode: Mode,
+) -> Result<PipDownload, PipError> {
     download_inner(requirements, index_url, extra_index_urls, target, dest, python, mode, &PipNet::default())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn download_inner(requirements: &[String], index_url: &str, extra_index_urls: &[String], target: &PipTarget, dest: &Path, python: Option<&Path>, mode: Mode, net: &PipNet) -> Result<PipDownload, PipError> {
+fn download_inner(
+    requirements: &[String],
+    index_url: &str,
+    extra_index_urls: &[String],
+    target: &PipTarget,
+    dest: &Path,
+    python: Option<&Path>,
+    mode: Mode,
+    net: &PipNet,
+) -> Result<PipDownload, PipError> {
     let inputs = Inputs {
         requirements: requirements.iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect(),
         index_url: index_url.trim().to_string(),
@@ -363,10 +395,16 @@ fn system_ca_bundle() -> Option<PathBuf> {
     if let Some(f) = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from).filter(|p| p.is_file()) {
         return Some(f);
     }
-    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/ca-bundle.pem",
+        "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+        "/etc/ssl/cert.pem",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 /// pip's environment for `net`; a CA bundle (the system's and the site's CAs) is written in
@@ -423,24 +461,32 @@ impl<'a> Pip<'a> {
     /// Checks that pip imports, and learns its version (faster than `python -m pip --version`).
     fn probe(python: &Path, inputs: &'a Inputs) -> Result<Pip<'a>, PipError> {
         let shown = python.display().to_string();
-        let out = Command::new(python).args(["-c", "import sys, pip; print(pip.__version__); print(sys.executable)"]).stdin(std::process::Stdio::null()).output().map_err(|e| PipError::Python {
-            python: shown.clone(),
-            msg: if e.kind() == std::io::ErrorKind::NotFound {
-                "not found: install Python 3 with pip, or give the pip_download module a `python` that has pip".to_string()
-            } else {
-                format!("cannot run it: {e}")
-            },
-        })?;
+        let out = Command::new(python)
+            .args(["-c", "import sys, pip; print(pip.__version__); print(sys.executable)"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| PipError::Python {
+                python: shown.clone(),
+                msg: if e.kind() == std::io::ErrorKind::NotFound {
+                    "not found: install Python 3 with pip, or give the pip_download module a `python` that has pip".to_string()
+                } else {
+                    format!("cannot run it: {e}")
+                },
+            })?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let why = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
             return Err(PipError::Python {
                 python: shown,
-                msg: format!("pip is not available ({why}): install pip for it (`{} -m ensurepip`, or the distribution's python3-pip package), or give the pip_download module a `python` that has pip", python.display()),
+                msg: format!(
+                    "pip is not available ({why}): install pip for it (`{} -m ensurepip`, or the distribution's python3-pip package), or give the pip_download module a `python` that has pip",
+                    python.display()
+                ),
             });
         }
-        let version = parse_pip_version(&stdout).ok_or_else(|| PipError::Python { python: shown, msg: format!("unexpected pip version {:?}", stdout.trim()) })?;
+        let version =
+            parse_pip_version(&stdout).ok_or_else(|| PipError::Python { python: shown, msg: format!("unexpected pip version {:?}", stdout.trim()) })?;
         // pip runs on the interpreter itself, not through a wrapper such as pyenv's shim: the
         // shim runs `pyenv rehash` after `pip install`, which holds a machine-wide lock file
         // that a killed run (see die_with_airlock) would leave behind, failing every later pip.
@@ -459,7 +505,11 @@ impl<'a> Pip<'a> {
                 cmd.env_remove(&k);
             }
         }
-        cmd.env("PIP_DISABLE_PIP_VERSION_CHECK", "1").env("PIP_NO_INPUT", "1").env("PIP_NO_COLOR", "1").env("PYTHONIOENCODING", "utf-8").env("PYTHONUNBUFFERED", "1");
+        cmd.env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .env("PIP_NO_INPUT", "1")
+            .env("PIP_NO_COLOR", "1")
+            .env("PYTHONIOENCODING", "utf-8")
+            .env("PYTHONUNBUFFERED", "1");
         cmd.stdin(std::process::Stdio::null());
         cmd
     }
@@ -504,7 +554,11 @@ impl<'a> Pip<'a> {
 
     /// Runs pip with `args`; on failure, quotes pip's explanation.
     fn run(&self, action: &str, requirements: &str, args: &[OsString]) -> Result<String, PipError> {
-        let out = Self::command(&self.python).envs(self.env.iter().map(|(k, v)| (k, v))).args(args).output().map_err(|e| PipError::Python { python: self.python.display().to_string(), msg: format!("cannot run it: {e}") })?;
+        let out = Self::command(&self.python)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(args)
+            .output()
+            .map_err(|e| PipError::Python { python: self.python.display().to_string(), msg: format!("cannot run it: {e}") })?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
             return Ok(stdout);
@@ -520,7 +574,12 @@ impl<'a> Pip<'a> {
             let tail: Vec<&str> = stderr.lines().chain(stdout.lines()).filter(|l| !l.trim().is_empty()).collect();
             lines.extend(tail[tail.len().saturating_sub(8)..].iter().map(|l| l.to_string()));
         }
-        Err(PipError::Pip { what: format!("{action} {requirements} {}", self.inputs.target.describe()), index: self.index_desc(), status: out.status.code(), lines })
+        Err(PipError::Pip {
+            what: format!("{action} {requirements} {}", self.inputs.target.describe()),
+            index: self.index_desc(),
+            status: out.status.code(),
+            lines,
+        })
     }
 
     fn requirement_list(&self) -> String {
@@ -579,8 +638,14 @@ impl<'a> Pip<'a> {
             } else {
                 let got = dl.join(&r.filename);
                 if !got.is_file() {
-                    let there: Vec<String> = fs::read_dir(&dl).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
-                    return Err(PipError::Unexpected(format!("pip did not download {} (resolved from {}); it saved: {}", r.filename, r.url, if there.is_empty() { "nothing".to_string() } else { there.join(", ") })));
+                    let there: Vec<String> =
+                        fs::read_dir(&dl).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+                    return Err(PipError::Unexpected(format!(
+                        "pip did not download {} (resolved from {}); it saved: {}",
+                        r.filename,
+                        r.url,
+                        if there.is_empty() { "nothing".to_string() } else { there.join(", ") }
+                    )));
                 }
                 let (s, _) = hash_file(&got, Algo::Sha256).map_err(io_err(&got))?;
                 if let Some(exp) = &r.sha256
@@ -590,7 +655,14 @@ impl<'a> Pip<'a> {
                 }
                 (s, fs::metadata(&got).map_err(io_err(&got))?.len())
             };
-            files.push(PipFile { filename: r.filename.clone(), name: normalize_name(&r.name), version: r.version.clone(), sha256, size, url: Some(r.url.clone()) });
+            files.push(PipFile {
+                filename: r.filename.clone(),
+                name: normalize_name(&r.name),
+                version: r.version.clone(),
+                sha256,
+                size,
+                url: Some(r.url.clone()),
+            });
         }
         // Everything verified: move the new files in.
         for (r, had) in resolved.iter().zip(&have) {
@@ -682,7 +754,14 @@ fn parse_report(text: &[u8]) -> Result<Vec<Resolved>, PipError> {
             .or_else(|| info.pointer("/archive_info/hash").and_then(|s| s.as_str()).and_then(|h| h.strip_prefix("sha256=")).map(str::to_string))
             .map(|h| h.to_ascii_lowercase());
         let filename = url_filename(url).ok_or_else(|| bad(&format!("cannot tell the file name of {url}")))?;
-        out.push(Resolved { name: name.to_string(), version: version.to_string(), url: url.to_string(), filename, sha256, direct: it.get("is_direct").and_then(|b| b.as_bool()).unwrap_or(false) });
+        out.push(Resolved {
+            name: name.to_string(),
+            version: version.to_string(),
+            url: url.to_string(),
+            filename,
+            sha256,
+            direct: it.get("is_direct").and_then(|b| b.as_bool()).unwrap_or(false),
+        });
     }
     Ok(out)
 }
@@ -859,7 +938,9 @@ mod tests {
         assert_eq!(redact("https://user:secret@h/simple"), "https://user:****@h/simple");
         assert_eq!(redact("https://token@h/simple"), "https://****@h/simple");
         assert_eq!(redact("https://pypi.org/simple"), "https://pypi.org/simple");
-        let m = logged_urls("Collecting x\n  Downloading http://127.0.0.1:1/packages/x-1.0-py3-none-any.whl (62 kB)\n  Using cached y-2.0-py3-none-any.whl (10 kB)\n");
+        let m = logged_urls(
+            "Collecting x\n  Downloading http://127.0.0.1:1/packages/x-1.0-py3-none-any.whl (62 kB)\n  Using cached y-2.0-py3-none-any.whl (10 kB)\n",
+        );
         assert_eq!(m.get("x-1.0-py3-none-any.whl").map(String::as_str), Some("http://127.0.0.1:1/packages/x-1.0-py3-none-any.whl"));
         assert_eq!(m.len(), 1);
     }
@@ -882,10 +963,27 @@ mod tests {
 
     #[test]
     fn targets() {
-        let t = PipTarget { python_version: Some("3.10".into()), platforms: vec!["manylinux2014_x86_64".into(), " ".into()], implementation: None, abi: Some("cp310, abi3".into()) };
+        let t = PipTarget {
+            python_version: Some("3.10".into()),
+            platforms: vec!["manylinux2014_x86_64".into(), " ".into()],
+            implementation: None,
+            abi: Some("cp310, abi3".into()),
+        };
         assert_eq!(
             t.normalized().args(),
-            ["--only-binary=:all:", "--implementation", "cp", "--python-version", "3.10", "--platform", "manylinux2014_x86_64", "--abi", "cp310", "--abi", "abi3"]
+            [
+                "--only-binary=:all:",
+                "--implementation",
+                "cp",
+                "--python-version",
+                "3.10",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--abi",
+                "cp310",
+                "--abi",
+                "abi3"
+            ]
         );
         let host = PipTarget { platforms: vec!["".into()], ..Default::default() };
         assert!(host.is_host());

@@ -235,9 +235,7 @@ struct Plan {
 }
 
 fn sha256_hex_of(digest: &str) -> Option<&str> {
-    digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 /// The named entries of `index.json`.
@@ -253,15 +251,14 @@ fn read_index(layout: &Path) -> Result<Vec<Entry>, ImportError> {
         let Some(name) = m.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str) else {
             continue;
         };
-        let image = ImageRef::parse(name)
-            .map_err(|e| ImportError::Layout(format!("{} names an image '{name}' that is not a valid reference: {e}", path.display())))?;
+        let image =
+            ImageRef::parse(name).map_err(|e| ImportError::Layout(format!("{} names an image '{name}' that is not a valid reference: {e}", path.display())))?;
         // Upstream's bytes, not the OCI-typed form the entry may name: the registry serves
         // the digests clients pinned.
-        let upstream = upstream_descriptor(m)
-            .map_err(|e| ImportError::Layout(format!("{}: {name}: {e}: rebuild the cache with image_cache", path.display())))?;
+        let upstream =
+            upstream_descriptor(m).map_err(|e| ImportError::Layout(format!("{}: {name}: {e}: rebuild the cache with image_cache", path.display())))?;
         let digest = upstream.digest.as_str();
-        let hex = sha256_hex_of(digest)
-            .ok_or_else(|| ImportError::Layout(format!("{}: {name} has digest '{digest}', not sha256:<hex>", path.display())))?;
+        let hex = sha256_hex_of(digest).ok_or_else(|| ImportError::Layout(format!("{}: {name} has digest '{digest}', not sha256:<hex>", path.display())))?;
         let size = upstream.size.ok_or_else(|| ImportError::Layout(format!("{}: {name} has no size", path.display())))?;
         out.push(Entry { reference: name.to_string(), image, hex: hex.to_string(), size });
     }
@@ -297,9 +294,10 @@ impl Walker<'_> {
         let hex = sha256_hex_of(digest).ok_or_else(|| {
             ImportError::Layout(format!("{}: manifest {within} names '{digest}', which is not a sha256 digest the registry storage can hold", self.reference))
         })?;
-        let size = d.get("size").and_then(Value::as_u64).ok_or_else(|| {
-            ImportError::Layout(format!("{}: manifest {within} names {digest} without a size", self.reference))
-        })?;
+        let size = d
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ImportError::Layout(format!("{}: manifest {within} names {digest} without a size", self.reference)))?;
         // Foreign layers (Windows base layers) are fetched from their URLs, never from a registry.
         let foreign = d.get("urls").and_then(Value::as_array).is_some_and(|u| !u.is_empty());
         Ok((hex.to_string(), size, foreign))
@@ -326,8 +324,8 @@ impl Walker<'_> {
         if actual != hex {
             return Err(self.integrity(&digest, &path, format!("does not match its digest (its sha256 is {actual})")));
         }
-        let json: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ImportError::Layout(format!("{}: manifest {digest} is not JSON ({e})", self.reference)))?;
+        let json: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ImportError::Layout(format!("{}: manifest {digest} is not JSON ({e})", self.reference)))?;
         if json.get("schemaVersion").and_then(Value::as_u64) == Some(1) {
             return Err(ImportError::Layout(format!("{}: manifest {digest} is Docker schema 1, which is not supported: cache a newer tag", self.reference)));
         }
@@ -361,9 +359,10 @@ impl Walker<'_> {
         }
         self.manifests.push(Blob { hex: hex.to_string(), size, path });
         let media_type = json.get("mediaType").and_then(Value::as_str).map(str::to_string);
-        Ok(Some(media_type.unwrap_or_else(|| {
-            if json.get("manifests").is_some() { super::oci::MEDIA_OCI_INDEX } else { super::oci::MEDIA_OCI_MANIFEST }.to_string()
-        })))
+        Ok(Some(
+            media_type
+                .unwrap_or_else(|| if json.get("manifests").is_some() { super::oci::MEDIA_OCI_INDEX } else { super::oci::MEDIA_OCI_MANIFEST }.to_string()),
+        ))
     }
 }
 

@@ -642,7 +642,9 @@ pub fn with_decompressed<R: BufRead + Send, T>(mut input: R, f: impl FnOnce(&mut
         }
         Compression::Bzip2 => Err("bzip2-compressed metadata is not supported (only gzip, zstd, xz or none)".into()),
         Compression::Zchunk => Err("zchunk-compressed metadata is not supported (only gzip, zstd, xz or none)".into()),
-        Compression::Unknown => Err(format!("unknown compression (first bytes {}); only gzip, zstd, xz or none are supported", hex::encode(&head[..head.len().min(6)]))),
+        Compression::Unknown => {
+            Err(format!("unknown compression (first bytes {}); only gzip, zstd, xz or none are supported", hex::encode(&head[..head.len().min(6)])))
+        }
     }
 }
 
@@ -738,7 +740,9 @@ pub fn parse_modules(text: &str) -> Result<Vec<ModuleVersion>, String> {
         let version = match data.get("version") {
             Some(n) => match &n.kind {
                 NodeKind::Int(v) if *v >= 0 => *v as u64,
-                NodeKind::Str(s) if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) => s.parse().map_err(|_| what(&format!("version {s} is too large")))?,
+                NodeKind::Str(s) if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) => {
+                    s.parse().map_err(|_| what(&format!("version {s} is too large")))?
+                }
                 _ => return Err(what(&format!("version {} is not a whole number", n.to_json()))),
             },
             None => return Err(what("no `version`")),
@@ -1003,7 +1007,14 @@ impl<'a> Ctx<'a> {
                 Some(_) => return Err(self.meta_err(repomd_url, format!("{} is listed twice with different checksums", d.href))),
                 None => {
                     let url = self.url_of(&d.href, d.base.as_deref(), repomd_url)?;
-                    items.push(Item { rel, url, kind: FileKind::Repodata, checksum: d.checksum.clone(), size: d.size, label: format!("repodata {} ({})", d.kind, d.href) });
+                    items.push(Item {
+                        rel,
+                        url,
+                        kind: FileKind::Repodata,
+                        checksum: d.checksum.clone(),
+                        size: d.size,
+                        label: format!("repodata {} ({})", d.kind, d.href),
+                    });
                     items.len() - 1
                 }
             };
@@ -1028,7 +1039,14 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             let url = self.url_of(&p.href, p.base.as_deref(), primary_url)?;
-            items.push(Item { rel, url, kind: FileKind::Rpm, checksum: p.checksum.clone(), size: p.size, label: format!("package {} ({})", p.nevra(), p.href) });
+            items.push(Item {
+                rel,
+                url,
+                kind: FileKind::Rpm,
+                checksum: p.checksum.clone(),
+                size: p.size,
+                label: format!("package {} ({})", p.nevra(), p.href),
+            });
         }
         Ok((items, module_streams))
     }
@@ -1075,11 +1093,17 @@ impl<'a> Ctx<'a> {
                 other => return Err(YumError::Config { repo: self.repo(), msg: format!("gpgkey {key}: unsupported scheme {other}") }),
             };
             // A key inside the repository keeps its place; others go to gpgkeys/.
-            let inside = u.as_str().strip_prefix(self.base.as_str()).filter(|_| u.query().is_none()).and_then(|r| self.rel_of(r, key).ok()).filter(|r| !taken.contains(r));
+            let inside = u
+                .as_str()
+                .strip_prefix(self.base.as_str())
+                .filter(|_| u.query().is_none())
+                .and_then(|r| self.rel_of(r, key).ok())
+                .filter(|r| !taken.contains(r));
             let rel = match inside {
                 Some(r) => r,
                 None => {
-                    let stem = u.path_segments().and_then(|mut s| s.next_back()).filter(|s| !s.is_empty() && *s != "." && *s != "..").unwrap_or("gpgkey").to_string();
+                    let stem =
+                        u.path_segments().and_then(|mut s| s.next_back()).filter(|s| !s.is_empty() && *s != "." && *s != "..").unwrap_or("gpgkey").to_string();
                     let mut rel = PathBuf::from("gpgkeys").join(&stem);
                     let mut n = 2;
                     while taken.contains(&rel) {
@@ -1117,7 +1141,14 @@ impl<'a> Ctx<'a> {
         let results = parallel(items.iter().collect(), concurrency, |it: &Item| {
             let dest = self.root.join(&it.rel);
             match self.fetcher.download(&it.url, &dest, Some(&it.checksum), &HeaderMap::new(), on_bytes) {
-                Ok(f) => Ok(SyncedFile { path: self.prefix.join(&it.rel), size: f.size, sha256: f.sha256, url: it.url.clone(), kind: it.kind, downloaded: f.downloaded }),
+                Ok(f) => Ok(SyncedFile {
+                    path: self.prefix.join(&it.rel),
+                    size: f.size,
+                    sha256: f.sha256,
+                    url: it.url.clone(),
+                    kind: it.kind,
+                    downloaded: f.downloaded,
+                }),
                 Err(FetchError::Checksum { expected, actual, .. }) => {
                     // The bad bytes never reached `dest` (download removes its .part). A
                     // file already there is kept: the published repomd.xml, not updated
@@ -1168,7 +1199,14 @@ impl<'a> Ctx<'a> {
 
     fn small_file(&self, rel: &Path, url: &str, kind: FileKind, bytes: &[u8], downloaded: bool) -> SyncedFile {
         use sha2::Digest;
-        SyncedFile { path: self.prefix.join(rel), size: bytes.len() as u64, sha256: hex::encode(sha2::Sha256::digest(bytes)), url: url.to_string(), kind, downloaded }
+        SyncedFile {
+            path: self.prefix.join(rel),
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            url: url.to_string(),
+            kind,
+            downloaded,
+        }
     }
 }
 
@@ -1289,10 +1327,24 @@ pub fn plan(fetcher: &Fetcher, repo: &YumRepo, dest: &Path, concurrency: usize) 
         .collect();
     let same = |rel: &Path, bytes: &[u8]| fs::read(ctx.root.join(rel)).is_ok_and(|b| b == bytes);
     for s in &smalls {
-        files.push(PlannedFile { path: ctx.prefix.join(&s.rel), url: s.url.clone(), kind: s.kind, size: Some(s.bytes.len() as u64), checksum: Some(sha256_of(&s.bytes)), present: same(&s.rel, &s.bytes) });
+        files.push(PlannedFile {
+            path: ctx.prefix.join(&s.rel),
+            url: s.url.clone(),
+            kind: s.kind,
+            size: Some(s.bytes.len() as u64),
+            checksum: Some(sha256_of(&s.bytes)),
+            present: same(&s.rel, &s.bytes),
+        });
     }
     let repomd_rel = Path::new("repodata/repomd.xml");
-    files.push(PlannedFile { path: ctx.prefix.join(repomd_rel), url: repomd_url, kind: FileKind::Repodata, size: Some(repomd.len() as u64), checksum: Some(sha256_of(&repomd)), present: same(repomd_rel, &repomd) });
+    files.push(PlannedFile {
+        path: ctx.prefix.join(repomd_rel),
+        url: repomd_url,
+        kind: FileKind::Repodata,
+        size: Some(repomd.len() as u64),
+        checksum: Some(sha256_of(&repomd)),
+        present: same(repomd_rel, &repomd),
+    });
     let total_size = files.iter().filter_map(|f| f.size).sum();
     let download_size = files.iter().filter(|f| !f.present).filter_map(|f| f.size).sum();
     Ok(YumPlan { files, packages: n_packages, module_streams, total_size, download_size })
@@ -1519,7 +1571,11 @@ _+ _ 0
         assert!(parse_repomd(b"").unwrap_err().contains("empty"));
         assert!(parse_repomd(b"<metadata/>").unwrap_err().contains("<metadata>"));
         assert!(parse_repomd(b"<repomd><data type=\"x\"><location href=\"a\"/></data></repomd>").unwrap_err().contains("no checksum"));
-        assert!(parse_repomd(b"<repomd><data type=\"x\"><checksum type=\"crc32\">00</checksum><location href=\"a\"/></data></repomd>").unwrap_err().contains("crc32"));
+        assert!(
+            parse_repomd(b"<repomd><data type=\"x\"><checksum type=\"crc32\">00</checksum><location href=\"a\"/></data></repomd>")
+                .unwrap_err()
+                .contains("crc32")
+        );
         assert!(parse_repomd(b"<repomd><data type=\"x\"><checksum type=\"sha256\">00</checksum></data>").is_err());
     }
 
@@ -1750,7 +1806,11 @@ data:
 
     #[test]
     fn modules_yaml_errors_name_the_document_and_the_problem() {
-        let doc = |data: &str| format!("---\ndocument: modulemd-defaults\nversion: 1\ndata: {{module: x, stream: a}}\n...\n---\ndocument: modulemd\nversion: 2\ndata:\n{data}...\n");
+        let doc = |data: &str| {
+            format!(
+                "---\ndocument: modulemd-defaults\nversion: 1\ndata: {{module: x, stream: a}}\n...\n---\ndocument: modulemd\nversion: 2\ndata:\n{data}...\n"
+            )
+        };
         let cases = [
             (doc("  name: m\n  stream: s\n  version: 1\n  artifacts: {rpms: [[a]]}\n"), "module stream m:s: artifact [\"a\"] is not a NEVRA string"),
             (doc("  name: m\n  stream: s\n  version: 1.5\n"), "version 1.5 is not a whole number"),
@@ -1790,7 +1850,13 @@ data:
     }
 
     fn module(stream: &str, version: u64, context: &str, artifacts: &[&str]) -> ModuleVersion {
-        ModuleVersion { name: "nvidia-driver".into(), stream: stream.into(), version, context: context.into(), artifacts: artifacts.iter().map(|a| a.to_string()).collect() }
+        ModuleVersion {
+            name: "nvidia-driver".into(),
+            stream: stream.into(),
+            version,
+            context: context.into(),
+            artifacts: artifacts.iter().map(|a| a.to_string()).collect(),
+        }
     }
 
     #[test]

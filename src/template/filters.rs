@@ -129,14 +129,7 @@ pub(crate) struct Bound {
 /// Binds the arguments of a filter (`kind` "filter") or test (`kind` "test") call to the
 /// parameter names, like Python: positional first, then keywords. Extra positional arguments
 /// are an error unless `varargs`, unknown keywords unless `varkw`.
-pub(crate) fn bind(
-    kind: &'static str,
-    name: &'static str,
-    args: Args,
-    params: &'static [&'static str],
-    varargs: bool,
-    varkw: bool,
-) -> Result<Bound, Error> {
+pub(crate) fn bind(kind: &'static str, name: &'static str, args: Args, params: &'static [&'static str], varargs: bool, varkw: bool) -> Result<Bound, Error> {
     let mut values = args.into_values();
     let kwargs = match values.last() {
         Some(last) if last.is_kwargs() => Some(Kwargs::try_from(values.pop().unwrap())?),
@@ -149,11 +142,7 @@ pub(crate) fn bind(
         } else if varargs {
             b.rest.push(v);
         } else {
-            return Err(b.fail(format!(
-                "takes at most {} positional argument{} but more were given",
-                params.len(),
-                if params.len() == 1 { "" } else { "s" }
-            )));
+            return Err(b.fail(format!("takes at most {} positional argument{} but more were given", params.len(), if params.len() == 1 { "" } else { "s" })));
         }
     }
     if let Some(kwargs) = kwargs {
@@ -222,9 +211,7 @@ impl Bound {
         match self.opt(param) {
             None => Ok(None),
             Some(v) if v.is_none() => Ok(None),
-            Some(v) => as_int(v).map(Some).ok_or_else(|| {
-                self.fail(format!("'{param}' must be an integer, not {}", type_name(v)))
-            }),
+            Some(v) => as_int(v).map(Some).ok_or_else(|| self.fail(format!("'{param}' must be an integer, not {}", type_name(v)))),
         }
     }
 }
@@ -303,7 +290,6 @@ fn is_list(v: &Value) -> bool {
 fn list(items: Vec<Value>) -> Value {
     Value::from(items)
 }
-
 
 // =============================================================================================
 // Basic types
@@ -561,11 +547,7 @@ fn f_split(args: Args) -> Result<Value, Error> {
 
 /// Passes Jinja2's positional parameters on to a minijinja builtin that takes keywords only.
 fn kwargs_of(b: &Bound, names: &[&'static str]) -> Kwargs {
-    Kwargs::from_iter(
-        names
-            .iter()
-            .filter_map(|n| b.opt(n).filter(|v| !v.is_none() && !v.is_undefined()).map(|v| (*n, v.clone()))),
-    )
+    Kwargs::from_iter(names.iter().filter_map(|n| b.opt(n).filter(|v| !v.is_none() && !v.is_undefined()).map(|v| (*n, v.clone()))))
 }
 
 fn f_sort(state: &State, args: Args) -> Result<Value, Error> {
@@ -658,19 +640,10 @@ fn iter_input(name: &'static str, value: &Value) -> Result<Vec<Value>, Error> {
     if value.is_undefined() {
         return Err(undefined_error(value));
     }
-    value
-        .try_iter()
-        .map(|it| it.collect())
-        .map_err(|_| plugin_error("filter", name, format!("'{}' object is not iterable", type_name(value))))
+    value.try_iter().map(|it| it.collect()).map_err(|_| plugin_error("filter", name, format!("'{}' object is not iterable", type_name(value))))
 }
 
-fn select_impl(
-    state: &mut State,
-    name: &'static str,
-    args: Args,
-    with_attr: bool,
-    invert: bool,
-) -> Result<Value, Error> {
+fn select_impl(state: &mut State, name: &'static str, args: Args, with_attr: bool, invert: bool) -> Result<Value, Error> {
     let (value, mut pos, kwargs) = split_call(args);
     let items_ = iter_input(name, &value)?;
     let attr = if with_attr {
@@ -696,11 +669,7 @@ fn select_impl(
                 targs.extend(pos.iter().cloned());
                 targs.extend(kwargs.iter().cloned());
                 state.perform_test(t, &targs).map_err(|e| {
-                    if e.kind() == ErrorKind::UnknownTest && e.detail().is_none() {
-                        plugin_error("filter", name, format!("No test named '{t}'."))
-                    } else {
-                        e
-                    }
+                    if e.kind() == ErrorKind::UnknownTest && e.detail().is_none() { plugin_error("filter", name, format!("No test named '{t}'.")) } else { e }
                 })?
             }
         };
@@ -757,11 +726,7 @@ fn f_map(state: &mut State, args: Args) -> Result<Value, Error> {
         fargs.extend(pos.iter().cloned());
         fargs.extend(kwargs.iter().cloned());
         out.push(state.apply_filter(&filter, &fargs).map_err(|e| {
-            if e.kind() == ErrorKind::UnknownFilter && e.detail().is_none() {
-                plugin_error("filter", "map", format!("No filter named '{filter}'."))
-            } else {
-                e
-            }
+            if e.kind() == ErrorKind::UnknownFilter && e.detail().is_none() { plugin_error("filter", "map", format!("No filter named '{filter}'.")) } else { e }
         })?);
     }
     Ok(list(out))
@@ -905,8 +870,7 @@ pub(crate) fn compile_py_regex(pattern: &str, flags: u8) -> Result<Arc<PyRegex>,
 }
 
 fn has_inline_multiline(p: &str) -> bool {
-    static RE: std::sync::LazyLock<Regex> =
-        std::sync::LazyLock::new(|| Regex::new(r"\(\?[aiLmsux]*m[aiLmsux-]*[:)]").unwrap());
+    static RE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| Regex::new(r"\(\?[aiLmsux]*m[aiLmsux-]*[:)]").unwrap());
     RE.is_match(p)
 }
 
@@ -1142,9 +1106,8 @@ fn parse_py_replacement(repl: &str, re: &PyRegex) -> Result<Vec<ReplPart>, Strin
                 lit.push(char::from_u32(v).unwrap_or('\0'));
             }
             '1'..='9' => {
-                let octal = ('1'..='3').contains(&n)
-                    && c.get(i).is_some_and(|d| ('0'..='7').contains(d))
-                    && c.get(i + 1).is_some_and(|d| ('0'..='7').contains(d));
+                let octal =
+                    ('1'..='3').contains(&n) && c.get(i).is_some_and(|d| ('0'..='7').contains(d)) && c.get(i + 1).is_some_and(|d| ('0'..='7').contains(d));
                 if octal {
                     let v = n.to_digit(8).unwrap() * 64 + c[i].to_digit(8).unwrap() * 8 + c[i + 1].to_digit(8).unwrap();
                     lit.push(char::from_u32(v).unwrap_or('\0'));
@@ -1218,14 +1181,7 @@ pub(crate) fn py_re_subn(re: &PyRegex, repl: &str, text: &str, count: usize) -> 
 }
 
 fn f_regex_replace(args: Args) -> Result<Value, Error> {
-    let b = bind(
-        "filter",
-        "regex_replace",
-        args,
-        &["value", "pattern", "replacement", "ignorecase", "multiline", "count", "mandatory_count"],
-        false,
-        false,
-    )?;
+    let b = bind("filter", "regex_replace", args, &["value", "pattern", "replacement", "ignorecase", "multiline", "count", "mandatory_count"], false, false)?;
     let value = b.text("value", "")?;
     let pattern = b.text("pattern", "")?;
     let replacement = b.text("replacement", "")?;
@@ -1235,9 +1191,7 @@ fn f_regex_replace(args: Args) -> Result<Value, Error> {
     let re = compile_py_regex(&pattern, flags).map_err(|e| b.fail(e))?;
     let (out, subs) = py_re_subn(&re, &replacement, &value, count).map_err(|e| b.fail(e))?;
     if mandatory != 0 && mandatory != subs as i64 {
-        return Err(b.fail(format!(
-            "'{pattern}' should match {mandatory} times, but matches {subs} times in '{value}'"
-        )));
+        return Err(b.fail(format!("'{pattern}' should match {mandatory} times, but matches {subs} times in '{value}'")));
     }
     Ok(Value::from(out))
 }
@@ -1368,11 +1322,7 @@ pub fn py_basename(p: &str) -> &str {
 pub fn py_dirname(p: &str) -> String {
     let i = p.rfind('/').map_or(0, |i| i + 1);
     let head = &p[..i];
-    if !head.is_empty() && head.chars().any(|c| c != '/') {
-        head.trim_end_matches('/').to_string()
-    } else {
-        head.to_string()
-    }
+    if !head.is_empty() && head.chars().any(|c| c != '/') { head.trim_end_matches('/').to_string() } else { head.to_string() }
 }
 
 /// `posixpath.normpath`.
@@ -1467,8 +1417,7 @@ pub fn py_expanduser(p: &str) -> String {
 
 /// `posixpath.expandvars`: `$NAME` and `${NAME}` of set variables.
 pub fn py_expandvars(p: &str) -> String {
-    static VAR: std::sync::LazyLock<Regex> =
-        std::sync::LazyLock::new(|| Regex::new(r"\$(?:([A-Za-z0-9_]+)|\{([^}]*)\})").unwrap());
+    static VAR: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| Regex::new(r"\$(?:([A-Za-z0-9_]+)|\{([^}]*)\})").unwrap());
     if !p.contains('$') {
         return p.to_string();
     }
@@ -1650,8 +1599,7 @@ fn f_commonpath(args: Args) -> Result<Value, Error> {
     if paths.iter().any(|p| p.starts_with('/') != abs) {
         return Err(b.fail("Can't mix absolute and relative paths"));
     }
-    let split: Vec<Vec<&str>> =
-        paths.iter().map(|p| p.split('/').filter(|c| !c.is_empty() && *c != ".").collect()).collect();
+    let split: Vec<Vec<&str>> = paths.iter().map(|p| p.split('/').filter(|c| !c.is_empty() && *c != ".").collect()).collect();
     let first = &split[0];
     let mut n = first.len();
     for s in &split[1..] {
@@ -1683,11 +1631,8 @@ fn json_options(b: &Bound, mut opts: JsonOptions) -> Result<JsonOptions, Error> 
     for (k, v) in &b.kwargs {
         match k.as_str() {
             "indent" => {
-                opts.indent = if v.is_none() {
-                    None
-                } else {
-                    Some(as_int(v).filter(|n| *n >= 0).ok_or_else(|| b.fail("'indent' must be an integer"))? as usize)
-                }
+                opts.indent =
+                    if v.is_none() { None } else { Some(as_int(v).filter(|n| *n >= 0).ok_or_else(|| b.fail("'indent' must be an integer"))? as usize) }
             }
             "sort_keys" => opts.sort_keys = v.is_true(),
             "ensure_ascii" => opts.ensure_ascii = v.is_true(),
@@ -1770,10 +1715,7 @@ fn f_to_nice_yaml(args: Args) -> Result<Value, Error> {
     let b = bind("filter", "to_nice_yaml", args, &["a", "indent"], true, true)?;
     let a = b.defined("a")?;
     let indent = b.int("indent")?.unwrap_or(4);
-    let opts = yaml_options(
-        &b,
-        YamlOptions { indent: indent.max(0) as usize, default_flow_style: Some(false), ..YamlOptions::default() },
-    )?;
+    let opts = yaml_options(&b, YamlOptions { indent: indent.max(0) as usize, default_flow_style: Some(false), ..YamlOptions::default() })?;
     pyfmt::to_yaml_with(a, &opts).map(Value::from).map_err(|e| b.fail(e))
 }
 
@@ -1908,9 +1850,7 @@ fn f_combine(args: Args) -> Result<Value, Error> {
         }
     }
     if !matches!(list_merge.as_str(), "replace" | "keep" | "append" | "prepend" | "append_rp" | "prepend_rp") {
-        return Err(b.fail(
-            "merge_hash: 'list_merge' argument can only be equal to 'replace', 'keep', 'append', 'prepend', 'append_rp' or 'prepend_rp'",
-        ));
+        return Err(b.fail("merge_hash: 'list_merge' argument can only be equal to 'replace', 'keep', 'append', 'prepend', 'append_rp' or 'prepend_rp'"));
     }
     for t in &b.rest {
         if t.is_undefined() {
@@ -1925,11 +1865,7 @@ fn f_combine(args: Args) -> Result<Value, Error> {
         if d.kind() != ValueKind::Map {
             let other = if i == 0 { dicts.get(1) } else { dicts.get(i - 1) }.unwrap_or(d);
             let (x, y) = if i == 0 { (d, other) } else { (other, d) };
-            return Err(b.fail(format!(
-                "failed to combine variables, expected dicts but got a '{}' and a '{}'.",
-                type_name(x),
-                type_name(y)
-            )));
+            return Err(b.fail(format!("failed to combine variables, expected dicts but got a '{}' and a '{}'.", type_name(x), type_name(y))));
         }
     }
     let mut it = dicts.iter().rev();
@@ -1948,12 +1884,7 @@ fn f_dict2items(args: Args) -> Result<Value, Error> {
     }
     let kn = Value::from(b.text("key_name", "key")?);
     let vn = Value::from(b.text("value_name", "value")?);
-    Ok(list(
-        pyfmt::map_items(d)
-            .into_iter()
-            .map(|(k, v)| Value::from_pairs(vec![(kn.clone(), k), (vn.clone(), v)]))
-            .collect(),
-    ))
+    Ok(list(pyfmt::map_items(d).into_iter().map(|(k, v)| Value::from_pairs(vec![(kn.clone(), k), (vn.clone(), v)])).collect()))
 }
 
 fn f_items2dict(args: Args) -> Result<Value, Error> {
@@ -1967,10 +1898,7 @@ fn f_items2dict(args: Args) -> Result<Value, Error> {
     let mut out = Dict::new();
     for item in items(l) {
         if item.kind() != ValueKind::Map {
-            return Err(b.fail(format!(
-                "items2dict requires a list of dictionaries, got {} instead.",
-                pyfmt::py_repr(l)
-            )));
+            return Err(b.fail(format!("items2dict requires a list of dictionaries, got {} instead.", pyfmt::py_repr(l))));
         }
         let k = item.get_item(&kn).unwrap_or(Value::UNDEFINED);
         let v = item.get_item(&vn).unwrap_or(Value::UNDEFINED);
@@ -2042,11 +1970,7 @@ fn f_zip_longest(args: Args) -> Result<Value, Error> {
     }
     let lists: Vec<Vec<Value>> = b.rest.iter().map(items).collect();
     let n = lists.iter().map(Vec::len).max().unwrap_or(0);
-    Ok(list(
-        (0..n)
-            .map(|i| list(lists.iter().map(|l| l.get(i).cloned().unwrap_or_else(|| fill.clone())).collect()))
-            .collect(),
-    ))
+    Ok(list((0..n).map(|i| list(lists.iter().map(|l| l.get(i).cloned().unwrap_or_else(|| fill.clone())).collect())).collect()))
 }
 
 fn f_product(args: Args) -> Result<Value, Error> {
@@ -2150,11 +2074,7 @@ fn f_subelements(args: Args) -> Result<Value, Error> {
         let mut skipped = false;
         for key in &path {
             if values.kind() != ValueKind::Map {
-                return Err(b.fail(format!(
-                    "the key {} should point to a dictionary, got '{}'",
-                    py_str(key),
-                    py_str(&values)
-                )));
+                return Err(b.fail(format!("the key {} should point to a dictionary, got '{}'", py_str(key), py_str(&values))));
             }
             let next = values.get_item(key).unwrap_or(Value::UNDEFINED);
             if next.is_undefined() {
@@ -2162,11 +2082,7 @@ fn f_subelements(args: Args) -> Result<Value, Error> {
                     skipped = true;
                     break;
                 }
-                return Err(b.fail(format!(
-                    "could not find {} key in iterated item {}",
-                    pyfmt::py_repr(key),
-                    pyfmt::py_repr(&values)
-                )));
+                return Err(b.fail(format!("could not find {} key in iterated item {}", pyfmt::py_repr(key), pyfmt::py_repr(&values))));
             }
             values = next;
         }
@@ -2284,10 +2200,7 @@ fn f_b64decode(args: Args) -> Result<Value, Error> {
     let data = clean.trim_end_matches('=');
     let pad = data.len() % 4;
     if pad == 1 {
-        return Err(b.fail(format!(
-            "Invalid base64-encoded string: number of data characters ({}) cannot be 1 more than a multiple of 4",
-            data.len()
-        )));
+        return Err(b.fail(format!("Invalid base64-encoded string: number of data characters ({}) cannot be 1 more than a multiple of 4", data.len())));
     }
     let have_pad = clean.len() - data.len();
     if pad != 0 && have_pad < 4 - pad || data.contains('=') {
@@ -2316,9 +2229,7 @@ fn f_hash(args: Args) -> Result<Value, Error> {
     let b = bind("filter", "hash", args, &["data", "hashtype"], false, false)?;
     let data = py_str(b.defined("data")?);
     let t = b.text("hashtype", "sha1")?;
-    hexdigest(&t.to_ascii_lowercase(), data.as_bytes())
-        .map(Value::from)
-        .ok_or_else(|| b.fail(format!("unsupported hash type {t}")))
+    hexdigest(&t.to_ascii_lowercase(), data.as_bytes()).map(Value::from).ok_or_else(|| b.fail(format!("unsupported hash type {t}")))
 }
 
 fn f_sha1(args: Args) -> Result<Value, Error> {
@@ -2361,9 +2272,7 @@ fn f_to_uuid(args: Args) -> Result<Value, Error> {
     let b = bind("filter", "to_uuid", args, &["string", "namespace"], false, false)?;
     let s = py_str(b.defined("string")?);
     let ns = b.text("namespace", "361E6D51-FAEC-444A-9079-341386DA8E2E")?;
-    let nsb = parse_uuid(&ns).ok_or_else(|| {
-        b.fail(format!("Invalid value '{ns}' for 'namespace': badly formed hexadecimal UUID string"))
-    })?;
+    let nsb = parse_uuid(&ns).ok_or_else(|| b.fail(format!("Invalid value '{ns}' for 'namespace': badly formed hexadecimal UUID string")))?;
     Ok(Value::from(uuid5(&nsb, &s)))
 }
 
@@ -2404,10 +2313,7 @@ pub fn urlsplit(url: &str) -> Result<UrlParts, String> {
     let mut scheme = String::new();
     if let Some(i) = url.find(':') {
         let cand = &url[..i];
-        if i > 0
-            && cand.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && cand.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
+        if i > 0 && cand.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && cand.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
             scheme = cand.to_ascii_lowercase();
             url = url[i + 1..].to_string();
         }
@@ -2504,11 +2410,7 @@ pub fn unquote_plus(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && bytes[i + 1].is_ascii_hexdigit()
-            && bytes.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit())
-        {
+        if bytes[i] == b'%' && i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit()) {
             out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
             i += 3;
         } else {
@@ -2560,29 +2462,23 @@ pub fn bytes_to_human(size: f64, isbits: bool, unit: Option<&str>) -> String {
 
 /// Ansible's `human_to_bytes`: `'1K'` → 1024, `'1.5 MB'` → 1572864, `'2Kb'` with `isbits`.
 pub fn human_to_bytes(number: &str, default_unit: Option<&str>, isbits: bool) -> Result<i128, String> {
-    static RE: std::sync::LazyLock<Regex> =
-        std::sync::LazyLock::new(|| Regex::new(r"^([0-9]*\.?[0-9]+)(?:\s*([A-Za-z]+))?\s*$").unwrap());
-    let caps = RE
-        .captures(number)
-        .ok_or_else(|| format!("human_to_bytes() can't interpret following string: {number}"))?;
+    static RE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| Regex::new(r"^([0-9]*\.?[0-9]+)(?:\s*([A-Za-z]+))?\s*$").unwrap());
+    let caps = RE.captures(number).ok_or_else(|| format!("human_to_bytes() can't interpret following string: {number}"))?;
     let num: f64 = caps[1].parse().map_err(|_| format!("human_to_bytes() can't interpret following number: {}", &caps[1]))?;
     let unit = caps.get(2).map(|m| m.as_str().to_string()).or_else(|| default_unit.map(String::from));
     let Some(unit) = unit else {
         return Ok(py_round_half_even(num) as i128);
     };
     let range_key = unit.chars().next().unwrap_or('B').to_ascii_uppercase().to_string();
-    let limit = SIZE_RANGES.iter().find(|r| r.0 == range_key).map(|r| r.1).ok_or_else(|| {
-        format!(
-            "human_to_bytes() failed to convert {number} (unit = {unit}). The suffix must be one of Y, Z, E, P, T, G, M, K, B"
-        )
-    })?;
+    let limit = SIZE_RANGES
+        .iter()
+        .find(|r| r.0 == range_key)
+        .map(|r| r.1)
+        .ok_or_else(|| format!("human_to_bytes() failed to convert {number} (unit = {unit}). The suffix must be one of Y, Z, E, P, T, G, M, K, B"))?;
     let (unit_class, unit_class_name) = if isbits { ("b", "bit") } else { ("B", "byte") };
     if unit.chars().count() > 1 {
-        let expect = if range_key == "B" {
-            format!("expect {unit_class} or {unit_class_name}")
-        } else {
-            format!("expect {range_key}{unit_class} or {range_key}")
-        };
+        let expect =
+            if range_key == "B" { format!("expect {unit_class} or {unit_class_name}") } else { format!("expect {range_key}{unit_class} or {range_key}") };
         let names = [
             ("B", "byte", "bit"),
             ("K", "kilobyte", "kilobit"),
@@ -2695,9 +2591,7 @@ impl PyRandom {
         let n = 624;
         let mut k = n.max(key.len());
         while k > 0 {
-            mt[i] = (mt[i] ^ (mt[i - 1] ^ (mt[i - 1] >> 30)).wrapping_mul(1664525))
-                .wrapping_add(key[j])
-                .wrapping_add(j as u32);
+            mt[i] = (mt[i] ^ (mt[i - 1] ^ (mt[i - 1] >> 30)).wrapping_mul(1664525)).wrapping_add(key[j]).wrapping_add(j as u32);
             i += 1;
             j += 1;
             if i >= n {
@@ -3022,15 +2916,9 @@ mod tests {
         let s = |x: &str, p: &str| eval("x | regex_search(p)", context! { x => x, p => p });
         assert_eq!(s("ab\ncd\n", r"(\w+)$"), "cd");
         assert_eq!(s("abc", "x"), "None");
-        assert_eq!(
-            eval("x | regex_search(p, '\\\\2', '\\\\1')", context! { x => "abc", p => "(b)(c)" }),
-            "['c', 'b']"
-        );
+        assert_eq!(eval("x | regex_search(p, '\\\\2', '\\\\1')", context! { x => "abc", p => "(b)(c)" }), "['c', 'b']");
         assert_eq!(eval("x | regex_findall(p)", context! { x => "a1b22c333", p => r"\d*" }), "['', '1', '', '22', '', '333', '']");
-        assert_eq!(
-            eval("x | regex_findall(p, ignorecase=true, multiline=true)", context! { x => "Foo=1\nfoo=2\nbar=3", p => r"^foo=(\d)$" }),
-            "['1', '2']"
-        );
+        assert_eq!(eval("x | regex_findall(p, ignorecase=true, multiline=true)", context! { x => "Foo=1\nfoo=2\nbar=3", p => r"^foo=(\d)$" }), "['1', '2']");
     }
 
     #[test]
@@ -3084,10 +2972,7 @@ mod tests {
         std::os::unix::fs::symlink(format!("{base}/real"), format!("{base}/link")).unwrap();
         assert_eq!(py_realpath(&format!("{base}/link/f.txt")), format!("{base}/real/f.txt"));
         assert_eq!(py_realpath(&format!("{base}/link/../nope/x")), format!("{base}/nope/x"));
-        assert_eq!(
-            eval("p | fileglob", context! { p => format!("{base}/link/*.txt") }),
-            format!("['{base}/link/f.txt']")
-        );
+        assert_eq!(eval("p | fileglob", context! { p => format!("{base}/link/*.txt") }), format!("['{base}/link/f.txt']"));
         assert_eq!(eval("p | relpath(s)", context! { p => "/a/b/c", s => "/a/x" }), "../b/c");
     }
 

@@ -40,8 +40,8 @@ pub fn to_bool_strict(v: &Json) -> Option<bool> {
     match v {
         Json::Bool(b) => Some(*b),
         Json::Number(n) => match n.as_f64() {
-            Some(x) if x == 1.0 => Some(true),
-            Some(x) if x == 0.0 => Some(false),
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
             _ => None,
         },
         Json::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -137,11 +137,7 @@ impl Templar {
             if value.is_undefined() {
                 return Err(Error::new(ErrorKind::UndefinedError, "an undefined value was printed"));
             }
-            if let Some(s) = value.as_str() {
-                out.write_str(s).map_err(Error::from)
-            } else {
-                out.write_str(&pyfmt::render_str(value)).map_err(Error::from)
-            }
+            if let Some(s) = value.as_str() { out.write_str(s).map_err(Error::from) } else { out.write_str(&pyfmt::render_str(value)).map_err(Error::from) }
         });
         filters::register(&mut env);
         tests::register(&mut env);
@@ -506,10 +502,7 @@ impl Vars {
         };
         if self.depth.fetch_add(1, Ordering::SeqCst) > MAX_DEPTH {
             self.depth.fetch_sub(1, Ordering::SeqCst);
-            return Some(Value::from(Error::new(
-                ErrorKind::InvalidOperation,
-                format!("recursive loop detected in template for variable '{name}'"),
-            )));
+            return Some(Value::from(Error::new(ErrorKind::InvalidOperation, format!("recursive loop detected in template for variable '{name}'"))));
         }
         let ctx = Value::from_dyn_object(self.clone());
         let v = match self.templar.template_to_value(raw, &ctx) {
@@ -577,16 +570,18 @@ fn run_lookup(state: &State, name: &str, terms: &[Value], kwargs: &minijinja::va
             let paths = lookup_paths(state);
             for t in &terms {
                 let p = Path::new(t);
-                let found = if p.is_absolute() {
-                    p.exists().then(|| p.to_path_buf())
-                } else {
-                    paths.iter().map(|d| d.join(t)).find(|c| c.exists())
-                };
+                let found = if p.is_absolute() { p.exists().then(|| p.to_path_buf()) } else { paths.iter().map(|d| d.join(t)).find(|c| c.exists()) };
                 let Some(found) = found else {
-                    return Err(Error::new(ErrorKind::InvalidOperation, format!("The 'file' lookup could not find '{t}' (searched {})", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))));
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "The 'file' lookup could not find '{t}' (searched {})",
+                            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
                 };
-                let mut text = std::fs::read_to_string(&found)
-                    .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("could not read {}: {e}", found.display())))?;
+                let mut text =
+                    std::fs::read_to_string(&found).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("could not read {}: {e}", found.display())))?;
                 if rstrip.unwrap_or(true) {
                     text = text.trim_end().to_string();
                 }
@@ -612,7 +607,10 @@ fn run_lookup(state: &State, name: &str, terms: &[Value], kwargs: &minijinja::va
             out.extend(terms.into_iter().map(Value::from));
         }
         other => {
-            return Err(Error::new(ErrorKind::InvalidOperation, format!("lookup plugin '{other}' is not supported by airlock (supported: env, file, vars, items, list)")));
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("lookup plugin '{other}' is not supported by airlock (supported: env, file, vars, items, list)"),
+            ));
         }
     }
     kwargs.assert_all_used().ok();

@@ -287,14 +287,7 @@ fn json_newline(out: &mut String, opts: &JsonOptions, level: usize) {
     }
 }
 
-fn json_write(
-    out: &mut String,
-    v: &Value,
-    opts: &JsonOptions,
-    item_sep: &str,
-    key_sep: &str,
-    level: usize,
-) -> Result<(), String> {
+fn json_write(out: &mut String, v: &Value, opts: &JsonOptions, item_sep: &str, key_sep: &str, level: usize) -> Result<(), String> {
     if level > 500 {
         return Err("maximum nesting depth exceeded".into());
     }
@@ -432,15 +425,7 @@ pub struct YamlOptions {
 
 impl Default for YamlOptions {
     fn default() -> Self {
-        YamlOptions {
-            indent: 2,
-            width: 80,
-            default_flow_style: None,
-            sort_keys: true,
-            allow_unicode: true,
-            explicit_start: false,
-            explicit_end: false,
-        }
+        YamlOptions { indent: 2, width: 80, default_flow_style: None, sort_keys: true, allow_unicode: true, explicit_start: false, explicit_end: false }
     }
 }
 
@@ -449,11 +434,7 @@ impl Default for YamlOptions {
 /// in flow style); `to_nice_yaml` (`nice`) is block style. Keys are sorted, long plain scalars
 /// fold at width 80, and the text ends with a newline.
 pub fn to_yaml(v: &Value, indent: usize, nice: bool) -> Result<String, String> {
-    let opts = YamlOptions {
-        indent,
-        default_flow_style: if nice { Some(false) } else { None },
-        ..YamlOptions::default()
-    };
+    let opts = YamlOptions { indent, default_flow_style: if nice { Some(false) } else { None }, ..YamlOptions::default() };
     to_yaml_with(v, &opts)
 }
 
@@ -548,9 +529,8 @@ mod resolver {
     use regex::Regex;
     use std::sync::LazyLock;
 
-    pub static BOOL: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$").unwrap()
-    });
+    pub static BOOL: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$").unwrap());
     pub static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(concat!(
             r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?",
@@ -612,9 +592,7 @@ enum Ev {
 
 fn serialize(node: &Node, events: &mut Vec<Ev>) {
     match node {
-        Node::Scalar { value, plain_implicit } => {
-            events.push(Ev::Scalar { value: value.clone(), plain_implicit: *plain_implicit })
-        }
+        Node::Scalar { value, plain_implicit } => events.push(Ev::Scalar { value: value.clone(), plain_implicit: *plain_implicit }),
         Node::Seq { items, flow } => {
             events.push(Ev::SeqStart { flow: *flow });
             for item in items {
@@ -704,10 +682,7 @@ fn is_blankz(c: Option<char>) -> bool {
 
 fn is_printable(c: char) -> bool {
     let n = c as u32;
-    n == 0x0a
-        || (0x20..=0x7e).contains(&n)
-        || (0xa0..=0xd7ff).contains(&n)
-        || ((0xe000..=0xfffd).contains(&n) && n != 0xfeff)
+    n == 0x0a || (0x20..=0x7e).contains(&n) || (0xa0..=0xd7ff).contains(&n) || ((0xe000..=0xfffd).contains(&n) && n != 0xfeff)
 }
 
 impl Emitter {
@@ -812,9 +787,7 @@ impl Emitter {
         let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) = (false, false, false, false);
         let (mut break_space, mut space_break) = (false, false);
         let (mut previous_space, mut previous_break) = (false, false);
-        if (s.len() >= 3 && s[0] == '-' && s[1] == '-' && s[2] == '-')
-            || (s.len() >= 3 && s[0] == '.' && s[1] == '.' && s[2] == '.')
-        {
+        if (s.len() >= 3 && s[0] == '-' && s[1] == '-' && s[2] == '-') || (s.len() >= 3 && s[0] == '.' && s[1] == '.' && s[2] == '.') {
             block_ind = true;
             flow_ind = true;
         }
@@ -1157,15 +1130,7 @@ impl Emitter {
         self.emit_node(events, i, false, false, true, false)
     }
 
-    fn emit_node(
-        &mut self,
-        events: &[Ev],
-        i: usize,
-        _root: bool,
-        _sequence: bool,
-        mapping: bool,
-        simple_key: bool,
-    ) -> Result<(), String> {
+    fn emit_node(&mut self, events: &[Ev], i: usize, _root: bool, _sequence: bool, mapping: bool, simple_key: bool) -> Result<(), String> {
         self.mapping_context = mapping;
         self.simple_key_context = simple_key;
         match &events[i] {
@@ -1178,19 +1143,13 @@ impl Emitter {
                 Ok(())
             }
             Ev::SeqStart { flow } => {
-                self.state = if self.flow_level > 0 || *flow || Self::check_empty_sequence(events, i) {
-                    St::FlowSequenceFirstItem
-                } else {
-                    St::BlockSequenceFirstItem
-                };
+                self.state =
+                    if self.flow_level > 0 || *flow || Self::check_empty_sequence(events, i) { St::FlowSequenceFirstItem } else { St::BlockSequenceFirstItem };
                 Ok(())
             }
             Ev::MapStart { flow } => {
-                self.state = if self.flow_level > 0 || *flow || Self::check_empty_mapping(events, i) {
-                    St::FlowMappingFirstKey
-                } else {
-                    St::BlockMappingFirstKey
-                };
+                self.state =
+                    if self.flow_level > 0 || *flow || Self::check_empty_mapping(events, i) { St::FlowMappingFirstKey } else { St::BlockMappingFirstKey };
                 Ok(())
             }
             _ => Err("expected SCALAR, SEQUENCE-START, MAPPING-START, or ALIAS".into()),
@@ -1203,9 +1162,7 @@ impl Emitter {
             style = Style::Double;
         }
         if style == Style::Plain {
-            if (self.flow_level > 0 && !self.scalar.flow_plain_allowed)
-                || (self.flow_level == 0 && !self.scalar.block_plain_allowed)
-            {
+            if (self.flow_level > 0 && !self.scalar.flow_plain_allowed) || (self.flow_level == 0 && !self.scalar.block_plain_allowed) {
                 style = Style::Single;
             }
             if self.scalar.chars.is_empty() && (self.flow_level > 0 || self.simple_key_context) {
@@ -1278,13 +1235,7 @@ impl Emitter {
         for i in 0..n {
             let c = s[i];
             if c == ' ' {
-                if allow_breaks
-                    && !spaces
-                    && self.column > self.best_width
-                    && i != 0
-                    && i != n - 1
-                    && s.get(i + 1) != Some(&' ')
-                {
+                if allow_breaks && !spaces && self.column > self.best_width && i != 0 && i != n - 1 && s.get(i + 1) != Some(&' ') {
                     self.write_indent();
                 } else {
                     self.put(c);
@@ -1324,13 +1275,7 @@ impl Emitter {
         let n = s.len();
         for i in 0..n {
             let c = s[i];
-            if !is_printable(c)
-                || (!self.unicode && !c.is_ascii())
-                || c == '\u{feff}'
-                || is_break(c)
-                || c == '"'
-                || c == '\\'
-            {
+            if !is_printable(c) || (!self.unicode && !c.is_ascii()) || c == '\u{feff}' || is_break(c) || c == '"' || c == '\\' {
                 self.put('\\');
                 let v = c as u32;
                 match v {
@@ -1384,6 +1329,13 @@ impl Emitter {
         self.whitespace = false;
         self.indention = false;
     }
+}
+
+/// Python's `json.dumps` of JSON data (for results and request bodies, which are not template
+/// values): `indent`, `sort_keys`, `ensure_ascii`.
+pub fn json_dumps(v: &serde_json::Value, indent: Option<usize>, sort_keys: bool, ensure_ascii: bool) -> String {
+    let opts = JsonOptions { indent, sort_keys, ensure_ascii, separators: None };
+    to_json(&crate::template::to_value(v), &opts).unwrap_or_else(|_| v.to_string())
 }
 
 #[cfg(test)]
@@ -1451,10 +1403,7 @@ mod tests {
         assert_eq!(render_str(&Value::from(false)), "False");
         assert_eq!(py_str(&Value::from(1.0)), "1.0");
         assert_eq!(py_str(&Value::from("plain")), "plain");
-        assert_eq!(
-            py_str(&val(r#"[1.0, "a", "it's", null, true, {"k": "v", "n": [1, 2]}]"#)),
-            r#"[1.0, 'a', "it's", None, True, {'k': 'v', 'n': [1, 2]}]"#
-        );
+        assert_eq!(py_str(&val(r#"[1.0, "a", "it's", null, true, {"k": "v", "n": [1, 2]}]"#)), r#"[1.0, 'a', "it's", None, True, {'k': 'v', 'n': [1, 2]}]"#);
         assert_eq!(py_str(&val("{}")), "{}");
         assert_eq!(py_str(&val("[]")), "[]");
         // tuples (zip, items) print as lists, as Ansible 2.19 turns them into lists
@@ -1504,10 +1453,8 @@ mod tests {
         assert_eq!(to_yaml(&val("[1e-5, 1e20, -0.0, 0.1, 1.0]"), 2, false).unwrap(), "[1.0e-05, 1.0e+20, -0.0, 0.1, 1.0]\n");
         assert_eq!(to_yaml(&Value::from(f64::INFINITY), 2, false).unwrap(), ".inf\n");
         // quoting decided by the YAML 1.1 resolver and libyaml's scalar analysis
-        let s = val(
-            r##"{"a": "yes", "b": "123", "c": "1.5", "d": "null", "e": "", "f": "a: b", "g": "#x", "h": "x #y",
-                "i": "- x", "j": "2001-12-14", "k": "tab\there", "l": "'q'", "m": "é😀", "n": " lead", "o": "~"}"##,
-        );
+        let s = val(r##"{"a": "yes", "b": "123", "c": "1.5", "d": "null", "e": "", "f": "a: b", "g": "#x", "h": "x #y",
+                "i": "- x", "j": "2001-12-14", "k": "tab\there", "l": "'q'", "m": "é😀", "n": " lead", "o": "~"}"##);
         assert_eq!(
             to_yaml(&s, 4, true).unwrap(),
             "a: 'yes'\nb: '123'\nc: '1.5'\nd: 'null'\ne: ''\nf: 'a: b'\ng: '#x'\nh: 'x #y'\ni: '- x'\n\
@@ -1565,11 +1512,4 @@ mod tests {
             assert!(!resolves_to_non_str(s), "{s:?} is a string in YAML 1.1");
         }
     }
-}
-
-/// Python's `json.dumps` of JSON data (for results and request bodies, which are not template
-/// values): `indent`, `sort_keys`, `ensure_ascii`.
-pub fn json_dumps(v: &serde_json::Value, indent: Option<usize>, sort_keys: bool, ensure_ascii: bool) -> String {
-    let opts = JsonOptions { indent, sort_keys, ensure_ascii, separators: None };
-    to_json(&crate::template::to_value(v), &opts).unwrap_or_else(|_| v.to_string())
 }

@@ -183,9 +183,7 @@ fn loose_cmp(a: &str, b: &str) -> Result<Ordering, String> {
 type Strict = ((u64, u64, u64), Option<(char, u64)>);
 
 fn strict_parse(v: &str) -> Result<Strict, String> {
-    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"^([0-9]+)\.([0-9]+)(\.([0-9]+))?([ab]([0-9]+))?$").unwrap()
-    });
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^([0-9]+)\.([0-9]+)(\.([0-9]+))?([ab]([0-9]+))?$").unwrap());
     let bad = || format!("invalid version number '{v}'");
     let c = RE.captures(v).ok_or_else(bad)?;
     let num = |i: usize| -> Result<u64, String> { c.get(i).map_or(Ok(0), |m| m.as_str().parse().map_err(|_| bad())) };
@@ -280,9 +278,7 @@ pub fn compare_versions(a: &str, b: &str, version_type: &str) -> Result<Ordering
         "strict" => strict_cmp(a, b),
         "semver" | "semantic" => semver_cmp(a, b),
         "pep440" => Err("The pep440 version_type requires the Python 'packaging' library".into()),
-        other => Err(format!(
-            "Invalid version type ({other}). Must be one of 'loose', 'strict', 'semver', 'semantic', 'pep440'"
-        )),
+        other => Err(format!("Invalid version type ({other}). Must be one of 'loose', 'strict', 'semver', 'semantic', 'pep440'")),
     }
 }
 
@@ -306,11 +302,7 @@ pub(crate) fn version_compare_bound(b: &Bound) -> Result<bool, Error> {
     if !version.is_true() {
         return Err(b.fail("Version parameter to compare against cannot be empty"));
     }
-    let vtype = if strict.is_some_and(|s| s.is_true()) {
-        "strict".to_string()
-    } else {
-        version_type.map(py_str).unwrap_or_else(|| "loose".into())
-    };
+    let vtype = if strict.is_some_and(|s| s.is_true()) { "strict".to_string() } else { version_type.map(py_str).unwrap_or_else(|| "loose".into()) };
     let op = match operator.as_str() {
         "==" | "=" | "eq" => "eq",
         "<" | "lt" => "lt",
@@ -325,12 +317,9 @@ pub(crate) fn version_compare_bound(b: &Bound) -> Result<bool, Error> {
         }
     };
     if !matches!(vtype.as_str(), "loose" | "strict" | "semver" | "semantic" | "pep440") {
-        return Err(b.fail(format!(
-            "Invalid version type ({vtype}). Must be one of 'loose', 'strict', 'semver', 'semantic', 'pep440'"
-        )));
+        return Err(b.fail(format!("Invalid version type ({vtype}). Must be one of 'loose', 'strict', 'semver', 'semantic', 'pep440'")));
     }
-    let ord = compare_versions(&py_str(value), &py_str(&version), &vtype)
-        .map_err(|e| b.fail(format!("Version comparison failed: {e}")))?;
+    let ord = compare_versions(&py_str(value), &py_str(&version), &vtype).map_err(|e| b.fail(format!("Version comparison failed: {e}")))?;
     Ok(match op {
         "eq" => ord == Ordering::Equal,
         "ne" => ord != Ordering::Equal,
@@ -455,9 +444,7 @@ fn t_contains(args: Args) -> Result<bool, Error> {
 fn collection_items(b: &Bound, p: &str) -> Result<Vec<Value>, Error> {
     let v = b.defined(p)?;
     match v.kind() {
-        ValueKind::String | ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
-            Ok(v.try_iter().map(|i| i.collect()).unwrap_or_default())
-        }
+        ValueKind::String | ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => Ok(v.try_iter().map(|i| i.collect()).unwrap_or_default()),
         _ => Err(b.fail(format!("'{}' object is not iterable", super::filters::type_name(v)))),
     }
 }
@@ -613,10 +600,7 @@ mod unit_tests {
     }
 
     fn check(env: &Environment<'static>, expr: &str, ctx: Value) -> Result<bool, String> {
-        env.compile_expression(expr)
-            .and_then(|e| e.eval(ctx))
-            .map(|v| v.is_true())
-            .map_err(|e| e.to_string())
+        env.compile_expression(expr).and_then(|e| e.eval(ctx)).map(|v| v.is_true()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -635,10 +619,7 @@ mod unit_tests {
         ] {
             assert_eq!(compare_versions(a, b, "loose"), Ok(want), "{a} vs {b}");
         }
-        assert_eq!(
-            compare_versions("1.a", "1.1", "loose"),
-            Err("'<' not supported between instances of 'str' and 'int'".into())
-        );
+        assert_eq!(compare_versions("1.a", "1.1", "loose"), Err("'<' not supported between instances of 'str' and 'int'".into()));
         assert_eq!(compare_versions("1.10", "1.9", "strict"), Ok(Greater));
         assert_eq!(compare_versions("1.10a1", "1.10", "strict"), Ok(Less));
         assert_eq!(compare_versions("1.10.0", "1.10", "strict"), Ok(Equal));

@@ -28,11 +28,7 @@ pub fn gather() -> Map<String, Value> {
     user(&mut f);
     f.insert(
         "env".into(),
-        Value::Object(
-            std::env::vars_os()
-                .map(|(k, v)| (k.to_string_lossy().into_owned(), Value::String(v.to_string_lossy().into_owned())))
-                .collect(),
-        ),
+        Value::Object(std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), Value::String(v.to_string_lossy().into_owned()))).collect()),
     );
     f.insert("date_time".into(), Value::Object(date_time()));
     f.insert("dns".into(), Value::Object(dns()));
@@ -93,14 +89,10 @@ fn cstr(p: *const libc::c_char) -> String {
 /// Ansible's `get_bin_path`: `PATH` plus the sbin directories.
 fn bin_path(name: &str) -> Option<String> {
     let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .chain(["/sbin", "/usr/sbin", "/usr/local/sbin"])
-        .map(|d| format!("{d}/{name}"))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    path.split(':').filter(|d| !d.is_empty()).chain(["/sbin", "/usr/sbin", "/usr/local/sbin"]).map(|d| format!("{d}/{name}")).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// `KEY=value` lines with shell quoting (os-release, lsb-release, SELinux config).
@@ -142,13 +134,7 @@ fn uname() -> Option<[String; 5]> {
     if unsafe { libc::uname(&mut u) } != 0 {
         return None;
     }
-    Some([
-        cstr(u.sysname.as_ptr()),
-        cstr(u.nodename.as_ptr()),
-        cstr(u.release.as_ptr()),
-        cstr(u.version.as_ptr()),
-        cstr(u.machine.as_ptr()),
-    ])
+    Some([cstr(u.sysname.as_ptr()), cstr(u.nodename.as_ptr()), cstr(u.release.as_ptr()), cstr(u.version.as_ptr()), cstr(u.machine.as_ptr())])
 }
 
 fn platform(f: &mut Map<String, Value>) {
@@ -198,12 +184,7 @@ fn fqdn(node: &str) -> String {
         })
         .collect();
     let has = |(_, names): &&(String, Vec<String>)| names.iter().any(|n| n.eq_ignore_ascii_case(node));
-    let ip = entries
-        .iter()
-        .filter(has)
-        .find(|(ip, _)| ip.parse::<Ipv4Addr>().is_ok())
-        .or_else(|| entries.iter().find(has))
-        .map(|(ip, _)| ip.clone());
+    let ip = entries.iter().filter(has).find(|(ip, _)| ip.parse::<Ipv4Addr>().is_ok()).or_else(|| entries.iter().find(has)).map(|(ip, _)| ip.clone());
     let Some(ip) = ip else { return node.to_string() };
     let Some((_, names)) = entries.iter().find(|(i, _)| *i == ip) else { return node.to_string() };
     names.iter().find(|n| n.contains('.')).unwrap_or(&names[0]).clone()
@@ -266,19 +247,7 @@ const OS_FAMILY_MAP: &[(&str, &[&str])] = &[
     ),
     (
         "Suse",
-        &[
-            "SuSE",
-            "SLES",
-            "SLED",
-            "openSUSE",
-            "openSUSE Tumbleweed",
-            "SLES_SAP",
-            "SUSE_LINUX",
-            "openSUSE Leap",
-            "ALP-Dolomite",
-            "SL-Micro",
-            "openSUSE MicroOS",
-        ],
+        &["SuSE", "SLES", "SLED", "openSUSE", "openSUSE Tumbleweed", "SLES_SAP", "SUSE_LINUX", "openSUSE Leap", "ALP-Dolomite", "SL-Micro", "openSUSE MicroOS"],
     ),
     ("Archlinux", &["Archlinux", "Antergos", "Manjaro"]),
     ("Mandrake", &["Mandrake", "Mandriva"]),
@@ -299,11 +268,7 @@ const OS_FAMILY_MAP: &[(&str, &[&str])] = &[
 
 /// Ansible's `os_family` for a `distribution`: its family, or the distribution itself.
 pub fn os_family(distribution: &str) -> String {
-    OS_FAMILY_MAP
-        .iter()
-        .find(|(_, names)| names.contains(&distribution))
-        .map(|(fam, _)| fam.to_string())
-        .unwrap_or_else(|| distribution.to_string())
+    OS_FAMILY_MAP.iter().find(|(_, names)| names.contains(&distribution)).map(|(fam, _)| fam.to_string()).unwrap_or_else(|| distribution.to_string())
 }
 
 /// Ansible's `DistributionFiles.OSDIST_LIST`: (path, name, allow empty).
@@ -334,10 +299,7 @@ const OSDIST_LIST: &[(&str, &str, bool)] = &[
 ];
 
 fn os_release() -> HashMap<String, String> {
-    fs::read_to_string("/etc/os-release")
-        .or_else(|_| fs::read_to_string("/usr/lib/os-release"))
-        .map(|t| parse_kv_file(&t))
-        .unwrap_or_default()
+    fs::read_to_string("/etc/os-release").or_else(|_| fs::read_to_string("/usr/lib/os-release")).map(|t| parse_kv_file(&t)).unwrap_or_default()
 }
 
 /// Python's `str.capitalize`.
@@ -549,10 +511,7 @@ fn parse_dist_file(name: &str, data: &str, path: &str, collected: &BTreeMap<&str
             } else if path == "/etc/SuSE-release" {
                 let lines: Vec<&str> = data.lines().collect();
                 if lower.contains("open") {
-                    out.push((
-                        "distribution",
-                        s(lines.first().and_then(|l| l.split_whitespace().next()).unwrap_or("")),
-                    ));
+                    out.push(("distribution", s(lines.first().and_then(|l| l.split_whitespace().next()).unwrap_or(""))));
                     for line in &lines {
                         if let Some(c) = re(r"CODENAME *= *([^\n]+)").captures(line) {
                             out.push(("distribution_release", s(c[1].trim())));
@@ -605,9 +564,7 @@ fn parse_dist_file(name: &str, data: &str, path: &str, collected: &BTreeMap<&str
                 out.push(("distribution", s("Ubuntu")));
             } else if data.contains("SteamOS") {
                 out.push(("distribution", s("SteamOS")));
-            } else if (path == "/etc/lsb-release" || path == "/etc/os-release")
-                && (data.contains("Kali") || data.contains("Parrot"))
-            {
+            } else if (path == "/etc/lsb-release" || path == "/etc/os-release") && (data.contains("Kali") || data.contains("Parrot")) {
                 out.push(("distribution", s(if data.contains("Kali") { "Kali" } else { "Parrot" })));
                 if let Some(c) = re(r"DISTRIB_RELEASE=(.*)").captures(data) {
                     out.push(("distribution_release", s(&c[1])));
@@ -636,12 +593,7 @@ fn parse_dist_file(name: &str, data: &str, path: &str, collected: &BTreeMap<&str
                     out.push(("distribution_version", s(&c[1])));
                     out.push(("distribution_major_version", s(c[1].split('.').next().unwrap_or(""))));
                 }
-            } else if data.contains("UOS")
-                || data.contains("Uos")
-                || data.contains("uos")
-                || data.contains("Deepin")
-                || data.contains("deepin")
-            {
+            } else if data.contains("UOS") || data.contains("Uos") || data.contains("uos") || data.contains("Deepin") || data.contains("deepin") {
                 let uos = data.contains("UOS") || data.contains("Uos") || data.contains("uos");
                 out.push(("distribution", s(if uos { "Uos" } else { "Deepin" })));
                 if let Some(c) = re(r#"VERSION_CODENAME="?([^"]+)"?"#).captures(data) {
@@ -798,9 +750,7 @@ fn service_mgr(f: &mut Map<String, Value>) {
     {
         proc_1 = Some(t.to_string_lossy().into_owned());
     }
-    let proc_1 = proc_1
-        .map(|p| p.rsplit('/').next().unwrap_or("").trim().to_string())
-        .filter(|p| !p.is_empty() && p != "init" && !p.ends_with("sh"));
+    let proc_1 = proc_1.map(|p| p.rsplit('/').next().unwrap_or("").trim().to_string()).filter(|p| !p.is_empty() && p != "init" && !p.ends_with("sh"));
     let name = if let Some(p) = proc_1 {
         match p.as_str() {
             "procd" => "openwrt_init".to_string(),
@@ -816,16 +766,13 @@ fn service_mgr(f: &mut Map<String, Value>) {
             "openwrt_init".into()
         } else if dist == "SMGL" {
             "simpleinit_msb".into()
-        } else if systemctl
-            && ["/run/systemd/system/", "/dev/.run/systemd/", "/dev/.systemd/"].iter().any(|p| exists(p))
-        {
+        } else if systemctl && ["/run/systemd/system/", "/dev/.run/systemd/", "/dev/.systemd/"].iter().any(|p| exists(p)) {
             "systemd".into()
         } else if bin_path("initctl").is_some() && exists("/etc/init/") {
             "upstart".into()
         } else if exists("/sbin/openrc") {
             "openrc".into()
-        } else if systemctl && fs::read_link("/sbin/init").is_ok_and(|t| t.file_name().is_some_and(|n| n == "systemd"))
-        {
+        } else if systemctl && fs::read_link("/sbin/init").is_ok_and(|t| t.file_name().is_some_and(|n| n == "systemd")) {
             "systemd".into()
         } else if exists("/etc/init.d/") {
             "sysvinit".into()
@@ -864,22 +811,14 @@ fn passwd(by_name: Option<&str>, uid: u32) -> Option<Passwd> {
     if rc != 0 || result.is_null() {
         return None;
     }
-    Some(Passwd {
-        name: cstr(pw.pw_name),
-        uid: pw.pw_uid,
-        gid: pw.pw_gid,
-        gecos: cstr(pw.pw_gecos),
-        dir: cstr(pw.pw_dir),
-        shell: cstr(pw.pw_shell),
-    })
+    Some(Passwd { name: cstr(pw.pw_name), uid: pw.pw_uid, gid: pw.pw_gid, gecos: cstr(pw.pw_gecos), dir: cstr(pw.pw_dir), shell: cstr(pw.pw_shell) })
 }
 
 fn user(f: &mut Map<String, Value>) {
     // SAFETY: trivial libc getters
     let (uid, euid, gid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getgid()) };
     // Python's getpass.getuser(): the environment first, then the password database
-    let env_user =
-        ["LOGNAME", "USER", "LNAME", "USERNAME"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    let env_user = ["LOGNAME", "USER", "LNAME", "USERNAME"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
     let pw_uid = passwd(None, uid);
     let user_id = env_user.or_else(|| pw_uid.as_ref().map(|p| p.name.clone())).unwrap_or_default();
     let pw = passwd(Some(&user_id), 0).or(pw_uid);
@@ -1022,12 +961,7 @@ fn selinux(f: &mut Map<String, Value>) {
 fn lsb() -> Option<Map<String, Value>> {
     let mut m = Map::new();
     if let Some(lsb) = fs::read_to_string("/etc/lsb-release").ok().map(|t| parse_kv_file(&t)) {
-        for (k, key) in [
-            ("DISTRIB_ID", "id"),
-            ("DISTRIB_RELEASE", "release"),
-            ("DISTRIB_DESCRIPTION", "description"),
-            ("DISTRIB_CODENAME", "codename"),
-        ] {
+        for (k, key) in [("DISTRIB_ID", "id"), ("DISTRIB_RELEASE", "release"), ("DISTRIB_DESCRIPTION", "description"), ("DISTRIB_CODENAME", "codename")] {
             if let Some(v) = lsb.get(k) {
                 m.insert(key.into(), Value::String(v.clone()));
             }
@@ -1226,10 +1160,7 @@ fn memory(f: &mut Map<String, Value>) {
             }
             _ => {}
         }
-        if let Some(key) = ["MemTotal", "SwapTotal", "MemFree", "SwapFree", "Buffers", "Cached", "SwapCached"]
-            .iter()
-            .find(|x| **x == k)
-        {
+        if let Some(key) = ["MemTotal", "SwapTotal", "MemFree", "SwapFree", "Buffers", "Cached", "SwapCached"].iter().find(|x| **x == k) {
             st.insert(key, mb);
         }
     }
@@ -1344,9 +1275,8 @@ fn unescape_octal(s: &str) -> String {
 fn mounts() -> Vec<Value> {
     let Ok(text) = fs::read_to_string("/proc/self/mounts") else { return Vec::new() };
     // bind mounts: a mount whose root inside its filesystem is not `/` (findmnt's `[/path]`)
-    let roots: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| t.lines().map(|l| l.split(' ').nth(3).unwrap_or("/").to_string()).collect())
-        .unwrap_or_default();
+    let roots: Vec<String> =
+        fs::read_to_string("/proc/self/mountinfo").map(|t| t.lines().map(|l| l.split(' ').nth(3).unwrap_or("/").to_string()).collect()).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let roots_match = roots.len() == lines.len();
     let uuids: HashMap<String, String> = fs::read_dir("/dev/disk/by-uuid")
@@ -1382,8 +1312,7 @@ fn mounts() -> Vec<Value> {
         m.insert("passno".into(), json!(fields[5].parse::<i64>().unwrap_or(0)));
         // Network filesystems can hang statvfs; Ansible guards with a timeout, here they are
         // listed without sizes.
-        let network =
-            device.contains(":/") || device.starts_with("//") || fstype.starts_with("nfs") || fstype == "cifs";
+        let network = device.contains(":/") || device.starts_with("//") || fstype.starts_with("nfs") || fstype == "cifs";
         if !network && let Ok(c) = CString::new(mount.as_str()) {
             let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
             // SAFETY: valid path and out-struct
@@ -1400,8 +1329,7 @@ fn mounts() -> Vec<Value> {
                 m.insert("inode_used".into(), json!(s.f_files as i64 - s.f_favail as i64));
             }
         }
-        let real =
-            fs::canonicalize(device).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| device.clone());
+        let real = fs::canonicalize(device).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| device.clone());
         m.insert("uuid".into(), json!(uuids.get(&real).cloned().unwrap_or_else(|| "N/A".into())));
         m.sort_keys();
         out.push(Value::Object(m));
@@ -1411,8 +1339,7 @@ fn mounts() -> Vec<Value> {
 
 // ----- network -----
 
-const INTERFACE_TYPE: [(&str, &str); 5] =
-    [("1", "ether"), ("32", "infiniband"), ("512", "ppp"), ("772", "loopback"), ("65534", "tunnel")];
+const INTERFACE_TYPE: [(&str, &str); 5] = [("1", "ether"), ("32", "infiniband"), ("512", "ppp"), ("772", "loopback"), ("65534", "tunnel")];
 
 struct V4Addr {
     label: String,
@@ -1544,9 +1471,8 @@ fn default_route_v6() -> Option<(String, Option<Ipv6Addr>)> {
 
 fn network(f: &mut Map<String, Value>) {
     let sysnet = Path::new("/sys/class/net");
-    let devices: Vec<String> = fs::read_dir(sysnet)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
+    let devices: Vec<String> =
+        fs::read_dir(sysnet).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
     let v4 = ipv4_addresses();
     let v6 = ipv6_addresses();
     let dr4 = default_route_v4();
@@ -1620,10 +1546,7 @@ fn network(f: &mut Map<String, Value>) {
         if p.join("bonding").exists() {
             m.insert("type".into(), json!("bonding"));
             let first = |v: Option<String>| v.unwrap_or_default().split_whitespace().next().unwrap_or("").to_string();
-            m.insert(
-                "slaves".into(),
-                json!(r("bonding/slaves").unwrap_or_default().split_whitespace().collect::<Vec<_>>()),
-            );
+            m.insert("slaves".into(), json!(r("bonding/slaves").unwrap_or_default().split_whitespace().collect::<Vec<_>>()));
             m.insert("mode".into(), json!(first(r("bonding/mode"))));
             m.insert("miimon".into(), json!(first(r("bonding/miimon"))));
             m.insert("lacp_rate".into(), json!(first(r("bonding/lacp_rate"))));
@@ -1656,12 +1579,7 @@ fn network(f: &mut Map<String, Value>) {
             if a.label != *dev {
                 let name = a.label.replace(':', "_");
                 match aliases.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, am)) => am
-                        .entry("ipv4_secondaries")
-                        .or_insert_with(|| json!([]))
-                        .as_array_mut()
-                        .expect("array")
-                        .push(info.clone()),
+                    Some((_, am)) => am.entry("ipv4_secondaries").or_insert_with(|| json!([])).as_array_mut().expect("array").push(info.clone()),
                     None => {
                         let mut am = Map::new();
                         am.insert("ipv4".into(), info.clone());
@@ -1672,11 +1590,7 @@ fn network(f: &mut Map<String, Value>) {
             if !m.contains_key("ipv4") {
                 m.insert("ipv4".into(), info.clone());
             } else {
-                m.entry("ipv4_secondaries")
-                    .or_insert_with(|| json!([]))
-                    .as_array_mut()
-                    .expect("array")
-                    .push(info.clone());
+                m.entry("ipv4_secondaries").or_insert_with(|| json!([])).as_array_mut().expect("array").push(info.clone());
             }
             if default_ipv4.get("address").and_then(Value::as_str) == Some(&a.address.to_string()) {
                 for k in ["broadcast", "netmask", "network", "prefix"] {
@@ -1731,12 +1645,7 @@ fn network(f: &mut Map<String, Value>) {
 /// `iscsi_iqn`, `hostnqn` and `fibre_channel_wwn`.
 fn storage_ids(f: &mut Map<String, Value>) {
     let first_line = |path: &str, pick: &dyn Fn(&str) -> Option<String>| -> String {
-        read(path)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !(l.starts_with('#') || l.starts_with(';') || l.trim().is_empty()))
-            .find_map(pick)
-            .unwrap_or_default()
+        read(path).unwrap_or_default().lines().filter(|l| !(l.starts_with('#') || l.starts_with(';') || l.trim().is_empty())).find_map(pick).unwrap_or_default()
     };
     let iqn = first_line("/etc/iscsi/initiatorname.iscsi", &|l| l.strip_prefix("InitiatorName=").map(str::to_string));
     f.insert("iscsi_iqn".into(), Value::String(iqn));
@@ -1833,9 +1742,7 @@ fn virtualization(f: &mut Map<String, Value>) {
         add(&mut guest, "docker");
         found_as("docker", "guest", &mut vtype, &mut role, &mut found);
     }
-    if guest.iter().any(|g| ["docker", "lxc", "podman", "openvz", "containerd"].contains(&g.as_str()))
-        || systemd_container.is_some()
-    {
+    if guest.iter().any(|g| ["docker", "lxc", "podman", "openvz", "containerd"].contains(&g.as_str())) || systemd_container.is_some() {
         add(&mut guest, "container");
     }
     if exists("/proc/xen") {
@@ -1938,9 +1845,7 @@ fn virtualization(f: &mut Map<String, Value>) {
         for line in cpuinfo.lines() {
             let tech = if line.starts_with("model name") && line.contains("QEMU Virtual CPU") {
                 "kvm"
-            } else if (line.starts_with("vendor_id") && line.contains("User Mode Linux"))
-                || (line.starts_with("model name") && line.contains("UML"))
-            {
+            } else if (line.starts_with("vendor_id") && line.contains("User Mode Linux")) || (line.starts_with("model name") && line.contains("UML")) {
                 "uml"
             } else if line.starts_with("vendor_id") && line.contains("PowerVM Lx86") {
                 "powervm_lx86"
@@ -2106,20 +2011,13 @@ mod tests {
         let none = BTreeMap::new();
         let d = parse_dist_file("RedHat", "Rocky Linux release 9.3 (Blue Onyx)", "/etc/redhat-release", &none).unwrap();
         assert_eq!(d, vec![("distribution", json!("Rocky"))]);
-        let d = parse_dist_file("RedHat", "Red Hat Enterprise Linux release 9.3 (Plow)", "/etc/redhat-release", &none)
-            .unwrap();
+        let d = parse_dist_file("RedHat", "Red Hat Enterprise Linux release 9.3 (Plow)", "/etc/redhat-release", &none).unwrap();
         assert_eq!(d[0], ("distribution", json!("RedHat")));
-        assert!(
-            parse_dist_file("CentOS", "CentOS Linux release 7.9.2009 (Core)", "/etc/centos-release", &none).is_none()
-        );
+        assert!(parse_dist_file("CentOS", "CentOS Linux release 7.9.2009 (Core)", "/etc/centos-release", &none).is_none());
         let d = parse_dist_file("CentOS", "CentOS Stream release 9", "/etc/centos-release", &none).unwrap();
         assert_eq!(d, vec![("distribution_release", json!("Stream"))]);
-        let ubuntu =
-            "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\nID_LIKE=debian";
-        assert_eq!(
-            parse_dist_file("Debian", ubuntu, "/etc/os-release", &none).unwrap(),
-            vec![("distribution", json!("Ubuntu"))]
-        );
+        let ubuntu = "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\nID_LIKE=debian";
+        assert_eq!(parse_dist_file("Debian", ubuntu, "/etc/os-release", &none).unwrap(), vec![("distribution", json!("Ubuntu"))]);
         assert!(parse_dist_file("SUSE", ubuntu, "/etc/os-release", &none).is_none());
         assert!(parse_dist_file("Amazon", ubuntu, "/etc/os-release", &none).is_none());
         let leap = "NAME=\"openSUSE Leap\"\nVERSION=\"15.5\"\nID=\"opensuse-leap\"\nVERSION_ID=\"15.5\"";

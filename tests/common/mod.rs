@@ -139,7 +139,11 @@ impl Project {
             cmd.env(k, v);
         }
         let out = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
-        Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// Runs ansible-playbook 2.19 (installed by `.ci/setup-ansible`) on the same playbook.
@@ -148,7 +152,11 @@ impl Project {
         let mut all = vec!["-i", "localhost,", "-c", "local", pb];
         all.extend_from_slice(args);
         let python = exe.with_file_name("python");
-        self.command(&exe, &all, &[("ANSIBLE_LOCALHOST_WARNING", "False"), ("ANSIBLE_DEPRECATION_WARNINGS", "False"), ("ANSIBLE_PYTHON_INTERPRETER", python.to_str().unwrap())])
+        self.command(
+            &exe,
+            &all,
+            &[("ANSIBLE_LOCALHOST_WARNING", "False"), ("ANSIBLE_DEPRECATION_WARNINGS", "False"), ("ANSIBLE_PYTHON_INTERPRETER", python.to_str().unwrap())],
+        )
     }
 }
 

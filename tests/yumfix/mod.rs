@@ -212,7 +212,8 @@ impl Upstream {
     /// A stand-in detached signature of the current `repomd.xml` (its bytes are never checked).
     pub fn sign(&self) {
         let repomd = fs::read(self.repo().join("repodata/repomd.xml")).unwrap();
-        fs::write(self.repo().join("repodata/repomd.xml.asc"), format!("-----BEGIN PGP SIGNATURE-----\n{} bytes\n-----END PGP SIGNATURE-----\n", repomd.len())).unwrap();
+        fs::write(self.repo().join("repodata/repomd.xml.asc"), format!("-----BEGIN PGP SIGNATURE-----\n{} bytes\n-----END PGP SIGNATURE-----\n", repomd.len()))
+            .unwrap();
     }
 
     /// The served directory.
