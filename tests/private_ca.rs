@@ -110,6 +110,24 @@ fn image_cache_trusts_a_private_ca_in_each_documented_way_and_says_how_when_it_d
     assert_eq!(r.code, 0, "{}", output(&r));
     assert_pulled(&hub, &p.path("hosts"));
 
+    // Keyed by host alone, without the port, as well.
+    p.file(
+        "hostonly.yml",
+        &image_play(
+            &hub,
+            &p.path("hostonly"),
+            &format!(
+                "        host_ca_paths:\n          \"{}\": \"{ca}\"\n          \"{}\": \"{ca}\"\n",
+                hub::REGISTRY_HOST,
+                hub::AUTH_HOST,
+                ca = pki.ca.display()
+            ),
+        ),
+    );
+    let r = p.playbook("hostonly.yml", &[]);
+    assert_eq!(r.code, 0, "{}", output(&r));
+    assert_pulled(&hub, &p.path("hostonly"));
+
     // A CA given for another host does not make this one trusted.
     p.file("other.yml", &image_play(&hub, &p.path("other"), &format!("        host_ca_paths:\n          \"{}\": \"{}\"\n", hub.cdn_host(), pki.ca.display())));
     let r = p.playbook("other.yml", &[]);
