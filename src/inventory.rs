@@ -425,14 +425,12 @@ impl Inventory {
 
     /// Lists the inventory host `host` in the existing group `group`, once.
     fn add_member(&mut self, group: &str, host: &str) {
-        let Some(h) = self.hosts.get_mut(host) else { return };
-        if h.groups.iter().any(|g| g == group) {
+        let (Some(g), Some(h)) = (self.groups.get_mut(group), self.hosts.get_mut(host)) else { return };
+        if h.groups.iter().any(|name| name == group) {
             return;
         }
         h.groups.push(group.to_string());
-        if let Some(g) = self.groups.get_mut(group) {
-            g.hosts.push(host.to_string());
-        }
+        g.hosts.push(host.to_string());
     }
 
     fn set_host_var(&mut self, host: &str, key: &str, value: Value) {
