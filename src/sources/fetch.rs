@@ -6,7 +6,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::blocking::Client;
@@ -168,22 +168,6 @@ pub struct Fetched {
     pub downloaded: bool,
 }
 
-/// Where a message about a wait (a rate limit, a retry) goes: stderr unless told otherwise.
-#[derive(Clone)]
-pub struct Notice(pub Arc<dyn Fn(&str) + Send + Sync>);
-
-impl std::fmt::Debug for Notice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Notice")
-    }
-}
-
-impl Default for Notice {
-    fn default() -> Self {
-        Notice(Arc::new(|m| eprintln!("{m}")))
-    }
-}
-
 /// The longest `Retry-After` waited for by default: a server asking for more is reported at
 /// once ("retry later") rather than holding the run for an unbounded time.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -203,8 +187,6 @@ pub struct FetchOptions {
     /// CA certificates trusted for one host, as `host` or `host:port`, besides the system's
     /// and `ca_path`.
     pub host_ca_paths: Vec<(String, PathBuf)>,
-    /// Told about each wait before a retry.
-    pub notice: Notice,
 }
 
 impl Default for FetchOptions {
@@ -217,7 +199,6 @@ impl Default for FetchOptions {
             max_retry_after: MAX_RETRY_AFTER,
             ca_path: None,
             host_ca_paths: Vec::new(),
-            notice: Notice::default(),
         }
     }
 }
@@ -305,7 +286,9 @@ impl Fetcher {
     /// certificate that is not trusted says how to trust it.
     pub fn send_error(&self, url: &str, e: &reqwest::Error) -> FetchError {
         if let Some(why) = crate::modules::http::certificate_problem(e) {
-            let host = host_keys(url).map(|(hp, _)| hp).unwrap_or_else(|| url.to_string());
+            // The host that failed may be one a redirect led to (a CDN).
+            let failed = e.url().map(|u| u.as_str()).unwrap_or(url);
+            let host = host_keys(failed).map(|(hp, _)| hp).unwrap_or_else(|| failed.to_string());
             return FetchError::Tls { url: url.to_string(), msg: certificate_advice(&host, &why) };
         }
         let msg = crate::modules::http::describe_send_error(e, Some(self.opts.timeout));
@@ -344,7 +327,8 @@ impl Fetcher {
                         Some(_) => "as its Retry-After asks".to_string(),
                         None => "before trying again".to_string(),
                     };
-                    (self.opts.notice.0)(&format!("  {e}; waiting {:.1} s {why} (retry {attempt} of {})", wait.as_secs_f64(), self.opts.retries));
+                    // On stderr, so that a long wait is never silent, with or without a terminal.
+                    eprintln!("  {e}; waiting {:.1} s {why} (retry {attempt} of {})", wait.as_secs_f64(), self.opts.retries);
                     std::thread::sleep(wait);
                 }
                 Err(e) => return Err(e),
