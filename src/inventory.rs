@@ -1607,17 +1607,7 @@ fn is_truthy(v: &Value) -> bool {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
-}
+use crate::template::pyfmt::json_type_name as type_name;
 
 /// Python's `ast.literal_eval` for the values of INI inventories.
 mod pylit {

@@ -300,16 +300,5 @@ pub mod args {
         Ok(v)
     }
 
-    /// Python's name of a JSON value's type, as Ansible's messages use it.
-    pub fn type_name(v: &Value) -> &'static str {
-        match v {
-            Value::Null => "NoneType",
-            Value::Bool(_) => "bool",
-            Value::Number(n) if n.is_f64() => "float",
-            Value::Number(_) => "int",
-            Value::String(_) => "str",
-            Value::Array(_) => "list",
-            Value::Object(_) => "dict",
-        }
-    }
+    pub use crate::template::pyfmt::json_type_name as type_name;
 }

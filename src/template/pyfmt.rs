@@ -1331,6 +1331,20 @@ impl Emitter {
     }
 }
 
+/// Python's name of a JSON value's type, as Ansible's messages use it.
+pub fn json_type_name(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
 /// Python's `json.dumps` of JSON data (for results and request bodies, which are not template
 /// values): `indent`, `sort_keys`, `ensure_ascii`.
 pub fn json_dumps(v: &serde_json::Value, indent: Option<usize>, sort_keys: bool, ensure_ascii: bool) -> String {
