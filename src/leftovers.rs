@@ -14,26 +14,47 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-/// An exclusive lock on a directory, released when dropped (or when the process dies).
+/// An exclusive `flock` on a file or directory, released when dropped (or when the process
+/// dies).
 #[derive(Debug)]
-pub struct DirLock(File);
+pub struct FileLock(File);
 
-impl DirLock {
-    /// Waits for the lock on `dir` (which must exist), then removes the directories and files
-    /// whose name starts with `prefix` that earlier runs left there. Returns the lock and how
-    /// many were removed.
-    pub fn acquire(dir: &Path, prefix: &str) -> std::io::Result<(DirLock, usize)> {
-        let f = File::open(dir)?;
+impl FileLock {
+    /// Waits for the lock on `path`, which must exist.
+    pub fn lock(path: &Path) -> std::io::Result<FileLock> {
+        let f = File::open(path)?;
         loop {
             // SAFETY: flock on a descriptor this function owns.
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                break;
+                return Ok(FileLock(f));
             }
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(e);
             }
         }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking the descriptor locked in `lock`.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// An exclusive lock on a directory, released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct DirLock {
+    _lock: FileLock,
+}
+
+impl DirLock {
+    /// Waits for the lock on `dir` (which must exist), then removes the directories and files
+    /// whose name starts with `prefix` that earlier runs left there. Returns the lock and how
+    /// many were removed.
+    pub fn acquire(dir: &Path, prefix: &str) -> std::io::Result<(DirLock, usize)> {
+        let lock = FileLock::lock(dir)?;
         let mut removed = 0;
         for e in std::fs::read_dir(dir)?.flatten() {
             if !e.file_name().to_string_lossy().starts_with(prefix) {
@@ -46,14 +67,7 @@ impl DirLock {
             }
             removed += 1;
         }
-        Ok((DirLock(f), removed))
-    }
-}
-
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        // SAFETY: unlocking the descriptor locked in `acquire`.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        Ok((DirLock { _lock: lock }, removed))
     }
 }
 

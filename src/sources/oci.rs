@@ -878,41 +878,13 @@ fn init_layout(layout: &Path) -> Result<(), String> {
     }
 }
 
-/// An exclusive `flock` on a file, released when dropped.
-struct FileLock(fs::File);
-
-impl FileLock {
-    fn lock(path: &Path) -> std::io::Result<FileLock> {
-        use std::os::fd::AsRawFd;
-        let f = fs::OpenOptions::new().read(true).open(path)?;
-        loop {
-            // SAFETY: flock on a descriptor this function owns.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(FileLock(f));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: unlocking the descriptor locked in `lock`.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
-}
-
 /// Adds (or replaces, by reference name) an entry of `index.json`, atomically and under a lock
 /// on `oci-layout`, so concurrent pulls into one layout do not lose entries.
 /// Names `entry` in `index.json` under `ref_name`, replacing an entry of that name; false when
 /// the same entry was there already (nothing written).
 fn update_index(layout: &Path, entry: Value, ref_name: &str) -> Result<bool, String> {
     let marker = layout.join("oci-layout");
-    let _lock = FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
+    let _lock = crate::leftovers::FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
     let path = layout.join("index.json");
     let mut index = match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
@@ -953,7 +925,7 @@ pub fn prune_index(layout: &Path, keep: &[String]) -> Result<Vec<String>, String
     if !marker.is_file() {
         return Ok(Vec::new());
     }
-    let _lock = FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
+    let _lock = crate::leftovers::FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
     let path = layout.join("index.json");
     let Ok(bytes) = fs::read(&path) else { return Ok(Vec::new()) };
     let mut index: Value = serde_json::from_slice(&bytes).map_err(|_| format!("{} is not a valid image index: fix or remove it", path.display()))?;
