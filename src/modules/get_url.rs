@@ -178,44 +178,24 @@ pub(crate) fn fetch_to_temp(url: &str, opts: &FetchOptions, tmp_dir: &Path, algo
     let mut sha1 = Hasher::new("sha1").expect("sha1");
     let mut md5 = Hasher::new("md5").expect("md5");
     let mut other = algo.filter(|a| *a != "sha1" && *a != "md5").and_then(Hasher::new);
-    let mut buf = vec![0u8; 128 * 1024];
-    let mut size = 0u64;
-    // A failed read of the body is told apart from a failed write of the temporary file: the
-    // first is the server's or the network's doing, the second this host's.
-    let mut read_error: Option<io::Error> = None;
-    let copy: io::Result<()> = (|| {
-        let f = tmp.as_file_mut();
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    read_error = Some(e);
-                    return Ok(());
-                }
-            };
-            f.write_all(&buf[..n])?;
-            sha1.update(&buf[..n]);
-            md5.update(&buf[..n]);
-            if let Some(h) = other.as_mut() {
-                h.update(&buf[..n]);
-            }
-            size += n as u64;
-            pb.inc(n as u64);
+    let copied = http::copy_body(&mut reader, tmp.as_file_mut(), |chunk| {
+        sha1.update(chunk);
+        md5.update(chunk);
+        if let Some(h) = other.as_mut() {
+            h.update(chunk);
         }
-        f.flush()?;
-        f.sync_all()
-    })();
+        pb.inc(chunk.len() as u64);
+    });
     pb.finish_and_clear();
-    if let Some(e) = read_error {
-        // Ansible's words for any failure while copying the body, then what really happened.
-        let why = http::describe_body_error(&e, opts.client.timeout, size, len);
-        return Err(ModuleFail::new(format!("failed to create temporary content file: {why} ({})", http::mask_url(url))).with("url", http::mask_url(url)));
-    }
-    if let Err(e) = copy {
-        return Err(ModuleFail::new(format!("failed to create temporary content file: {e} ({})", http::mask_url(url))).with("url", http::mask_url(url)));
-    }
+    // Ansible's words for any failure while copying the body, then what really happened.
+    let failed =
+        |why: String| ModuleFail::new(format!("failed to create temporary content file: {why} ({})", http::mask_url(url))).with("url", http::mask_url(url));
+    let size = match copied {
+        Ok(n) => n,
+        Err((http::CopyError::Read(e), got)) => return Err(failed(http::describe_body_error(&e, opts.client.timeout, got, len))),
+        Err((http::CopyError::Write(e), _)) => return Err(failed(e.to_string())),
+    };
+    tmp.as_file_mut().flush().and_then(|_| tmp.as_file().sync_all()).map_err(|e| failed(e.to_string()))?;
     let encoded = headers.get(reqwest::header::CONTENT_ENCODING).is_some();
     if let Some(cl) = len
         && cl != size

@@ -346,6 +346,32 @@ pub fn describe_body_error(e: &std::io::Error, timeout: Option<Duration>, receiv
     }
 }
 
+/// Where copying a response body stopped: in reading the body (the server's or the network's
+/// doing) or in writing it out (this host's).
+#[derive(Debug)]
+pub enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Copies a response body into `out`, giving each chunk to `each` (hashers, a progress bar)
+/// after it is written; the bytes copied, or where it stopped and how many bytes had arrived.
+pub fn copy_body(body: &mut dyn std::io::Read, out: &mut dyn std::io::Write, mut each: impl FnMut(&[u8])) -> Result<u64, (CopyError, u64)> {
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(size),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err((CopyError::Read(e), size)),
+        };
+        out.write_all(&buf[..n]).map_err(|e| (CopyError::Write(e), size))?;
+        size += n as u64;
+        each(&buf[..n]);
+    }
+}
+
 /// Why a request got no answer: a timeout (naming the `timeout` that fired) or the usual
 /// [`describe_error`] text.
 pub fn describe_send_error(e: &reqwest::Error, timeout: Option<Duration>) -> String {

@@ -2,7 +2,7 @@
 //! headers, content and JSON returned as Ansible does, optionally saved to `dest`.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -323,40 +323,23 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let len = declared.unwrap_or(0);
         let pb = ctx.progress.bar(len, &name, true);
         let mut sha1 = Hasher::new("sha1").expect("sha1");
-        let mut buf = vec![0u8; 128 * 1024];
         let mut kept = Vec::new();
-        // The body's failures (server, network) are told apart from the temporary file's.
-        let mut received = 0u64;
-        let mut read_error: Option<io::Error> = None;
-        let copied: io::Result<()> = (|| {
-            loop {
-                let n = match resp.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        read_error = Some(e);
-                        return Ok(());
-                    }
-                };
-                received += n as u64;
-                tmp.as_file_mut().write_all(&buf[..n])?;
-                sha1.update(&buf[..n]);
-                if maybe_output {
-                    kept.extend_from_slice(&buf[..n]);
-                }
-                pb.inc(n as u64);
+        let copied = http::copy_body(&mut resp, tmp.as_file_mut(), |chunk| {
+            sha1.update(chunk);
+            if maybe_output {
+                kept.extend_from_slice(chunk);
             }
-            tmp.as_file_mut().flush()
-        })();
+            pb.inc(chunk.len() as u64);
+        });
         pb.finish_and_clear();
-        if let Some(e) = read_error {
-            let why = http::describe_body_error(&e, opts.timeout, received, declared);
-            return Err(fail_with(format!("Failed to create temporary content file: {why} ({masked})"), &data));
+        // The body's failures (server, network) are told apart from the temporary file's.
+        let failed = |why: String| fail_with(format!("Failed to create temporary content file: {why} ({masked})"), &data);
+        match copied {
+            Ok(_) => {}
+            Err((http::CopyError::Read(e), got)) => return Err(failed(http::describe_body_error(&e, opts.timeout, got, declared))),
+            Err((http::CopyError::Write(e), _)) => return Err(failed(e.to_string())),
         }
-        if let Err(e) = copied {
-            return Err(fail_with(format!("Failed to create temporary content file: {e} ({masked})"), &data));
-        }
+        tmp.as_file_mut().flush().map_err(|e| failed(e.to_string()))?;
         let new_sum = sha1.hex();
         let old_sum = if dest.is_file() { fileattrs::file_digest(&dest, "sha1").ok() } else { None };
         if old_sum.as_deref() != Some(new_sum.as_str()) {
