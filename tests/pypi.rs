@@ -190,12 +190,14 @@ fn without_a_report_names_come_from_file_names() {
     let t = target("3.10", &["manylinux2014_x86_64"]);
     let with_report = pypi::download(&reqs(&["requests==2.31.0"]), &srv.index(), &[], &t, &tmp.path().join("a"), None).unwrap();
     let dest = tmp.path().join("b");
-    let d = pypi::download_with(&reqs(&["requests==2.31.0"]), &srv.index(), &[], &t, &dest, None, Mode::FileNames).unwrap();
+    let d = pypi::download_with(&reqs(&["requests==2.31.0"]), &srv.index(), &[], &t, &dest, None, Mode::FileNames, &pypi::PipNet::default()).unwrap();
     assert!(d.downloaded);
     assert_eq!(d.files, with_report.files, "both ways find the same files, names, versions, hashes and URLs");
     check_files(&d, &dest);
     no_leftovers(&dest);
-    let again = pypi::download_with(&reqs(&["requests==2.31.0"]), &srv.index(), &[], &t, &dest, Some(Path::new(NO_PYTHON)), Mode::FileNames).unwrap();
+    let again =
+        pypi::download_with(&reqs(&["requests==2.31.0"]), &srv.index(), &[], &t, &dest, Some(Path::new(NO_PYTHON)), Mode::FileNames, &pypi::PipNet::default())
+            .unwrap();
     assert!(!again.downloaded);
 }
 

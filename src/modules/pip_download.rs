@@ -55,7 +55,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         timeout: args::opt_int(a, "timeout")?.map(|t| t.max(1) as u64),
         retries: args::opt_int(a, "retries")?.map(|r| r.max(0) as u32),
     };
-    let got = pypi::download_net(&reqs, &index, &extra, &target, &dest, python.as_deref().map(Path::new), &net).map_err(|e| ModuleFail::new(e.to_string()))?;
+    let got = pypi::download_with(&reqs, &index, &extra, &target, &dest, python.as_deref().map(Path::new), pypi::Mode::Auto, &net)
+        .map_err(|e| ModuleFail::new(e.to_string()))?;
     let mut artifacts = Vec::new();
     for f in &got.files {
         artifacts.push(Artifact {

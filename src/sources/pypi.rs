@@ -229,7 +229,7 @@ pub fn download(
     dest: &Path,
     python: Option<&Path>,
 ) -> Result<PipDownload, PipError> {
-    download_net(requirements, index_url, extra_index_urls, target, dest, python, &PipNet::default())
+    download_with(requirements, index_url, extra_index_urls, target, dest, python, Mode::Auto, &PipNet::default())
 }
 
 /// How pip connects: the site's CA certificates, its timeout and retries (the same
@@ -249,35 +249,10 @@ pub struct PipNet {
     pub retries: Option<u32>,
 }
 
-/// [`download`] with [`PipNet`] settings.
-pub fn download_net(
-    requirements: &[String],
-    index_url: &str,
-    extra_index_urls: &[String],
-    target: &PipTarget,
-    dest: &Path,
-    python: Option<&Path>,
-    net: &PipNet,
-) -> Result<PipDownload, PipError> {
-    download_inner(requirements, index_url, extra_index_urls, target, dest, python, Mode::Auto, net)
-}
-
-/// [`download`], choosing how pip's result is read (for tests of the old-pip path).
-#[doc(hidden)]
-pub fn download_with(
-    requirements: &[String],
-    index_url: &str,
-    extra_index_urls: &[String],
-    target: &PipTarget,
-    dest: &Path,
-    python: Option<&Path>,
-    mode: Mode,
-) -> Result<PipDownload, PipError> {
-    download_inner(requirements, index_url, extra_index_urls, target, dest, python, mode, &PipNet::default())
-}
-
+/// [`download`] with [`PipNet`] settings for how pip connects, and `mode` for how its result
+/// is read ([`Mode::Auto`] but in tests of the old-pip path).
 #[allow(clippy::too_many_arguments)]
-fn download_inner(
+pub fn download_with(
     requirements: &[String],
     index_url: &str,
     extra_index_urls: &[String],
