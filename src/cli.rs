@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::run::{self, RunOptions};
+use airlock_runner::run::{self, RunOptions};
 
 /// airlock runs Ansible-style playbooks and builds offline mirrors for air-gapped clusters.
 #[derive(Parser, Debug)]
@@ -110,7 +110,7 @@ pub struct ServeArgs {
     pub registry_writable: bool,
     /// The mirrors to serve, comma-separated (the build_*_mirror switches); the others get no
     /// listener.
-    #[arg(long, value_delimiter = ',', default_value = "registry,yum,helm,pip,files", value_parser = clap::builder::PossibleValuesParser::new(crate::serve::MIRRORS))]
+    #[arg(long, value_delimiter = ',', default_value = "registry,yum,helm,pip,files", value_parser = clap::builder::PossibleValuesParser::new(airlock_serve::MIRRORS))]
     pub mirrors: Vec<String>,
     /// Serve HTTPS with this certificate (PEM, the chain after it).
     #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
@@ -196,7 +196,7 @@ pub fn main() -> i32 {
 }
 
 fn serve(a: ServeArgs) -> i32 {
-    let opts = crate::serve::ServeOptions {
+    let opts = airlock_serve::ServeOptions {
         root: a.root,
         bind: a.bind,
         registry_port: a.registry_port,
@@ -207,12 +207,12 @@ fn serve(a: ServeArgs) -> i32 {
         registry_writable: a.registry_writable,
         mirrors: a.mirrors,
         tls: match (a.tls_cert, a.tls_key, a.tls_self_signed) {
-            (Some(cert), Some(key), _) => Some(crate::serve::tls::TlsSource::Files { cert, key }),
-            (_, _, Some(dir)) => Some(crate::serve::tls::TlsSource::SelfSigned(dir)),
+            (Some(cert), Some(key), _) => Some(airlock_serve::tls::TlsSource::Files { cert, key }),
+            (_, _, Some(dir)) => Some(airlock_serve::tls::TlsSource::SelfSigned(dir)),
             _ => None,
         },
     };
-    match crate::serve::run(&opts) {
+    match airlock_serve::run(&opts) {
         Ok(()) => 0,
         Err(msg) => {
             eprintln!("ERROR! {msg}");
@@ -229,7 +229,7 @@ fn playbook(a: PlaybookArgs) -> i32 {
     let mut extra = serde_json::Map::new();
     let mut extra_from = Vec::new();
     for e in &a.extra_vars {
-        match crate::vars::parse_extra_vars(e) {
+        match airlock_runner::vars::parse_extra_vars(e) {
             Ok(m) => {
                 extra.extend(m.clone());
                 extra_from.push((e.clone(), m));
@@ -250,7 +250,7 @@ fn playbook(a: PlaybookArgs) -> i32 {
         eprintln!("ERROR! --forks must be at least 1");
         return run::exit::BAD_OPTIONS;
     }
-    let config = crate::config::Config::load();
+    let config = airlock_runner::config::Config::load();
     for w in &config.warnings {
         eprintln!("[WARNING]: {w}");
     }
@@ -283,13 +283,13 @@ fn playbook(a: PlaybookArgs) -> i32 {
 }
 
 fn archive(cmd: ArchiveCommand) -> i32 {
-    use crate::bundle::{self, human_size};
-    let fail = |e: bundle::BundleError| {
+    use airlock_content::archive::{self, human_size};
+    let fail = |e: archive::BundleError| {
         eprintln!("ERROR! {e}");
         1
     };
     match cmd {
-        ArchiveCommand::Inspect { path } => match bundle::inspect_archive(&path) {
+        ArchiveCommand::Inspect { path } => match archive::inspect_archive(&path) {
             Ok(r) => {
                 let m = &r.manifest;
                 println!("archive:         {} ({}, {})", path.display(), r.compression.name(), human_size(r.archive_bytes));
@@ -314,7 +314,7 @@ fn archive(cmd: ArchiveCommand) -> i32 {
             }
             Err(e) => fail(e),
         },
-        ArchiveCommand::Verify { path } => match bundle::verify_archive(&path) {
+        ArchiveCommand::Verify { path } => match archive::verify_archive(&path) {
             Ok(r) if r.is_ok() => {
                 let kinds: Vec<String> = r.manifest.by_kind().iter().map(|(k, t)| format!("{k} {}", t.count)).collect();
                 println!("OK: {} artifacts, {} verified in {} ({})", r.files_ok, human_size(r.bytes_checked), path.display(), kinds.join(", "));
@@ -331,15 +331,15 @@ fn archive(cmd: ArchiveCommand) -> i32 {
         },
         ArchiveCommand::Create { cache, from_manifest, level, threads, out } => {
             let manifest = match from_manifest {
-                Some(p) => bundle::Manifest::load(&p),
-                None => bundle::Manifest::scan(&cache, &|p| ("file".to_string(), format!("file:{p}"))),
+                Some(p) => archive::Manifest::load(&p),
+                None => archive::Manifest::scan(&cache, &|p| ("file".to_string(), format!("file:{p}"))),
             };
             let manifest = match manifest {
                 Ok(m) => m,
                 Err(e) => return fail(e),
             };
-            let opts = bundle::WriteOptions { level, threads, ..Default::default() };
-            match bundle::write_archive(&cache, &manifest, &out, opts) {
+            let opts = archive::WriteOptions { level, threads, ..Default::default() };
+            match archive::write_archive(&cache, &manifest, &out, opts) {
                 Ok(r) => {
                     println!(
                         "wrote {}: {} artifacts, {} ({}), archive {}",
@@ -354,14 +354,14 @@ fn archive(cmd: ArchiveCommand) -> i32 {
                 Err(e) => fail(e),
             }
         }
-        ArchiveCommand::Scan { cache, kind } => match bundle::Manifest::scan(&cache, &|p| (kind.clone(), format!("file:{p}"))) {
+        ArchiveCommand::Scan { cache, kind } => match archive::Manifest::scan(&cache, &|p| (kind.clone(), format!("file:{p}"))) {
             Ok(m) => {
                 print!("{}", m.to_json());
                 0
             }
             Err(e) => fail(e),
         },
-        ArchiveCommand::Extract { path, dest } => match bundle::extract_archive(&path, &dest, Default::default()) {
+        ArchiveCommand::Extract { path, dest } => match archive::extract_archive(&path, &dest, Default::default()) {
             Ok(r) => {
                 println!(
                     "extracted into {}: {} written ({}), {} already in place ({})",

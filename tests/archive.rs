@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock::bundle::{self, Artifact, BundleError, ExtractOptions, Manifest, ProblemKind, WriteOptions};
+use airlock_content::archive::{self, Artifact, BundleError, ExtractOptions, Manifest, ProblemKind, WriteOptions};
 
 const BIG: &str = "images/blobs/sha256/4f/4f2a0c1e9b7d/data";
 const LONG_DIR: &str = "files/a-very-long-directory-name-to-go-past-the-hundred-byte-ustar-name-field/and-another-level-below-it";
@@ -107,7 +107,7 @@ impl Setup {
     }
     fn write(&self, name: &str) -> PathBuf {
         let out = self.p(name);
-        bundle::write_archive(&self.cache(), &self.manifest, &out, WriteOptions::default()).unwrap();
+        archive::write_archive(&self.cache(), &self.manifest, &out, WriteOptions::default()).unwrap();
         out
     }
 }
@@ -124,11 +124,11 @@ fn round_trip_tar_gz_zst() {
         let out = t.p(&format!("offline.{ext}"));
         let calls = std::cell::Cell::new(0u64);
         let last = std::cell::Cell::new(None);
-        let cb = |p: bundle::Progress| {
+        let cb = |p: archive::Progress| {
             calls.set(calls.get() + 1);
             last.set(Some(p));
         };
-        let r = bundle::write_archive(&t.cache(), &t.manifest, &out, WriteOptions { progress: Some(&cb), ..Default::default() }).unwrap();
+        let r = archive::write_archive(&t.cache(), &t.manifest, &out, WriteOptions { progress: Some(&cb), ..Default::default() }).unwrap();
         assert_eq!(r.artifacts, n);
         assert_eq!(r.bytes, t.manifest.total_size());
         assert_eq!(r.archive_bytes, std::fs::metadata(&out).unwrap().len());
@@ -137,7 +137,7 @@ fn round_trip_tar_gz_zst() {
         assert_eq!((last.bytes_done, last.bytes_total, last.files_done), (t.manifest.total_size(), t.manifest.total_size(), n));
         assert!(calls.get() >= 7, "progress called per buffer: {}", calls.get());
 
-        let v = bundle::verify_archive(&out).unwrap();
+        let v = archive::verify_archive(&out).unwrap();
         assert!(v.is_ok(), "{ext}: {:?}", v.problems);
         assert_eq!(v.files_ok, n);
         assert_eq!(v.manifest, t.manifest);
@@ -155,7 +155,7 @@ fn round_trip_tar_gz_zst() {
         assert!(stdout.starts_with(&format!("OK: {n} artifacts")), "{stdout}");
 
         let dest = t.p(&format!("dest-{ext}"));
-        let x = bundle::extract_archive(&out, &dest, ExtractOptions::default()).unwrap();
+        let x = archive::extract_archive(&out, &dest, ExtractOptions::default()).unwrap();
         assert_eq!((x.written, x.skipped), (n, 0));
         assert_same_tree(&t.cache(), &dest);
         assert_eq!(Manifest::load(&dest.join("manifest.json")).unwrap(), t.manifest);
@@ -163,11 +163,11 @@ fn round_trip_tar_gz_zst() {
         assert!(std::fs::read_dir(&dest).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".airlock")));
 
         // Re-running skips what is in place and verified; a changed or removed file is redone.
-        let x = bundle::extract_archive(&out, &dest, ExtractOptions::default()).unwrap();
+        let x = archive::extract_archive(&out, &dest, ExtractOptions::default()).unwrap();
         assert_eq!((x.written, x.skipped, x.bytes_written), (0, n, 0));
         std::fs::remove_file(dest.join(BIG)).unwrap();
         std::fs::write(dest.join("charts/gpu-operator-v24.tgz"), noise(4097, 99)).unwrap();
-        let x = bundle::extract_archive(&out, &dest, ExtractOptions::default()).unwrap();
+        let x = archive::extract_archive(&out, &dest, ExtractOptions::default()).unwrap();
         assert_eq!((x.written, x.skipped), (2, n - 2));
         assert_same_tree(&t.cache(), &dest);
     }
@@ -182,7 +182,7 @@ fn deterministic_bytes() {
         let mut shuffled = t.manifest.clone();
         shuffled.artifacts.reverse();
         let b = t.p(&format!("b.{ext}"));
-        bundle::write_archive(&t.cache(), &shuffled, &b, WriteOptions { threads: Some(1), ..Default::default() }).unwrap();
+        archive::write_archive(&t.cache(), &shuffled, &b, WriteOptions { threads: Some(1), ..Default::default() }).unwrap();
         assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "{ext} differs");
     }
 }
@@ -216,7 +216,7 @@ fn gnu_tar_reads_the_plain_tar() {
 fn inspect_prints_kinds_and_header() {
     let t = Setup::new();
     let out = t.write("offline.tar.zst");
-    let r = bundle::inspect_archive(&out).unwrap();
+    let r = archive::inspect_archive(&out).unwrap();
     assert_eq!(r.total.count, 9);
     assert_eq!(r.by_kind["rpm"].count, 2);
     assert_eq!(r.by_kind["blob"].bytes, 6 << 20);
@@ -275,7 +275,7 @@ fn verify_names_every_flipped_byte() {
     // A second one is reported too, not just the first.
     let kubectl = format!("{LONG_DIR}/kubectl");
     flip(&out, data_offset(&out, &kubectl) + 5);
-    let r = bundle::verify_archive(&out).unwrap();
+    let r = archive::verify_archive(&out).unwrap();
     let damaged: Vec<&str> = r.problems.iter().filter(|p| matches!(p.kind, ProblemKind::Damaged { .. })).map(|p| p.path.as_str()).collect();
     assert_eq!(damaged, [kubectl.as_str(), BIG]);
     assert_eq!(r.problems.len(), 2);
@@ -283,7 +283,7 @@ fn verify_names_every_flipped_byte() {
 
     // Extraction refuses it and puts nothing in place.
     let dest = t.p("dest");
-    let e = bundle::extract_archive(&out, &dest, ExtractOptions::default()).unwrap_err();
+    let e = archive::extract_archive(&out, &dest, ExtractOptions::default()).unwrap_err();
     assert!(e.to_string().contains("damaged"), "{e}");
     assert!(tree(&dest).is_empty(), "{:?}", tree(&dest).keys());
     let (code, _, stderr) = airlock(&["archive", "extract", s(&out), s(&t.p("dest2"))]);
@@ -299,14 +299,14 @@ fn truncated_archives_are_refused() {
         let bytes = std::fs::read(&out).unwrap();
         let cut = t.p(&format!("cut.{ext}"));
         std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        let r = bundle::verify_archive(&cut).unwrap();
+        let r = archive::verify_archive(&cut).unwrap();
         assert!(r.problems.iter().any(|p| matches!(p.kind, ProblemKind::Truncated(_))), "{ext}: {:?}", r.problems);
         assert!(r.problems.iter().any(|p| p.kind == ProblemKind::Missing), "{ext}: {:?}", r.problems);
         let (code, stdout, _) = airlock(&["archive", "verify", s(&cut)]);
         assert_eq!(code, 1, "{stdout}");
         assert!(stdout.contains("truncated archive"), "{stdout}");
         let dest = t.p(&format!("dest-{ext}"));
-        let e = bundle::extract_archive(&cut, &dest, ExtractOptions::default()).unwrap_err();
+        let e = archive::extract_archive(&cut, &dest, ExtractOptions::default()).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{ext}: {e}");
         assert!(tree(&dest).is_empty());
     }
@@ -315,15 +315,15 @@ fn truncated_archives_are_refused() {
     let bytes = std::fs::read(&out).unwrap();
     let cut = t.p("nomarker.tar");
     std::fs::write(&cut, &bytes[..bytes.len() - 1024]).unwrap();
-    let r = bundle::verify_archive(&cut).unwrap();
+    let r = archive::verify_archive(&cut).unwrap();
     assert_eq!(r.files_ok, 9);
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
     assert!(r.problems[0].to_string().contains("end-of-archive marker is missing"), "{}", r.problems[0]);
-    assert!(bundle::extract_archive(&cut, &t.p("dest-nomarker"), ExtractOptions::default()).is_err());
+    assert!(archive::extract_archive(&cut, &t.p("dest-nomarker"), ExtractOptions::default()).is_err());
     // Cut inside the manifest: not an archive at all.
     let cut = t.p("tiny.tar");
     std::fs::write(&cut, &bytes[..700]).unwrap();
-    let e = bundle::verify_archive(&cut).unwrap_err();
+    let e = archive::verify_archive(&cut).unwrap_err();
     assert!(e.to_string().contains("manifest.json"), "{e}");
 }
 
@@ -332,7 +332,7 @@ fn writer_refuses_a_cache_that_does_not_match() {
     let t = Setup::new();
     let out = t.p("offline.tar.zst");
     let check = |what: &str, want: &str| {
-        let e = bundle::write_archive(&t.cache(), &t.manifest, &out, WriteOptions::default()).unwrap_err();
+        let e = archive::write_archive(&t.cache(), &t.manifest, &out, WriteOptions::default()).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains(want), "{what}: {msg}");
         assert!(!out.exists() && !t.p("offline.tar.zst.part").exists(), "{what}: an archive was left behind");
@@ -364,7 +364,7 @@ fn writer_refuses_a_cache_that_does_not_match() {
     let (code, stdout, stderr) = airlock(&["archive", "create", "--cache", s(&t.cache()), "--from-manifest", s(&m), s(&out)]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("9 artifacts"), "{stdout}");
-    assert!(!bundle::verify_archive(&out).unwrap().manifest.artifacts.iter().any(|a| a.path.starts_with("stray")));
+    assert!(!archive::verify_archive(&out).unwrap().manifest.artifacts.iter().any(|a| a.path.starts_with("stray")));
 }
 
 // ---- hostile archives, built by hand ----
@@ -426,7 +426,7 @@ fn manifest_of(arts: Vec<Artifact>) -> String {
 fn refused(archive: &Path, want: &str, outside: &Path) -> String {
     let root = archive.parent().unwrap();
     let dest = root.join("dest");
-    let e = bundle::extract_archive(archive, &dest, ExtractOptions::default()).expect_err("extraction should be refused");
+    let e = archive::extract_archive(archive, &dest, ExtractOptions::default()).expect_err("extraction should be refused");
     let msg = e.to_string();
     assert!(msg.contains(want), "expected {want:?} in: {msg}");
     let mut names: Vec<String> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -435,7 +435,7 @@ fn refused(archive: &Path, want: &str, outside: &Path) -> String {
     assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0, "something was left in dest");
     assert!(!outside.exists(), "{} was written", outside.display());
     // verify reports it too.
-    if let Ok(r) = bundle::verify_archive(archive) {
+    if let Ok(r) = archive::verify_archive(archive) {
         assert!(!r.is_ok());
     }
     msg
@@ -600,7 +600,7 @@ fn extract_refuses_symlinks_already_in_dest() {
     std::fs::create_dir_all(&dest).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, dest.join("yum")).unwrap();
-    let e = bundle::extract_archive(&out, &dest, ExtractOptions::default()).unwrap_err();
+    let e = archive::extract_archive(&out, &dest, ExtractOptions::default()).unwrap_err();
     assert!(matches!(e, BundleError::Destination { .. }), "{e}");
     assert!(e.to_string().contains("is a symbolic link; refusing to write through it"), "{e}");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);

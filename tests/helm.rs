@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use airlock::sources::fetch::{FetchOptions, Fetcher};
-use airlock::sources::helm::{self, HelmError, HelmRepo};
+use airlock_content::sources::fetch::{FetchOptions, Fetcher};
+use airlock_content::sources::helm::{self, HelmError, HelmRepo};
 use chart_releases::{Host, ReleaseRepo};
 use common::{Project, sha256_hex};
 use helm_client::Spec;
@@ -118,7 +118,7 @@ impl Upstream {
     }
 
     fn index(&self) -> Json {
-        airlock::yaml::parse_json(&std::fs::read_to_string(self.root.path().join("stable/index.yaml")).unwrap()).unwrap()
+        airlock_base::yaml::parse_json(&std::fs::read_to_string(self.root.path().join("stable/index.yaml")).unwrap()).unwrap()
     }
 }
 
@@ -206,7 +206,7 @@ fn sync_mirrors_verifies_and_resumes() {
     assert_eq!(std::fs::read(dest.path().join("stable/index.upstream.yaml")).unwrap(), std::fs::read(up.root.path().join("stable/index.yaml")).unwrap());
     helm_reads_mirror(&up, &dest.path().join("stable"), &[("alpha", "0.1.0"), ("alpha", "0.2.0"), ("beta", "1.0.0")]);
     // The rest of each entry is kept as upstream had it.
-    let local = airlock::yaml::parse_json(&std::fs::read_to_string(dest.path().join("stable/index.yaml")).unwrap()).unwrap();
+    let local = airlock_base::yaml::parse_json(&std::fs::read_to_string(dest.path().join("stable/index.yaml")).unwrap()).unwrap();
     let upstream = up.index();
     for (name, i) in [("alpha", 0), ("alpha", 1), ("beta", 0)] {
         let (l, u) = (&local["entries"][name][i], &upstream["entries"][name][i]);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use airlock::bundle::{Artifact, Manifest};
+use airlock_content::archive::{Artifact, Manifest};
 use common::{Project, sha256_hex};
 
 fn playbook() -> PathBuf {

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use airlock::sources::fetch::{FetchOptions, Fetcher};
-use airlock::sources::oci::{self, Credential, ImageRef, OciErrorKind, OciOptions, PulledImage};
+use airlock_content::sources::fetch::{FetchOptions, Fetcher};
+use airlock_content::sources::oci::{self, Credential, ImageRef, OciErrorKind, OciOptions, PulledImage};
 use registry::{Images, Registry, digest, sha256_hex, size, skopeo};
 use serde_json::{Value, json};
 

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use airlock::sources::pypi::{self, Mode, PipError, PipTarget};
+use airlock_content::sources::pypi::{self, Mode, PipError, PipTarget};
 
 #[path = "fixtures/pypiserver.rs"]
 mod pypiserver;
 use pypiserver::{Server, fixture};
 
 fn sha256(path: &Path) -> String {
-    airlock::sources::fetch::hash_file(path, airlock::sources::fetch::Algo::Sha256).unwrap().0
+    airlock_content::sources::fetch::hash_file(path, airlock_content::sources::fetch::Algo::Sha256).unwrap().0
 }
 
 fn target(py: &str, platforms: &[&str]) -> PipTarget {

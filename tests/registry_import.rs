@@ -13,8 +13,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use airlock::sources::fetch::{FetchOptions, Fetcher};
-use airlock::sources::oci::{self, ImageRef, OciOptions};
+use airlock_content::sources::fetch::{FetchOptions, Fetcher};
+use airlock_content::sources::oci::{self, ImageRef, OciOptions};
 use common::{Project, Run, tree as files};
 use registry::{Images, Registry, digest, sha256_hex, skopeo, try_skopeo};
 use serde_json::{Value, json};

@@ -255,7 +255,7 @@ fn helm_serves_chartmuseum_index_and_api_rebuilt_on_change() {
 
     let (st, head, index) = curl(&[], &format!("{base}/stable/index.yaml"));
     assert_eq!((st, header(&head, "content-type").as_str()), (200, "application/x-yaml"));
-    let index: serde_json::Value = airlock::yaml::parse_json(&String::from_utf8(index).unwrap()).unwrap();
+    let index: serde_json::Value = airlock_base::yaml::parse_json(&String::from_utf8(index).unwrap()).unwrap();
     assert_eq!(index["apiVersion"], "v1");
     let versions: Vec<&str> = index["entries"]["app"].as_array().unwrap().iter().map(|e| e["version"].as_str().unwrap()).collect();
     assert_eq!(versions, ["1.10.0", "1.9.0-rc.1", "1.0.0"], "newest first");

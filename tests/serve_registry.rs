@@ -12,8 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock::serve::registry::registry_router;
-use airlock::sources::registry_store::{ImportOptions, import};
+use airlock_content::sources::registry_store::{ImportOptions, import};
+use airlock_serve::registry::registry_router;
 use registry::{Images, OCI_INDEX, OCI_MANIFEST, Registry, digest, require_tools, sha256_hex, skopeo, try_skopeo};
 use serde_json::{Value, json};
 
@@ -503,8 +503,8 @@ fn the_router_merges_with_other_routes() {
 
 #[test]
 fn docker_typed_images_of_a_cached_layout_are_served_as_upstream_serves_them() {
-    use airlock::sources::fetch::{FetchOptions, Fetcher};
-    use airlock::sources::oci::{self, ImageRef, OciOptions};
+    use airlock_content::sources::fetch::{FetchOptions, Fetcher};
+    use airlock_content::sources::oci::{self, ImageRef, OciOptions};
     let upstream = Registry::start();
     let src = tempfile::tempdir().unwrap();
     let images = Images::build(src.path());

@@ -139,7 +139,7 @@ fn volume(host: &Path, container: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 
 fn http() -> reqwest::blocking::Client {
-    airlock::modules::http::ensure_crypto_provider();
+    airlock_base::http::ensure_crypto_provider();
     reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30)).build().unwrap()
 }
 

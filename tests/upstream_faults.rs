@@ -408,8 +408,8 @@ impl ExpiringRegistry {
 
 #[test]
 fn a_pull_goes_on_with_a_new_token_when_the_registry_expires_the_old_one() {
-    use airlock::sources::fetch::{FetchOptions, Fetcher};
-    use airlock::sources::oci::{self, ImageRef, OciOptions};
+    use airlock_content::sources::fetch::{FetchOptions, Fetcher};
+    use airlock_content::sources::oci::{self, ImageRef, OciOptions};
 
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
     let layers: Vec<Vec<u8>> = (0..12).map(|i| payload(40_000 + i * 1000, 50 + i as u8)).collect();
@@ -483,8 +483,8 @@ fn uri_names_a_body_that_stops_and_writes_no_file() {
 
 #[test]
 fn a_registry_blob_cut_off_is_fetched_again_and_one_that_never_arrives_is_named() {
-    use airlock::sources::fetch::{FetchOptions, Fetcher};
-    use airlock::sources::oci::{self, ImageRef, OciOptions};
+    use airlock_content::sources::fetch::{FetchOptions, Fetcher};
+    use airlock_content::sources::oci::{self, ImageRef, OciOptions};
 
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
     let layer = payload(120_000, 71);

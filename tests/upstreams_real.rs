@@ -163,7 +163,7 @@ impl PyPiOrg {
         for ((dir, file, yanked), b2) in list.iter().zip(&hashes) {
             let bytes = fs::read(dir.join(file)).unwrap();
             let metadata = wheel_metadata(file, &bytes);
-            let (project, version) = airlock::sources::pypi::parse_filename(file).unwrap();
+            let (project, version) = airlock_content::sources::pypi::parse_filename(file).unwrap();
             dists.push(Dist {
                 project,
                 version,

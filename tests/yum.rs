@@ -11,8 +11,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use airlock::sources::fetch::{FetchOptions, Fetcher};
-use airlock::sources::yum::{self, Evr, FileKind, YumError, YumRepo, YumSync, rpmvercmp};
+use airlock_content::sources::fetch::{FetchOptions, Fetcher};
+use airlock_content::sources::yum::{self, Evr, FileKind, YumError, YumRepo, YumSync, rpmvercmp};
 use sha2::Digest;
 use yumfix::*;
 

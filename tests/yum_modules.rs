@@ -19,7 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock::sources::yum;
+use airlock_content::sources::yum;
 use common::Project;
 use serde_json::Value;
 use yumfix::run;

@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use airlock::bundle::{ExtractOptions, extract_archive, inspect_archive, verify_archive};
+use airlock_content::archive::{ExtractOptions, extract_archive, inspect_archive, verify_archive};
 use libfuzzer_sys::fuzz_target;
 
 /// Everything under `dir`, relative, with whether each is a directory; panics on anything
@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => assert!(found.is_empty(), "extraction failed ({e}) yet left {found:?}"),
         Ok(_) => {
             // Exactly the manifest's files (and their directories), each of its size.
-            let m = airlock::bundle::Manifest::load(&dest.join("manifest.json")).expect("extracted manifest reads back");
+            let m = airlock_content::archive::Manifest::load(&dest.join("manifest.json")).expect("extracted manifest reads back");
             let dirs = m.directories();
             for (rel, is_dir) in &found {
                 if *is_dir {

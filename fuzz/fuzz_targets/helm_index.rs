@@ -3,7 +3,7 @@
 //! and the local index written back, as a sync without downloads would.
 #![no_main]
 
-use airlock::sources::helm::{HelmRepo, parse_index, select_offline};
+use airlock_content::sources::helm::{HelmRepo, parse_index, select_offline};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

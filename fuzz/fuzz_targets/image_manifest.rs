@@ -6,14 +6,14 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(m) = airlock::sources::oci::parse_manifest(data) {
+    if let Ok(m) = airlock_content::sources::oci::parse_manifest(data) {
         for r in &m.refs {
             // Every descriptor a pull accepts names a blob path inside the layout.
-            let path = airlock::sources::oci::blob_path(std::path::Path::new("/layout"), &r.digest);
+            let path = airlock_content::sources::oci::blob_path(std::path::Path::new("/layout"), &r.digest);
             assert!(path.starts_with("/layout/blobs/sha256/"), "{} escapes the layout", path.display());
             assert!(!path.components().any(|c| c == std::path::Component::ParentDir), "{} escapes the layout", path.display());
         }
     }
-    let _ = airlock::serve::registry::media_type_of(data);
-    let _ = airlock::serve::registry::pushed_references(data);
+    let _ = airlock_serve::registry::media_type_of(data);
+    let _ = airlock_serve::registry::pushed_references(data);
 });

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use airlock::playbook::{LoadOptions, parse_playbook};
+use airlock_runner::playbook::{LoadOptions, parse_playbook};
 use libfuzzer_sys::fuzz_target;
 
 /// One directory for every run: the loader anchors relative imports and `roles/` at the
@@ -19,11 +19,11 @@ fn playbook_path() -> &'static PathBuf {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(docs) = airlock::yaml::parse_documents(text) {
+    if let Ok(docs) = airlock_base::yaml::parse_documents(text) {
         for d in &docs {
             let _ = d.to_json();
         }
     }
-    let _ = airlock::yaml::parse_json(text);
+    let _ = airlock_base::yaml::parse_json(text);
     let _ = parse_playbook(text, playbook_path(), &LoadOptions::default());
 });

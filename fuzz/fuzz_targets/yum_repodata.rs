@@ -6,11 +6,11 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = airlock::sources::yum::parse_repomd(data);
-    if let Ok(packages) = airlock::sources::yum::read_primary(data) {
+    let _ = airlock_content::sources::yum::parse_repomd(data);
+    if let Ok(packages) = airlock_content::sources::yum::read_primary(data) {
         for p in &packages {
             let _ = p.nevra();
         }
-        let _ = airlock::sources::yum::newest(packages);
+        let _ = airlock_content::sources::yum::newest(packages);
     }
 });
