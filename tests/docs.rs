@@ -61,7 +61,7 @@ fn parameter_rows<'a>(doc: &'a str, module: &str) -> Result<Vec<&'a str>, String
 fn problems(module: &str, source: &str, doc: &str) -> Vec<String> {
     let allowed = match allowed(source) {
         Ok(a) => a,
-        Err(e) => return vec![format!("src/modules/{module}.rs: {e}")],
+        Err(e) => return vec![format!("crates/runner/src/modules/{module}.rs: {e}")],
     };
     let rows = match parameter_rows(doc, module) {
         Ok(r) => r,
@@ -96,7 +96,7 @@ fn every_module_argument_is_documented_and_every_documented_one_exists() {
     let doc = std::fs::read_to_string(root.join("docs/modules.md")).expect("docs/modules.md");
     let mut all = Vec::new();
     for module in MODULES {
-        let source = std::fs::read_to_string(root.join(format!("src/modules/{module}.rs"))).expect("the module's source");
+        let source = std::fs::read_to_string(root.join(format!("crates/runner/src/modules/{module}.rs"))).expect("the module's source");
         all.extend(problems(module, &source, &doc));
     }
     assert!(all.is_empty(), "docs/modules.md is out of step with the modules:\n{}", all.join("\n"));

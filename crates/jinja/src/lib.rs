@@ -1,6 +1,8 @@
-//! The template layer: a minijinja environment with Ansible's filters, tests and lookups, and
+//! airlock-jinja: templating as Ansible does it. A minijinja environment with Ansible's filters, tests and lookups, and
 //! rendering with Ansible's rules (native types for a lone `{{ expr }}`, Python-style output,
 //! variables templated lazily when they are used).
+//!
+//! Depends on airlock-base only; the runner hands it variables, never the other way round.
 
 pub mod filters;
 pub mod is_tests;

@@ -1,4 +1,4 @@
-//! `airlock serve`: the offline mirrors that `build-offline-mirrors.yml` lays out under
+//! airlock-serve: `airlock serve`, the offline mirrors that `build-offline-mirrors.yml` lays out under
 //! `/opt/deepops`, served without Docker on DeepOps's ports: Yum (nginx-like static files),
 //! Helm (ChartMuseum's read API), PyPI (the simple API) and plain files.
 //!
@@ -7,6 +7,9 @@
 //! static-file code ([`files::serve_file`], [`files::serve_open`]) with `HEAD`, single
 //! `Range`s, `ETag` and `Last-Modified`; small files come from memory (the `cache` module)
 //! while they are unchanged.
+//!
+//! Depends on airlock-base and airlock-content (the registry store, the manifest's formats);
+//! it serves what the content crate wrote on disk and never fetches from an upstream.
 
 mod cache;
 pub mod files;

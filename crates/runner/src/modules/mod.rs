@@ -104,15 +104,6 @@ impl ModuleFail {
     }
 }
 
-impl<E: std::fmt::Display> From<E> for ModuleFail
-where
-    E: std::error::Error,
-{
-    fn from(e: E) -> Self {
-        ModuleFail::new(e.to_string())
-    }
-}
-
 pub type ModuleOutcome = Result<ModuleResult, ModuleFail>;
 
 /// What a module may use of the run around it.

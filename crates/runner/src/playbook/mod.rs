@@ -244,7 +244,8 @@ pub fn shipped_roles_dirs() -> Vec<PathBuf> {
     {
         out.push(prefix.join("share/airlock/roles"));
     }
-    out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("roles"));
+    // This crate sits at crates/runner of the workspace, whose root holds roles/.
+    out.push(crate::config::normalize_lexically(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../roles")));
     out
 }
 
