@@ -1,16 +1,8 @@
-//! The Yum metadata readers on arbitrary bytes: `repomd.xml`, and `primary.xml` through the
-//! decompression a mirror applies (gzip, zstd, xz or none), then the newest-version choice
-//! that compares every package's epoch:version-release.
+//! libFuzzer's entry for `checks/yum_repodata.rs`; the corpus replays through the same function in
+//! the main test suite (tests/it/fuzz_corpora.rs).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks/yum_repodata.rs"]
+mod check;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = airlock_content::sources::yum::parse_repomd(data);
-    if let Ok(packages) = airlock_content::sources::yum::read_primary(data) {
-        for p in &packages {
-            let _ = p.nevra();
-        }
-        let _ = airlock_content::sources::yum::newest(packages);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));
