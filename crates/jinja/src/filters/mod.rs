@@ -2820,7 +2820,7 @@ mod tests {
     #[test]
     fn matches_ansible_on_recorded_expressions() {
         let env = env();
-        let data = include_str!("testdata/ansible_exprs.jsonl");
+        let data = include_str!("../testdata/ansible_exprs.jsonl");
         let mut n = 0;
         for line in data.lines() {
             let case: serde_json::Value = serde_json::from_str(line).unwrap();
