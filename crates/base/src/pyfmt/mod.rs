@@ -1511,7 +1511,7 @@ mod tests {
     /// `to_nice_json` (PyYAML 6.0.3 on libyaml 0.2.5) and Python's `str()`.
     #[test]
     fn matches_pyyaml_and_python_on_recorded_cases() {
-        let data = include_str!("testdata/pyyaml_cases.jsonl");
+        let data = include_str!("../testdata/pyyaml_cases.jsonl");
         let mut checked = 0;
         for line in data.lines() {
             let case: serde_json::Value = serde_json::from_str(line).unwrap();
