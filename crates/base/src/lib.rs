@@ -8,6 +8,7 @@
 pub mod facts;
 pub mod http;
 pub mod progress;
+pub mod shlex;
 pub mod pyfmt;
 pub mod staging;
 pub mod yaml;
