@@ -288,6 +288,22 @@ fn extra_layers(opts: &RunOptions) -> Vec<(Arc<str>, Option<Arc<Path>>, VarMap)>
 /// A fatal error that stops the run (not a task failure).
 struct Fatal(String);
 
+/// One task on one host: what the steps that run it (retries, the action, an include, the
+/// result's bookkeeping) share.
+#[derive(Clone, Copy)]
+struct TaskCall<'a> {
+    task: &'a Task,
+    /// The keywords of the blocks, roles and includes around the task.
+    inh: &'a Inherit,
+    host: &'a str,
+    /// The action as written and its arguments, not templated yet.
+    action: &'a str,
+    args: &'a Map<String, Json>,
+    /// The task's name in its result lines.
+    name: &'a str,
+    no_log: bool,
+}
+
 impl Runner {
     fn run_books(&mut self, books: &[playbook::Playbook]) -> i32 {
         for b in books {
@@ -776,9 +792,9 @@ impl Runner {
                 return Ok(());
             }
             match &task.body {
-                Body::Block { block, rescue, always } => {
+                Body::Block { .. } => {
                     let child = inh.child(task);
-                    self.run_block(pc, task, &child, block, rescue, always, &active, handler)?;
+                    self.run_block(pc, task, &child, &active, handler)?;
                 }
                 Body::Action { .. } => self.run_task(pc, task, inh, &active, handler)?,
             }
@@ -786,19 +802,10 @@ impl Runner {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn run_block(
-        &mut self,
-        pc: &mut PlayCtx,
-        task: &Task,
-        inh: &Inherit,
-        block: &[Task],
-        rescue: &[Task],
-        always: &[Task],
-        hosts: &[String],
-        handler: bool,
-    ) -> Result<(), Fatal> {
-        let _ = task;
+    /// A block's tasks, then its `rescue` on the hosts that failed, then its `always`; `inh` is
+    /// the block's own keywords over the inherited ones.
+    fn run_block(&mut self, pc: &mut PlayCtx, task: &Task, inh: &Inherit, hosts: &[String], handler: bool) -> Result<(), Fatal> {
+        let Body::Block { block, rescue, always } = &task.body else { unreachable!() };
         self.run_list_on(pc, block, inh, handler, hosts)?;
         let failed: Vec<String> = hosts.iter().filter(|h| self.hosts[*h].failed).cloned().collect();
         if !rescue.is_empty() && !failed.is_empty() {
@@ -913,15 +920,16 @@ impl Runner {
         let vars = self.vars_for(pc, host, task, inh, None);
         let ctx = vars.ctx();
         let no_log = self.eval_bool_opt(task.no_log.as_ref().or(inh.no_log.as_ref()), &ctx).unwrap_or(false);
+        let call = TaskCall { task, inh, host, action, args, name: &name, no_log };
         let fail = |me: &mut Runner, msg: String| -> Result<HostRun, Fatal> {
             let result = json!({"changed": false, "failed": true, "msg": msg});
-            me.finish(task, inh, host, result, &name, false, no_log)
+            me.finish(&call, result, false)
         };
         // Parent conditions (blocks, roles, imports) and then the task's own; with a loop,
         // the task's own `when` is evaluated per item.
         match self.eval_when(&inh.when, &ctx) {
             Ok(true) => {}
-            Ok(false) => return self.skip(task, host, &name, &inh.when, no_log),
+            Ok(false) => return self.skip(&call, &inh.when),
             Err(e) => return fail(self, format!("The conditional check failed: {e} (task '{}' at {})", task.display_name(), task.pos)),
         }
         let items = match &task.loop_ {
@@ -934,14 +942,14 @@ impl Runner {
         let Some(items) = items else {
             match self.eval_when(&task.when, &ctx) {
                 Ok(true) => {}
-                Ok(false) => return self.skip(task, host, &name, &task.when, no_log),
+                Ok(false) => return self.skip(&call, &task.when),
                 Err(e) => return fail(self, format!("The conditional check failed: {e} (task '{}' at {})", task.display_name(), task.pos)),
             }
             if matches!(action, "include_tasks" | "include_role") {
-                return self.include(pc, task, inh, host, args, &vars, None);
+                return self.include(pc, &call, &vars, None);
             }
-            let result = self.run_with_retries(pc, task, inh, host, action, args, &vars, no_log);
-            return self.finish(task, inh, host, result, &name, false, no_log);
+            let result = self.run_with_retries(pc, &call, &vars);
+            return self.finish(&call, result, false);
         };
         if matches!(action, "include_tasks" | "include_role") {
             // A looped include runs the included tasks once per item, with the loop var set.
@@ -955,7 +963,7 @@ impl Runner {
                     Ok(false) => continue,
                     Err(e) => return fail(self, format!("The conditional check failed: {e} (task '{}' at {})", task.display_name(), task.pos)),
                 }
-                if let HostRun::Include(tasks, child, role) = self.include(pc, task, inh, host, args, &ivars, Some(top))? {
+                if let HostRun::Include(tasks, child, role) = self.include(pc, &call, &ivars, Some(top))? {
                     out.push((tasks, child, role));
                 }
             }
@@ -995,7 +1003,7 @@ impl Runner {
                 }
                 Ok(true) => {
                     all_skipped = false;
-                    self.run_with_retries(pc, task, inh, host, action, args, &ivars, no_log)
+                    self.run_with_retries(pc, &call, &ivars)
                 }
                 Err(e) => {
                     all_skipped = false;
@@ -1003,7 +1011,7 @@ impl Runner {
                 }
             };
             if r.get("unreachable").and_then(Json::as_bool).unwrap_or(false) {
-                return self.finish(task, inh, host, r, &name, false, no_log);
+                return self.finish(&call, r, false);
             }
             r[&loop_var] = item.clone();
             r["ansible_loop_var"] = json!(loop_var);
@@ -1050,7 +1058,7 @@ impl Runner {
         if all_skipped {
             result["skipped"] = json!(true);
         }
-        self.finish(task, inh, host, result, &name, true, no_log)
+        self.finish(&call, result, true)
     }
 
     /// Facts a module, set_fact or include_vars returned, in place for the host's next task
@@ -1088,7 +1096,8 @@ impl Runner {
         top
     }
 
-    fn skip(&mut self, task: &Task, host: &str, name: &str, conds: &[Json], no_log: bool) -> Result<HostRun, Fatal> {
+    fn skip(&mut self, call: &TaskCall, conds: &[Json]) -> Result<HostRun, Fatal> {
+        let TaskCall { task, host, name, no_log, .. } = *call;
         let mut r = json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False"});
         if let Some(c) = conds.first() {
             r["false_condition"] = c.clone();
@@ -1241,21 +1250,11 @@ impl Runner {
     }
 
     /// Runs the action, repeating it while `until` is false (up to `retries`).
-    #[allow(clippy::too_many_arguments)]
-    fn run_with_retries(
-        &mut self,
-        pc: &mut PlayCtx,
-        task: &Task,
-        inh: &Inherit,
-        host: &str,
-        action: &str,
-        args: &Map<String, Json>,
-        vars: &Arc<Vars>,
-        no_log: bool,
-    ) -> Json {
+    fn run_with_retries(&mut self, pc: &mut PlayCtx, call: &TaskCall, vars: &Arc<Vars>) -> Json {
+        let TaskCall { task, inh, host, .. } = *call;
         let ctx = vars.ctx();
         let Some(until) = &task.until else {
-            return self.run_action(pc, task, inh, host, action, args, vars, no_log);
+            return self.run_action(pc, call, vars);
         };
         let retries = task
             .retries
@@ -1273,7 +1272,7 @@ impl Runner {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut result = self.run_action(pc, task, inh, host, action, args, vars, no_log);
+            let mut result = self.run_action(pc, call, vars);
             // `until` sees the result under the register name.
             let mut top = Map::new();
             if let Some(reg) = &task.register {
@@ -1302,18 +1301,8 @@ impl Runner {
     }
 
     /// Runs one action (module or executor action) once, after templating its arguments.
-    #[allow(clippy::too_many_arguments)]
-    fn run_action(
-        &mut self,
-        pc: &mut PlayCtx,
-        task: &Task,
-        inh: &Inherit,
-        host: &str,
-        action: &str,
-        args: &Map<String, Json>,
-        vars: &Arc<Vars>,
-        no_log: bool,
-    ) -> Json {
+    fn run_action(&mut self, pc: &mut PlayCtx, call: &TaskCall, vars: &Arc<Vars>) -> Json {
+        let TaskCall { task, inh, host, .. } = *call;
         // delegate_to: the module runs on that host, through its connection, with this
         // host's variables (as Ansible does).
         let target = match task.delegate_to.as_ref().or(inh.delegate_to.as_ref()) {
@@ -1324,7 +1313,7 @@ impl Runner {
             },
             None => host.to_string(),
         };
-        let mut r = self.run_action_on(pc, task, inh, host, &target, action, args, vars, no_log);
+        let mut r = self.run_action_on(pc, call, &target, vars);
         // The output names both hosts (`ok: [node1 -> localhost]`), as Ansible's does.
         if target != host
             && let Json::Object(m) = &mut r
@@ -1334,19 +1323,9 @@ impl Runner {
         r
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn run_action_on(
-        &mut self,
-        pc: &mut PlayCtx,
-        task: &Task,
-        inh: &Inherit,
-        host: &str,
-        target: &str,
-        action: &str,
-        args: &Map<String, Json>,
-        vars: &Arc<Vars>,
-        no_log: bool,
-    ) -> Json {
+    /// Runs the action on `target`: the task's host, or the one it is delegated to.
+    fn run_action_on(&mut self, pc: &mut PlayCtx, call: &TaskCall, target: &str, vars: &Arc<Vars>) -> Json {
+        let TaskCall { task, inh, action, args, .. } = *call;
         let ctx = vars.ctx();
         let check = self.check_mode(inh, task);
         let diff = match self.eval_bool_opt(task.diff.as_ref().or(inh.diff.as_ref()), &ctx) {
@@ -1365,9 +1344,8 @@ impl Runner {
                 Err(e) => return json!({"changed": false, "failed": true, "msg": format!("{} (task '{}' at {})", e.msg, task.display_name(), task.pos)}),
             }
         };
-        let _ = no_log;
         self.note_secrets(&targs, vars);
-        if let Some(mut r) = actions::run_executor_action(self, pc, task, host, action, &targs, vars, check) {
+        if let Some(mut r) = actions::run_executor_action(self, pc, call, &targs, vars, check) {
             // Template errors inside an action name the task and where it is written.
             if let Some(msg) = r.get("msg").and_then(Json::as_str).filter(|m| m.contains("is undefined") || m.starts_with("template error")) {
                 let msg = format!("{msg} (task '{}' at {})", task.display_name(), task.pos);
@@ -1538,8 +1516,8 @@ impl Runner {
     }
 
     /// Applies changed_when/failed_when/ignore_errors, registers, notifies, prints, counts.
-    #[allow(clippy::too_many_arguments)]
-    fn finish(&mut self, task: &Task, inh: &Inherit, host: &str, mut result: Json, name: &str, looped: bool, no_log: bool) -> Result<HostRun, Fatal> {
+    fn finish(&mut self, call: &TaskCall, mut result: Json, looped: bool) -> Result<HostRun, Fatal> {
+        let TaskCall { task, inh, host, name, no_log, .. } = *call;
         if result.get("failed").is_none() {
             result["failed"] = json!(false);
         }
@@ -1712,17 +1690,10 @@ impl Runner {
     }
 
     /// include_tasks / include_role: loads what to run; the caller runs it on this host.
-    #[allow(clippy::too_many_arguments)]
-    fn include(
-        &mut self,
-        pc: &mut PlayCtx,
-        task: &Task,
-        inh: &Inherit,
-        host: &str,
-        args: &Map<String, Json>,
-        vars: &Arc<Vars>,
-        top: Option<Map<String, Json>>,
-    ) -> Result<HostRun, Fatal> {
+    fn include(&mut self, pc: &mut PlayCtx, call: &TaskCall, vars: &Arc<Vars>, top: Option<Map<String, Json>>) -> Result<HostRun, Fatal> {
+        // An include's own failures are shown whatever its no_log.
+        let call = TaskCall { no_log: false, ..*call };
+        let TaskCall { task, inh, host, args, .. } = call;
         let ctx = vars.ctx();
         let action = task.action().unwrap_or_default();
         let targs = match self.templar.template_json(&Json::Object(args.clone()), &ctx) {
@@ -1730,7 +1701,7 @@ impl Runner {
             Ok(_) => unreachable!(),
             Err(e) => {
                 let r = json!({"changed": false, "failed": true, "msg": e.msg});
-                return self.finish(task, inh, host, r, &task.display_name(), false, false);
+                return self.finish(&call, r, false);
             }
         };
         // The included tasks inherit the include's surroundings, its `apply`, and its vars
@@ -1786,7 +1757,7 @@ impl Runner {
         }
         let fail = |me: &mut Runner, msg: String| -> Result<HostRun, Fatal> {
             let r = json!({"changed": false, "failed": true, "msg": msg});
-            me.finish(task, inh, host, r, &task.display_name(), false, false)
+            me.finish(&call, r, false)
         };
         if action == "include_tasks" {
             let Some(file) = targs.get("_raw_params").or_else(|| targs.get("file")).and_then(Json::as_str) else {
