@@ -6,21 +6,20 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
-use super::{PlayCtx, Runner, Task};
+use super::{PlayCtx, Runner, Task, TaskCall};
 use airlock_jinja::Vars;
 
-/// Runs an executor action; `None` when `action` is a module from the registry.
-#[allow(clippy::too_many_arguments)]
+/// Runs an executor action with its templated `args`; `None` when the call's action is a
+/// module from the registry.
 pub(super) fn run_executor_action(
     runner: &mut Runner,
     pc: &mut PlayCtx,
-    task: &Task,
-    host: &str,
-    action: &str,
+    call: &TaskCall,
     args: &Map<String, Json>,
     vars: &Arc<Vars>,
     _check: bool,
 ) -> Option<Json> {
+    let TaskCall { task, host, action, .. } = *call;
     Some(match action {
         "debug" => debug(runner, args, vars),
         "set_fact" => {
