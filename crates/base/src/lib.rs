@@ -8,7 +8,7 @@
 pub mod facts;
 pub mod http;
 pub mod progress;
-pub mod shlex;
 pub mod pyfmt;
+pub mod shlex;
 pub mod staging;
 pub mod yaml;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
+use airlock_base::shlex;
 use serde_json::{Map, Value};
 
 use super::args::{bool_or, check_known, opt_str};
@@ -23,78 +24,6 @@ const FREE_FORM_OPTIONS: &[&str] = &["creates", "removes", "chdir", "executable"
 /// Runs `command`.
 pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     execute(args, ctx, false)
-}
-
-/// Python's `shlex.split` (POSIX mode, no comments).
-pub fn shlex_split(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_token = false;
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_token {
-                    out.push(std::mem::take(&mut cur));
-                    in_token = false;
-                }
-            }
-            '\\' => {
-                in_token = true;
-                match chars.next() {
-                    Some(n) => cur.push(n),
-                    None => return Err("No escaped character".into()),
-                }
-            }
-            '\'' => {
-                in_token = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(n) => cur.push(n),
-                        None => return Err("No closing quotation".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_token = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(n @ ('"' | '\\')) => cur.push(n),
-                            Some(n) => {
-                                cur.push('\\');
-                                cur.push(n);
-                            }
-                            None => return Err("No closing quotation".into()),
-                        },
-                        Some(n) => cur.push(n),
-                        None => return Err("No closing quotation".into()),
-                    }
-                }
-            }
-            c => {
-                in_token = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_token {
-        out.push(cur);
-    }
-    Ok(out)
-}
-
-/// Python's `shlex.quote`.
-pub fn shlex_quote(s: &str) -> String {
-    if s.is_empty() {
-        return "''".into();
-    }
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c)) {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', "'\"'\"'"))
 }
 
 /// Python's `str.splitlines()`.
@@ -272,7 +201,7 @@ pub(crate) fn execute(args_in: &Args, ctx: &ModuleContext, shell: bool) -> Modul
         argv = if text.trim().is_empty() { Vec::new() } else { vec![sh, "-c".into(), text] };
     } else {
         let list: Vec<String> = match (&text, args.get("argv")) {
-            (Some(t), _) => shlex_split(t).map_err(ModuleFail::new)?,
+            (Some(t), _) => shlex::split(t).map_err(|e| ModuleFail::new(e.to_string()))?,
             (None, Some(Value::Array(a))) => a.iter().map(env_value).collect(),
             (None, Some(Value::String(s))) => vec![s.clone()],
             _ => Vec::new(),
@@ -373,7 +302,7 @@ pub(crate) fn execute(args_in: &Args, ctx: &ModuleContext, shell: bool) -> Modul
             f.data = r;
             f.data.insert("changed".into(), false.into());
             f.data.insert("rc".into(), errno.into());
-            f.data.insert("cmd".into(), argv.iter().map(|a| shlex_quote(a)).collect::<Vec<_>>().join(" ").into());
+            f.data.insert("cmd".into(), argv.iter().map(|a| shlex::quote(a)).collect::<Vec<_>>().join(" ").into());
             add_lines(&mut f.data);
             return Err(f);
         }
@@ -460,12 +389,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn shlex() {
-        assert_eq!(shlex_split("echo 'a b' \"c \\\"d\\\" \\x\" e\\ f").unwrap(), vec!["echo", "a b", "c \"d\" \\x", "e f"]);
-        assert_eq!(shlex_split("a '' b").unwrap(), vec!["a", "", "b"]);
-        assert_eq!(shlex_split("  ").unwrap(), Vec::<String>::new());
-        assert_eq!(shlex_split("a 'b").unwrap_err(), "No closing quotation");
-        assert_eq!(shlex_quote("a b"), "'a b'");
+    fn splitlines() {
         assert_eq!(py_splitlines("a\n\nb\r\nc\n"), vec!["a", "", "b", "c"]);
     }
 

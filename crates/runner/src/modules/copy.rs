@@ -161,7 +161,7 @@ fn validate_content(cmd: &str, data: &[u8], dir: &Path) -> Result<(), ModuleFail
     let tmp = tempfile::Builder::new().prefix(".airlock-validate-").tempfile_in(dir).map_err(|e| ModuleFail::new(e.to_string()))?;
     fs::write(tmp.path(), data).map_err(|e| ModuleFail::new(e.to_string()))?;
     let line = cmd.replace("%s", &tmp.path().display().to_string());
-    let argv = super::command::shlex_split(&line).map_err(ModuleFail::new)?;
+    let argv = airlock_base::shlex::split(&line).map_err(|e| ModuleFail::new(e.to_string()))?;
     let out = std::process::Command::new(&argv[0]).args(&argv[1..]).output().map_err(|e| ModuleFail::new(format!("failed to validate: {e}")))?;
     if !out.status.success() {
         return Err(ModuleFail::new(format!(

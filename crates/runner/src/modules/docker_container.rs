@@ -36,7 +36,7 @@ const ALLOWED: &[&str] = &[
 fn str_list(a: &Args, key: &str) -> Result<Option<Vec<String>>, ModuleFail> {
     match a.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => super::command::shlex_split(s).map(Some).map_err(|e| ModuleFail::new(format!("{key}: {e}"))),
+        Some(Value::String(s)) => airlock_base::shlex::split(s).map(Some).map_err(|e| ModuleFail::new(format!("{key}: {e}"))),
         Some(Value::Array(items)) => Ok(Some(items.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect())),
         Some(v) => Err(ModuleFail::new(format!("argument '{key}' is of type {} and we were unable to convert to list", args::type_name(v)))),
     }

@@ -47,7 +47,7 @@ pub fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<CmdOut,
 
 /// The command as one line, for results and messages.
 pub fn cmdline(program: &str, args: &[&str]) -> String {
-    std::iter::once(program).chain(args.iter().copied()).map(super::command::shlex_quote).collect::<Vec<_>>().join(" ")
+    std::iter::once(program).chain(args.iter().copied()).map(airlock_base::shlex::quote).collect::<Vec<_>>().join(" ")
 }
 
 /// Whether `program` is an executable on PATH (or, with a `/`, at that path).

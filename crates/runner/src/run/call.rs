@@ -220,7 +220,7 @@ impl Runner {
         };
         let args = |names: &[&str]| -> Result<Vec<String>, String> {
             match text(names) {
-                Some(s) => crate::modules::command::shlex_split(&s).map_err(|e| format!("{}: {e}", names[0])),
+                Some(s) => airlock_base::shlex::split(&s).map_err(|e| format!("{}: {e}", names[0])),
                 None => Ok(Vec::new()),
             }
         };

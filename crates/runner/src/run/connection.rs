@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value as Json, json};
 
 use super::escalate::{self, ModuleRequest};
-use crate::modules::command::shlex_quote;
+use airlock_base::shlex::quote as shlex_quote;
 
 /// The connection types airlock knows.
 pub const SUPPORTED: &[&str] = &["local", "ssh"];
