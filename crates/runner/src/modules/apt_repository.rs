@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::fileattrs::{FileAttrs, parse_mode};
-use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, fsutil, syscmd};
+use super::utils::files::{FileAttrs, parse_mode};
+use super::utils::{files, syscmd};
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
 const ALLOWED: &[&str] = &["repo", "state", "filename", "mode", "update_cache"];
 
@@ -88,7 +89,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         .with("sources_removed", removed);
     for (p, before, after) in &changes {
         if ctx.diff_mode {
-            let mut d = fsutil::content_diff(p, before.as_deref().map(str::as_bytes), after.as_deref().unwrap_or("").as_bytes());
+            let mut d = files::content_diff(p, before.as_deref().map(str::as_bytes), after.as_deref().unwrap_or("").as_bytes());
             // As Ansible: a new file's "before" is /dev/null, a removed file's "after".
             if before.is_none() {
                 d.before_header = "/dev/null".into();
@@ -104,7 +105,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         match after {
             Some(text) => {
                 let new = before.is_none();
-                fsutil::atomic_write(p, text.as_bytes())?;
+                files::atomic_write(p, text.as_bytes())?;
                 if new {
                     // APT reads sources as any user (apt-get's _apt sandbox): 0644 unless told.
                     let m = parse_mode(mode.as_ref().unwrap_or(&Value::from("0644")), 0o644, false)?;

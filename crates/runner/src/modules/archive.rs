@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::args::{bool_or, check_known, opt_list, opt_str};
-use super::fileattrs::{self, FileAttrs, Hasher, expand_user};
 use super::unarchive;
+use super::utils::files::{self, FileAttrs, Hasher, expand_user};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 
 const ARGS: &[&str] = &["path", "dest", "format", "exclude_path", "exclusion_patterns", "force_archive", "remove"];
@@ -123,7 +123,7 @@ fn collect_items(targets: &[PathBuf], root: &str, skip: &[PathBuf], patterns: &[
 }
 
 fn file_sha1(path: &Path) -> io::Result<String> {
-    fileattrs::file_digest(path, "sha1")
+    files::file_digest(path, "sha1")
 }
 
 /// What the archive would hold, from the files on disk.
@@ -209,8 +209,8 @@ fn write_tar<W: Write>(w: W, items: &[Item], gz: bool) -> io::Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
         h.set_mode(m.mode() & 0o7777);
-        let _ = h.set_username(&fileattrs::user_name(m.uid()));
-        let _ = h.set_groupname(&fileattrs::group_name(m.gid()));
+        let _ = h.set_username(&files::user_name(m.uid()));
+        let _ = h.set_groupname(&files::group_name(m.gid()));
         let ft = m.file_type();
         let name = it.name.trim_end_matches('/');
         if ft.is_symlink() {
@@ -248,7 +248,7 @@ fn strs(v: &[PathBuf]) -> Vec<String> {
 
 /// Runs `archive`.
 pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
-    let allowed: Vec<&str> = ARGS.iter().chain(fileattrs::FILE_COMMON_ARGS).copied().collect();
+    let allowed: Vec<&str> = ARGS.iter().chain(files::FILE_COMMON_ARGS).copied().collect();
     check_known(args, "archive", &allowed)?;
     let paths_arg = opt_list(args, "path")?.filter(|v| !v.is_empty()).ok_or_else(|| ModuleFail::new("missing required arguments: path"))?;
     let format = opt_str(args, "format")?.unwrap_or_else(|| "gz".into());
@@ -328,9 +328,9 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             if !dest_dir.is_dir() {
                 return Err(ModuleFail::new(format!("Destination directory {} does not exist", dest_dir.display())));
             }
-            let mut tmp = fileattrs::temp_file_for(&dest_dir, &dest_name).map_err(|e| wrap(e, archive_kind))?;
+            let mut tmp = files::temp_file_for(&dest_dir, &dest_name).map_err(|e| wrap(e, archive_kind))?;
             write_tar(io::BufWriter::new(tmp.as_file_mut()), &items, format == "gz").map_err(|e| wrap(e, archive_kind))?;
-            fileattrs::match_dest_perms(tmp.path(), &dest).map_err(|e| wrap(e, archive_kind))?;
+            files::match_dest_perms(tmp.path(), &dest).map_err(|e| wrap(e, archive_kind))?;
             tmp.persist(&dest).map_err(|e| wrap(e.error, archive_kind))?;
         }
         dest_state = if missing.is_empty() { "archive" } else { "incomplete" };
@@ -345,14 +345,14 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                     .with("path", src.display().to_string())
                     .with("dest", dest.display().to_string())
             };
-            let mut tmp = fileattrs::temp_file_for(&dest_dir, &dest_name).map_err(fail)?;
+            let mut tmp = files::temp_file_for(&dest_dir, &dest_name).map_err(fail)?;
             {
                 let mut enc = flate2::GzBuilder::new().mtime(0).write(io::BufWriter::new(tmp.as_file_mut()), flate2::Compression::default());
                 let mut f = fs::File::open(src).map_err(fail)?;
                 io::copy(&mut f, &mut enc).map_err(fail)?;
                 enc.finish().map_err(fail)?.flush().map_err(fail)?;
             }
-            fileattrs::match_dest_perms(tmp.path(), &dest).map_err(fail)?;
+            files::match_dest_perms(tmp.path(), &dest).map_err(fail)?;
             tmp.persist(&dest).map_err(|e| fail(e.error))?;
         }
         archived.push(src.clone());

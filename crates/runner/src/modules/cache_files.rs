@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::cache::{self, rel};
+use super::utils::offline_cache::{self, rel};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use airlock_content::archive::manifest::Artifact;
 use airlock_content::sources::fetch::{Checksum, parallel};
@@ -37,9 +37,9 @@ fn parse_checksum(spec: &str, url: &str) -> Result<Checksum, ModuleFail> {
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "cache_files", ALLOWED)?;
     let dest = PathBuf::from(args::req_str(a, "dest")?);
-    let root = cache::cache_root(a, &dest)?;
+    let root = offline_cache::cache_root(a, &dest)?;
     let mut jobs = Vec::new();
-    for f in cache::list_of_maps(a, "files")? {
+    for f in offline_cache::list_of_maps(a, "files")? {
         let url = f
             .get("url")
             .and_then(Value::as_str)
@@ -60,11 +60,11 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let checksum = f.get("checksum").and_then(Value::as_str).filter(|s| !s.is_empty()).map(|c| parse_checksum(c, &url)).transpose()?;
         jobs.push(Job { url, dest: dest.join(name), checksum });
     }
-    let fetcher = cache::fetcher(a)?;
+    let fetcher = offline_cache::fetcher(a)?;
     if ctx.check_mode {
         // Sizes from HEAD requests, the only metadata a plain file has.
         let missing: Vec<&Job> = jobs.iter().filter(|j| !j.dest.is_file()).collect();
-        let sizes = parallel(missing.iter().map(|j| j.url.as_str()).collect(), cache::concurrency(a)?, |u| fetcher.content_length(u));
+        let sizes = parallel(missing.iter().map(|j| j.url.as_str()).collect(), offline_cache::concurrency(a)?, |u| fetcher.content_length(u));
         let mut files = Vec::new();
         let (mut bytes, mut unknown) = (0, 0);
         for (j, size) in missing.iter().zip(sizes) {
@@ -82,13 +82,13 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             airlock_content::archive::human_size(bytes)
         )));
     }
-    let pb = cache::bytes_bar(ctx, "files");
+    let pb = offline_cache::bytes_bar(ctx, "files");
     let total = AtomicU64::new(0);
     let on_bytes = |n: u64| {
         total.fetch_add(n, Ordering::Relaxed);
         pb.inc(n);
     };
-    let results = parallel(jobs, cache::concurrency(a)?, |j: Job| {
+    let results = parallel(jobs, offline_cache::concurrency(a)?, |j: Job| {
         // Without a checksum a file already present is kept, as get_url does without force.
         if j.checksum.is_none() && j.dest.is_file() {
             return airlock_content::sources::fetch::hash_file(&j.dest, airlock_content::sources::fetch::Algo::Sha256)
@@ -116,6 +116,6 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     if !failures.is_empty() {
         return Err(ModuleFail::new(format!("{} of the files failed: {}", failures.len(), failures.join("; "))).with("failures", json!(failures)));
     }
-    cache::write_fragment(&root, &format!("files-{}", rel(&root, &dest)?), &artifacts)?;
+    offline_cache::write_fragment(&root, &format!("files-{}", rel(&root, &dest)?), &artifacts)?;
     Ok(ModuleResult::changed(changed).with("files", artifacts.len()).with("bytes_downloaded", total.load(Ordering::Relaxed)))
 }

@@ -10,7 +10,7 @@ use airlock_base::shlex;
 use serde_json::{Map, Value};
 
 use super::args::{bool_or, check_known, opt_str};
-use super::fileattrs::{expand_path, expand_user, expand_vars, py_datetime, py_timedelta};
+use super::utils::files::{expand_path, expand_user, expand_vars, py_datetime, py_timedelta};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 
 const COMMAND_ARGS: &[&str] =

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::fileattrs::{self, FileAttrs};
-use super::fsutil;
+use super::utils::files::{self, FileAttrs};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
 const ALLOWED: &[&str] = &[
@@ -119,16 +118,16 @@ pub fn write_file(
             validate_content(cmd, data, parent)?;
         }
         if ctx.diff_mode {
-            result.diff.push(fsutil::content_diff(dest, before.as_deref(), data));
+            result.diff.push(files::content_diff(dest, before.as_deref(), data));
         }
         if !ctx.check_mode {
             if backup && exists {
                 result = result.with(
                     "backup_file",
-                    fileattrs::backup_file(dest).map_err(|e| ModuleFail::new(format!("could not back up {}: {e}", dest.display())))?.display().to_string(),
+                    files::backup_file(dest).map_err(|e| ModuleFail::new(format!("could not back up {}: {e}", dest.display())))?.display().to_string(),
                 );
             }
-            fsutil::atomic_write(dest, data)?;
+            files::atomic_write(dest, data)?;
         }
         result.changed = true;
     }
@@ -139,7 +138,7 @@ pub fn write_file(
         r = r.with("src", s.display().to_string());
     }
     if dest.exists() {
-        for (k, v) in fileattrs::path_info(dest) {
+        for (k, v) in files::path_info(dest) {
             if k != "size" || !ctx.check_mode {
                 r.data.insert(k, v);
             }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::fileattrs::{self, FileAttrs};
+use super::utils::files::{self, FileAttrs};
 use super::{Args, Diff, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
 const ALLOWED: &[&str] = &[
@@ -191,7 +191,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         _ => unreachable!(),
     }
     let mut r = ModuleResult::changed(changed).with("path", path_s.clone());
-    for (k, v) in fileattrs::path_info(&path) {
+    for (k, v) in files::path_info(&path) {
         r.data.insert(k, v);
     }
     if check && before == "absent" {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, fileattrs, stat};
+use super::utils::files;
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, stat};
 use airlock_jinja::filters::{PyRegex, RE_ANCHORED, RE_M, compile_py_regex};
 
 const ALLOWED: &[&str] = &[
@@ -121,7 +122,7 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
     let mut examined = 0u64;
     let mut skipped = serde_json::Map::new();
     for root in &paths {
-        let root = fileattrs::expand_path(root);
+        let root = files::expand_path(root);
         if !root.is_dir() {
             skipped.insert(
                 root.display().to_string(),

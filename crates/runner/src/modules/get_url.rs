@@ -11,7 +11,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::args::{bool_or, check_known, opt_int, opt_str};
-use super::fileattrs::{self, FileAttrs, HASH_ALGORITHMS, Hasher, expand_path};
+use super::utils::files::{self, FileAttrs, HASH_ALGORITHMS, Hasher, expand_path};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 use airlock_base::http::{self, ClientOptions, HttpRequest, Redirects};
 
@@ -62,7 +62,7 @@ impl FetchOptions {
                 use_proxy: bool_or(args, "use_proxy", true)?,
                 user_agent: opt_str(args, "http_agent")?.unwrap_or_else(|| "ansible-httpget".into()),
                 env: super::command::task_environment(args),
-                ca_paths: opt_str(args, "ca_path")?.map(|p| super::fileattrs::expand_user(&p).into()).into_iter().collect(),
+                ca_paths: opt_str(args, "ca_path")?.map(|p| super::utils::files::expand_user(&p).into()).into_iter().collect(),
             },
             headers: parse_headers(args)?,
             username: opt_str(args, "url_username")?.or(opt_str(args, "username")?),
@@ -154,8 +154,8 @@ fn request_failed(url: &str, status: u16, response: String) -> ModuleFail {
 /// progress bar. The file is deleted if anything fails.
 pub(crate) fn fetch_to_temp(url: &str, opts: &FetchOptions, tmp_dir: &Path, algo: Option<&str>, ctx: &ModuleContext) -> Result<Fetched, ModuleFail> {
     let name = http::url_filename(url);
-    let mut tmp = fileattrs::temp_file_for(tmp_dir, &name)
-        .map_err(|e| ModuleFail::new(format!("failed to create temporary content file in {}: {e}", tmp_dir.display())))?;
+    let mut tmp =
+        files::temp_file_for(tmp_dir, &name).map_err(|e| ModuleFail::new(format!("failed to create temporary content file in {}: {e}", tmp_dir.display())))?;
     let (mut reader, status, headers, final_url, len): (Box<dyn Read>, u16, HeaderMap, String, Option<u64>) = if is_file_url(url) {
         let p = file_url_path(url)?;
         let f = fs::File::open(&p).map_err(|e| ModuleFail::new(format!("Request failed: <urlopen error {e}: {}>", p.display())).with("url", url))?;
@@ -317,7 +317,7 @@ pub(crate) fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<(), M
         Err(e) if e.error.raw_os_error() == Some(libc::EXDEV) => {
             let src = e.file;
             let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut local = fileattrs::temp_file_for(dir, &name).map_err(|e| ModuleFail::new(format!("failed to copy to {}: {e}", dest.display())))?;
+            let mut local = files::temp_file_for(dir, &name).map_err(|e| ModuleFail::new(format!("failed to copy to {}: {e}", dest.display())))?;
             let mut r = src.reopen().map_err(|e| ModuleFail::new(format!("failed to copy to {}: {e}", dest.display())))?;
             io::copy(&mut r, local.as_file_mut()).map_err(|e| ModuleFail::new(format!("failed to copy to {}: {e}", dest.display())))?;
             let perms = fs::metadata(src.path()).map(|m| m.permissions());
@@ -333,7 +333,7 @@ pub(crate) fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<(), M
 
 /// Runs `get_url`.
 pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
-    let allowed: Vec<&str> = ARGS.iter().chain(fileattrs::FILE_COMMON_ARGS).copied().collect();
+    let allowed: Vec<&str> = ARGS.iter().chain(files::FILE_COMMON_ARGS).copied().collect();
     check_known(args, "get_url", &allowed)?;
     let url = opt_str(args, "url")?;
     let dest_s = opt_str(args, "dest")?;
@@ -376,7 +376,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     if !dest_is_dir && !force && fs::symlink_metadata(&dest).is_ok() {
         let mismatch = match &checksum {
             Some((algo, expected)) => {
-                let actual = fileattrs::file_digest(&dest, algo)
+                let actual = files::file_digest(&dest, algo)
                     .map_err(|e| fail(ModuleFail::new(format!("Destination {} is not readable: {e}", dest.display())), &result))?;
                 &actual != expected
             }
@@ -386,7 +386,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             let changed = attrs.apply(&dest, ctx.check_mode)?;
             let msg = if changed { "file already exists but file attributes changed" } else { "file already exists" };
             result.insert("changed".into(), changed.into());
-            result.extend(fileattrs::path_info(&dest));
+            result.extend(files::path_info(&dest));
             let mut r = ModuleResult::changed(changed).with_msg(msg);
             r.data = result;
             return Ok(r);
@@ -423,7 +423,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             result.insert("dest".into(), dest.display().to_string().into());
         }
         if dest.is_file()
-            && let Ok(s) = fileattrs::file_digest(&dest, "sha1")
+            && let Ok(s) = files::file_digest(&dest, "sha1")
         {
             result.insert("checksum_dest".into(), s.into());
         }
@@ -457,18 +457,18 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         if dest.is_dir() {
             return Err(fail(ModuleFail::new(format!("Destination {} is a directory", dest.display())), &result));
         }
-        let sum = fileattrs::file_digest(&dest, "sha1")
-            .map_err(|e| fail(ModuleFail::new(format!("Destination {} is not readable: {e}", dest.display())), &result))?;
+        let sum =
+            files::file_digest(&dest, "sha1").map_err(|e| fail(ModuleFail::new(format!("Destination {} is not readable: {e}", dest.display())), &result))?;
         result.insert("checksum_dest".into(), sum.into());
     }
 
     let mut changed = false;
     if result["checksum_src"] != result["checksum_dest"] {
         if backup && dest_exists {
-            let b = fileattrs::backup_file(&dest).map_err(|e| fail(ModuleFail::new(format!("Could not make a backup of {}: {e}", dest.display())), &result))?;
+            let b = files::backup_file(&dest).map_err(|e| fail(ModuleFail::new(format!("Could not make a backup of {}: {e}", dest.display())), &result))?;
             result.insert("backup_file".into(), b.display().to_string().into());
         }
-        fileattrs::match_dest_perms(fetched.tmp.path(), &dest)
+        files::match_dest_perms(fetched.tmp.path(), &dest)
             .map_err(|e| fail(ModuleFail::new(format!("failed to set permissions on the download for {}: {e}", dest.display())), &result))?;
         persist(fetched.tmp, &dest).map_err(|f| fail(f, &result))?;
         changed = true;
@@ -477,7 +477,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     result.insert("changed".into(), changed.into());
     result.insert("md5sum".into(), fetched.md5.into());
     result.insert("status_code".into(), fetched.status.into());
-    result.extend(fileattrs::path_info(&dest));
+    result.extend(files::path_info(&dest));
     let _ = fetched.size;
     let mut r = ModuleResult::changed(changed).with_msg(fetched.msg);
     r.data = result;

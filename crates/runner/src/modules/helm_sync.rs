@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use super::cache::{self, rel};
+use super::utils::offline_cache::{self, rel};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use airlock_content::archive::manifest::Artifact;
 use airlock_content::sources::helm::{self, HelmRepo};
@@ -16,7 +16,7 @@ const ALLOWED: &[&str] = &["repos", "dest", "cache_dir", "concurrency", "timeout
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "helm_sync", ALLOWED)?;
     let dest = PathBuf::from(args::req_str(a, "dest")?);
-    let root = cache::cache_root(a, &dest)?;
+    let root = offline_cache::cache_root(a, &dest)?;
     // YAML reads an unquoted 1.10 as the number 1.1: refuse numbers rather than guess.
     if let Some(Value::Array(entries)) = a.get("repos") {
         for e in entries {
@@ -34,7 +34,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         }
         _ => return Err(ModuleFail::new("repos must be a list of {name, url, charts, versions}")),
     };
-    let fetcher = cache::fetcher(a)?;
+    let fetcher = offline_cache::fetcher(a)?;
     if ctx.check_mode {
         let mut planned = Vec::new();
         for r in &repos {
@@ -46,13 +46,13 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             .with("repos", Value::Array(planned))
             .with_msg(format!("{n} chart(s) would be downloaded (Helm indexes record no sizes)")));
     }
-    let pb = cache::bytes_bar(ctx, "helm charts");
+    let pb = offline_cache::bytes_bar(ctx, "helm charts");
     let total = AtomicU64::new(0);
     let on_bytes = |n: u64| {
         total.fetch_add(n, Ordering::Relaxed);
         pb.inc(n);
     };
-    let conc = cache::concurrency(a)?;
+    let conc = offline_cache::concurrency(a)?;
     let mut artifacts = Vec::new();
     let mut changed = false;
     let mut out = Vec::new();
@@ -80,6 +80,6 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         out.push(json!({"repo": r.name, "charts": s.charts.len(), "bytes_downloaded": s.bytes_downloaded, "warnings": s.warnings}));
     }
     pb.finish_and_clear();
-    cache::write_fragment(&root, &format!("helm-{}", rel(&root, &dest)?), &artifacts)?;
+    offline_cache::write_fragment(&root, &format!("helm-{}", rel(&root, &dest)?), &artifacts)?;
     Ok(ModuleResult::changed(changed).with("repos", Value::Array(out)).with("bytes_downloaded", total.load(Ordering::Relaxed)))
 }

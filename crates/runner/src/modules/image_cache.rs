@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use super::cache::{self, rel};
+use super::utils::offline_cache::{self, rel};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use airlock_content::archive::manifest::Artifact;
 use airlock_content::sources::oci::{self, Credential, ImageRef, OciOptions};
@@ -70,7 +70,7 @@ fn docker_certs(certs_dir: &std::path::Path, refs: &[ImageRef], given: &[(String
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "image_cache", ALLOWED)?;
     let dest = PathBuf::from(args::req_str(a, "dest")?);
-    let root = cache::cache_root(a, &dest)?;
+    let root = offline_cache::cache_root(a, &dest)?;
     let mut refs: Vec<ImageRef> = Vec::new();
     match a.get("images") {
         Some(Value::Array(items)) => {
@@ -89,7 +89,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         opts.platforms = p;
     }
     opts.insecure_registries = args::opt_list(a, "insecure_registries")?.unwrap_or_default();
-    opts.concurrency = cache::concurrency(a)?;
+    opts.concurrency = offline_cache::concurrency(a)?;
     opts.docker_config = args::opt_str(a, "docker_config")?.map(PathBuf::from);
     if let Some(Value::Object(creds)) = a.get("credentials") {
         let mut m = BTreeMap::new();
@@ -99,14 +99,14 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         }
         opts.credentials = m;
     }
-    let mut fetch = cache::fetch_options(a)?;
+    let mut fetch = offline_cache::fetch_options(a)?;
     let certs_dir = PathBuf::from(args::opt_str(a, "docker_certs_dir")?.unwrap_or_else(|| DOCKER_CERTS_DIR.into()));
     fetch.host_ca_paths.extend(docker_certs(&certs_dir, &refs, &fetch.host_ca_paths));
     let fetcher = airlock_content::sources::fetch::Fetcher::new(fetch).map_err(ModuleFail::new)?;
     if ctx.check_mode {
         return plan(&fetcher, &refs, &dest, &opts);
     }
-    let pb = cache::bytes_bar(ctx, "images");
+    let pb = offline_cache::bytes_bar(ctx, "images");
     let total = AtomicU64::new(0);
     let on_bytes = |n: u64| {
         total.fetch_add(n, Ordering::Relaxed);
@@ -146,7 +146,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             artifacts.push(a);
         }
     }
-    cache::write_fragment(&root, &format!("images-{}", rel(&root, &dest)?), &artifacts)?;
+    offline_cache::write_fragment(&root, &format!("images-{}", rel(&root, &dest)?), &artifacts)?;
     let downloaded = total.load(Ordering::Relaxed);
     Ok(ModuleResult::changed(changed || downloaded > 0)
         .with("images", Value::Array(pulled))

@@ -3,8 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::fileattrs::{self, FileAttrs};
-use super::fsutil;
+use super::utils::files::{self, FileAttrs};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use airlock_jinja::filters::{compile_py_regex, py_expand};
 
@@ -185,16 +184,16 @@ fn finish(ctx: &ModuleContext, path: &Path, before: &[u8], lines: &[String], cha
     let mut r = ModuleResult::changed(false);
     if changed {
         if ctx.diff_mode {
-            r.diff.push(fsutil::content_diff(path, Some(before), after.as_bytes()));
+            r.diff.push(files::content_diff(path, Some(before), after.as_bytes()));
         }
         if !ctx.check_mode {
             if args::bool_or(a, "backup", false)? && path.exists() {
                 r = r.with(
                     "backup",
-                    fileattrs::backup_file(path).map_err(|e| ModuleFail::new(format!("could not back up {}: {e}", path.display())))?.display().to_string(),
+                    files::backup_file(path).map_err(|e| ModuleFail::new(format!("could not back up {}: {e}", path.display())))?.display().to_string(),
                 );
             }
-            fsutil::atomic_write(path, after.as_bytes())?;
+            files::atomic_write(path, after.as_bytes())?;
         }
         r.changed = true;
     }

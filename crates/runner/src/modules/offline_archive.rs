@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::cache;
+use super::utils::offline_cache;
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use airlock_content::archive::manifest::Manifest;
 use airlock_content::archive::write::{WriteOptions, write_archive};
@@ -17,7 +17,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "offline_archive", ALLOWED)?;
     let root = PathBuf::from(args::req_str(a, "cache_dir")?);
     let dest = PathBuf::from(args::req_str(a, "dest")?);
-    let artifacts = cache::read_fragments(&root)?;
+    let artifacts = offline_cache::read_fragments(&root)?;
     if artifacts.is_empty() && ctx.check_mode {
         // In check mode the downloads before this task recorded nothing.
         return Ok(ModuleResult::changed(true)
@@ -25,7 +25,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             .with_msg(format!("would write {} from what the downloads bring", dest.display())));
     }
     if artifacts.is_empty() {
-        return Err(ModuleFail::new(format!("nothing recorded in {}: run the download tasks first", root.join(cache::FRAGMENTS).display())));
+        return Err(ModuleFail::new(format!("nothing recorded in {}: run the download tasks first", root.join(offline_cache::FRAGMENTS).display())));
     }
     let bytes: u64 = artifacts.iter().map(|a| a.size).sum();
     let manifest = Manifest::new(artifacts);

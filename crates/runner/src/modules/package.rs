@@ -4,7 +4,8 @@
 //! the manager runs only for the rest; in check mode the manager is asked whether it could
 //! (`dnf repoquery`, `apt-get install --simulate`) and nothing is installed.
 
-use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, syscmd};
+use super::utils::syscmd;
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
 const ALLOWED: &[&str] = &["name", "state", "use"];
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use super::args::{bool_or, check_known, opt_str};
-use super::fileattrs::{py_datetime, py_float};
+use super::utils::files::{py_datetime, py_float};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 
 const ARGS: &[&str] = &["seconds", "minutes", "prompt", "echo"];

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::cache::{self, rel};
+use super::utils::offline_cache::{self, rel};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use airlock_content::archive::manifest::Artifact;
 use airlock_content::sources::pypi::{self, PipTarget};
@@ -31,7 +31,7 @@ const ALLOWED: &[&str] = &[
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "pip_download", ALLOWED)?;
     let dest = PathBuf::from(args::req_str(a, "dest")?);
-    let root = cache::cache_root(a, &dest)?;
+    let root = offline_cache::cache_root(a, &dest)?;
     let reqs = args::opt_list(a, "requirements")?.unwrap_or_default();
     let index = args::opt_str(a, "index_url")?.unwrap_or_else(|| "https://pypi.org/simple".into());
     let extra = args::opt_list(a, "extra_index_urls")?.unwrap_or_default();
@@ -48,7 +48,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     }
     let python = args::opt_str(a, "python")?;
     // The same parsing as the other download modules'.
-    let fetch = cache::fetch_options(a)?;
+    let fetch = offline_cache::fetch_options(a)?;
     let net = pypi::PipNet {
         ca_path: fetch.ca_path,
         more_cas: fetch.host_ca_paths.into_iter().map(|(_, p)| p).collect(),
@@ -69,7 +69,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             version: Some(f.version.clone()),
         });
     }
-    cache::write_fragment(&root, &format!("pip-{}", rel(&root, &dest)?), &artifacts)?;
+    offline_cache::write_fragment(&root, &format!("pip-{}", rel(&root, &dest)?), &artifacts)?;
     let files: Vec<_> = got.files.iter().map(|f| json!({"name": f.name, "version": f.version, "filename": f.filename, "sha256": f.sha256})).collect();
     Ok(ModuleResult::changed(got.downloaded).with("packages", json!(files)))
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, cache};
+use super::utils::offline_cache;
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use airlock_content::archive::human_size;
 use airlock_content::sources::registry_store::{self, ImportOptions, Progress};
 
@@ -36,7 +37,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     };
     let opts = ImportOptions { verify: args::bool_or(a, "verify", true)?, dry_run: ctx.check_mode };
 
-    let pb = cache::bytes_bar(ctx, "registry");
+    let pb = offline_cache::bytes_bar(ctx, "registry");
     let mut on_progress = |p: Progress<'_>| match p {
         Progress::Total(n) => pb.set_length(n),
         Progress::Image(r) => pb.set_message(r.to_string()),

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::systemd::{self, STATES, Want};
-use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, syscmd};
+use super::utils::syscmd;
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
 const ALLOWED: &[&str] = &["name", "state", "enabled", "sleep", "arguments", "use"];
 

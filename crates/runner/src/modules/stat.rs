@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::fileattrs::{self, group_name, user_name};
+use super::utils::files::{self, group_name, user_name};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
 const ALLOWED: &[&str] = &["path", "follow", "get_checksum", "checksum_algorithm", "get_mime", "get_attributes", "get_selinux_context"];
@@ -17,8 +17,8 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
     let path = args::req_str(a, "path")?;
     let follow = args::bool_or(a, "follow", false)?;
     let get_checksum = args::bool_or(a, "get_checksum", true)?;
-    let algo = args::opt_choice(a, "checksum_algorithm", fileattrs::HASH_ALGORITHMS)?.unwrap_or_else(|| "sha1".into());
-    let p = fileattrs::expand_path(&path);
+    let algo = args::opt_choice(a, "checksum_algorithm", files::HASH_ALGORITHMS)?.unwrap_or_else(|| "sha1".into());
+    let p = files::expand_path(&path);
     Ok(ModuleResult::changed(false).with("stat", Value::Object(stat_path(&p, follow, get_checksum.then_some(algo.as_str()))?)))
 }
 
@@ -78,7 +78,7 @@ pub fn stat_path(p: &Path, follow: bool, checksum: Option<&str>) -> Result<Map<S
     if let Some(algo) = checksum
         && ft.is_file()
         && md.permissions().mode() & 0o444 != 0
-        && let Ok(sum) = fileattrs::file_digest(p, algo)
+        && let Ok(sum) = files::file_digest(p, algo)
     {
         m.insert("checksum".into(), json!(sum));
     }

@@ -5,7 +5,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, syscmd};
+use super::utils::syscmd;
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
 const ALLOWED: &[&str] = &["name", "state", "enabled", "masked", "daemon_reload", "daemon_reexec", "no_block", "force", "scope"];
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::copy::write_file;
-use super::fileattrs::FileAttrs;
+use super::utils::files::FileAttrs;
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, args};
 
 const ALLOWED: &[&str] = &[

@@ -10,8 +10,8 @@ use std::path::{Component, Path, PathBuf};
 use tar::EntryType;
 
 use super::args::{bool_or, check_known, opt_bool, opt_list, opt_str};
-use super::fileattrs::{self, FileAttrs, expand_path, expand_user};
 use super::get_url::{FetchOptions, fetch_to_temp};
+use super::utils::files::{self, FileAttrs, expand_path, expand_user};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 
 const ARGS: &[&str] = &[
@@ -179,8 +179,8 @@ fn member_of<R: Read>(entry: &tar::Entry<R>) -> io::Result<Member> {
     let h = entry.header();
     let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
     let link = entry.link_name()?.map(|c| c.into_owned());
-    let uid = h.username().ok().flatten().and_then(|n| fileattrs::lookup_uid(n).ok()).unwrap_or_else(|| h.uid().unwrap_or(0) as u32);
-    let gid = h.groupname().ok().flatten().and_then(|n| fileattrs::lookup_gid(n).ok()).unwrap_or_else(|| h.gid().unwrap_or(0) as u32);
+    let uid = h.username().ok().flatten().and_then(|n| files::lookup_uid(n).ok()).unwrap_or_else(|| h.uid().unwrap_or(0) as u32);
+    let gid = h.groupname().ok().flatten().and_then(|n| files::lookup_gid(n).ok()).unwrap_or_else(|| h.gid().unwrap_or(0) as u32);
     Ok(Member {
         rel: None,
         raw,
@@ -405,7 +405,7 @@ fn extract_one<R: Read>(
         }
         _ => {
             let parent = path.parent().unwrap_or(dest);
-            let mut tmp = fileattrs::temp_file_for(parent, &name)?;
+            let mut tmp = files::temp_file_for(parent, &name)?;
             io::copy(entry, tmp.as_file_mut())?;
             tmp.as_file().set_permissions(fs::Permissions::from_mode(disk_mode(m.mode, umask)))?;
             let mtime = filetime::FileTime::from_unix_time(m.mtime as i64, 0);
@@ -422,7 +422,7 @@ fn extract_one<R: Read>(
 
 /// Runs `unarchive`.
 pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
-    let allowed: Vec<&str> = ARGS.iter().chain(fileattrs::FILE_COMMON_ARGS).copied().collect();
+    let allowed: Vec<&str> = ARGS.iter().chain(files::FILE_COMMON_ARGS).copied().collect();
     check_known(args, "unarchive", &allowed)?;
     let (Some(src_arg), Some(dest_arg)) = (opt_str(args, "src")?, opt_str(args, "dest")?) else {
         return Err(ModuleFail::new("src (or content) and dest are required"));
@@ -521,7 +521,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 
     let pattern = |p: &String| glob::Pattern::new(p).map_err(|e| ModuleFail::new(format!("invalid pattern '{p}': {e}")));
     let filter = Filter { include: include.iter().map(pattern).collect::<Result<_, _>>()?, exclude: exclude.iter().map(pattern).collect::<Result<_, _>>()? };
-    let umask = fileattrs::umask();
+    let umask = files::umask();
     let dest_real = fs::canonicalize(&dest).unwrap_or(dest.clone());
     let read_err = |e: io::Error| ModuleFail::new(format!("Failed to read archive {}: {e}", src.display()));
 
@@ -651,7 +651,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     r.data.insert("handler".into(), format.handler().into());
     r.data.insert("dest".into(), dest_arg.clone().into());
     r.data.insert("src".into(), if remote_src && src_arg.contains("://") { src_arg.clone() } else { src.display().to_string() }.into());
-    r.data.extend(fileattrs::path_info(&dest));
+    r.data.extend(files::path_info(&dest));
     if list_files {
         r.data.insert("files".into(), files.into());
     }

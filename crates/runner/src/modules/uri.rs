@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::args::{bool_or, check_known, opt_int, opt_str};
-use super::fileattrs::{self, FileAttrs, Hasher, expand_path};
 use super::get_url::{parse_headers, persist};
+use super::utils::files::{self, FileAttrs, Hasher, expand_path};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 use airlock_base::http::{self, ClientOptions, HttpRequest, Redirects};
 
@@ -174,7 +174,7 @@ fn response_filename(headers: &reqwest::header::HeaderMap, final_url: &str) -> S
 
 /// Runs `uri`.
 pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
-    let allowed: Vec<&str> = ARGS.iter().chain(fileattrs::FILE_COMMON_ARGS).copied().collect();
+    let allowed: Vec<&str> = ARGS.iter().chain(files::FILE_COMMON_ARGS).copied().collect();
     check_known(args, "uri", &allowed)?;
     if ctx.check_mode {
         let mut r = ModuleResult::ok().with_msg("This action (uri) does not support check mode.");
@@ -246,7 +246,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         use_proxy: bool_or(args, "use_proxy", true)?,
         user_agent: opt_str(args, "http_agent")?.unwrap_or_else(|| "ansible-httpget".into()),
         env: super::command::task_environment(args),
-        ca_paths: opt_str(args, "ca_path")?.map(|p| super::fileattrs::expand_user(&p).into()).into_iter().collect(),
+        ca_paths: opt_str(args, "ca_path")?.map(|p| super::utils::files::expand_user(&p).into()).into_iter().collect(),
     };
     let req = HttpRequest {
         method: method.clone(),
@@ -317,8 +317,8 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let fail_with = |m: String, data: &Map<String, Value>| ModuleFail { msg: m, data: data.clone() };
-        let mut tmp = fileattrs::temp_file_for(&dir, &name)
-            .map_err(|e| fail_with(format!("Failed to create temporary content file in {}: {e}", dir.display()), &data))?;
+        let mut tmp =
+            files::temp_file_for(&dir, &name).map_err(|e| fail_with(format!("Failed to create temporary content file in {}: {e}", dir.display()), &data))?;
         let declared = resp.content_length();
         let len = declared.unwrap_or(0);
         let pb = ctx.progress.bar(len, &name, true);
@@ -341,9 +341,9 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         }
         tmp.as_file_mut().flush().map_err(|e| failed(e.to_string()))?;
         let new_sum = sha1.hex();
-        let old_sum = if dest.is_file() { fileattrs::file_digest(&dest, "sha1").ok() } else { None };
+        let old_sum = if dest.is_file() { files::file_digest(&dest, "sha1").ok() } else { None };
         if old_sum.as_deref() != Some(new_sum.as_str()) {
-            fileattrs::match_dest_perms(tmp.path(), &dest).map_err(|e| fail_with(format!("failed to copy to {}: {e}", dest.display()), &data))?;
+            files::match_dest_perms(tmp.path(), &dest).map_err(|e| fail_with(format!("failed to copy to {}: {e}", dest.display()), &data))?;
             persist(tmp, &dest).map_err(|f| fail_with(f.msg, &data))?;
             changed = true;
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::args::{check_known, opt_choice, opt_int, opt_list, opt_str};
-use super::fileattrs::{self, expand_path};
+use super::utils::files::{self, expand_path};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult};
 
 const ARGS: &[&str] =
@@ -298,7 +298,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         && Path::new(p).exists()
     {
         // As in Ansible, the path's info (including its `state`) is added last.
-        r.data.extend(fileattrs::path_info(p));
+        r.data.extend(files::path_info(p));
     }
     Ok(r)
 }

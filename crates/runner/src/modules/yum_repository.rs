@@ -6,8 +6,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::fileattrs::{FILE_COMMON_ARGS, FileAttrs};
-use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args, fsutil};
+use super::utils::files;
+use super::utils::files::{FILE_COMMON_ARGS, FileAttrs};
+use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 
 /// How an argument is written into the section.
 #[derive(Clone, Copy, PartialEq)]
@@ -153,11 +154,11 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         r.changed = true;
         if ctx.diff_mode {
             // Headers are the file's path, new or removed, as Ansible's.
-            r.diff.push(fsutil::content_diff(&path, before.as_deref().map(str::as_bytes), after.as_deref().unwrap_or("").as_bytes()));
+            r.diff.push(files::content_diff(&path, before.as_deref().map(str::as_bytes), after.as_deref().unwrap_or("").as_bytes()));
         }
         if !ctx.check_mode {
             match &after {
-                Some(text) => fsutil::atomic_write(&path, text.as_bytes())?,
+                Some(text) => files::atomic_write(&path, text.as_bytes())?,
                 None => fs::remove_file(&path).map_err(|e| ModuleFail::new(format!("could not remove {}: {e}", path.display())))?,
             }
         }

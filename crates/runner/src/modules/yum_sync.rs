@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use super::cache::{self, rel};
+use super::utils::offline_cache::{self, rel};
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
 use airlock_content::archive::manifest::Artifact;
 use airlock_content::sources::yum::{self, YumRepo};
@@ -14,7 +14,7 @@ use airlock_content::sources::yum::{self, YumRepo};
 const ALLOWED: &[&str] = &["repos", "dest", "cache_dir", "concurrency", "timeout", "retries", "validate_certs", "ca_path", "host_ca_paths"];
 
 fn repos(a: &Args) -> Result<Vec<YumRepo>, ModuleFail> {
-    cache::list_of_maps(a, "repos")?
+    offline_cache::list_of_maps(a, "repos")?
         .into_iter()
         .map(|m| {
             let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
@@ -36,10 +36,10 @@ fn summary(repo: &str, packages: usize, streams: usize) -> String {
 pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     args::check_known(a, "yum_sync", ALLOWED)?;
     let dest = PathBuf::from(args::req_str(a, "dest")?);
-    let root = cache::cache_root(a, &dest)?;
+    let root = offline_cache::cache_root(a, &dest)?;
     let repos = repos(a)?;
-    let fetcher = cache::fetcher(a)?;
-    let conc = cache::concurrency(a)?;
+    let fetcher = offline_cache::fetcher(a)?;
+    let conc = offline_cache::concurrency(a)?;
     if ctx.check_mode {
         let mut out = Vec::new();
         let mut lines = Vec::new();
@@ -55,7 +55,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let msg = format!("{} to download; {}", airlock_content::archive::human_size(bytes), lines.join("; "));
         return Ok(ModuleResult::changed(changes).with("repos", Value::Array(out)).with("download_size", bytes).with_msg(msg));
     }
-    let pb = cache::bytes_bar(ctx, "yum");
+    let pb = offline_cache::bytes_bar(ctx, "yum");
     let total = AtomicU64::new(0);
     let on_bytes = |n: u64| {
         total.fetch_add(n, Ordering::Relaxed);
@@ -91,6 +91,6 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         lines.push(summary(&r.name, s.packages, s.module_streams));
     }
     pb.finish_and_clear();
-    cache::write_fragment(&root, &format!("yum-{}", rel(&root, &dest)?), &artifacts)?;
+    offline_cache::write_fragment(&root, &format!("yum-{}", rel(&root, &dest)?), &artifacts)?;
     Ok(ModuleResult::changed(changed).with("repos", Value::Array(out)).with("bytes_downloaded", total.load(Ordering::Relaxed)).with_msg(lines.join("; ")))
 }

@@ -237,7 +237,7 @@ impl Runner {
             host: text(&["ansible_host", "ansible_ssh_host"]).unwrap_or_else(|| host.to_string()),
             port,
             user: text(&["ansible_user", "ansible_ssh_user"]),
-            key: text(&["ansible_ssh_private_key_file", "ansible_private_key_file"]).map(|k| PathBuf::from(crate::modules::fileattrs::expand_user(&k))),
+            key: text(&["ansible_ssh_private_key_file", "ansible_private_key_file"]).map(|k| PathBuf::from(crate::modules::utils::files::expand_user(&k))),
             common_args: args(&["ansible_ssh_common_args"])?,
             extra_args: args(&["ansible_ssh_extra_args"])?,
             timeout: text(&["ansible_ssh_timeout", "ansible_timeout"]).and_then(|t| t.trim().parse().ok()).unwrap_or(10),

@@ -1,10 +1,12 @@
-//! Shared file helpers for the modules that write files (get_url, uri, unarchive, archive):
-//! Ansible's `mode`/`owner`/`group` handling, its path info keys, digests, `~`/`$VAR`
-//! expansion and Python-style time formatting.
+//! Shared file helpers for the modules that write files (copy, template, lineinfile,
+//! get_url, uri, unarchive, archive): Ansible's `mode`/`owner`/`group` handling, its path
+//! info keys, digests, `~`/`$VAR` expansion, Python-style time formatting, and writing a
+//! file atomically (a temporary file beside the destination, flushed, renamed over it) with
+//! `--diff` output of the change.
 
 use std::ffi::{CStr, CString};
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use super::{Args, ModuleFail};
+use crate::modules::{Args, Diff, ModuleFail, args};
 
 /// The `mode`, `owner` and `group` arguments common to file-writing modules.
 #[derive(Clone, Debug, Default)]
@@ -32,10 +34,10 @@ impl FileAttrs {
             None | Some(Value::Null) => None,
             Some(v @ (Value::String(_) | Value::Number(_))) => Some(v.clone()),
             Some(v) => {
-                return Err(ModuleFail::new(format!("argument 'mode' is of type {} and we were unable to convert to raw", super::args::type_name(v))));
+                return Err(ModuleFail::new(format!("argument 'mode' is of type {} and we were unable to convert to raw", args::type_name(v))));
             }
         };
-        Ok(Self { mode, owner: super::args::opt_str(args, "owner")?, group: super::args::opt_str(args, "group")? })
+        Ok(Self { mode, owner: args::opt_str(args, "owner")?, group: args::opt_str(args, "group")? })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -524,6 +526,44 @@ pub fn backup_file(dest: &Path) -> io::Result<PathBuf> {
     let backup = PathBuf::from(format!("{}.{}.{stamp}~", dest.display(), std::process::id()));
     fs::copy(dest, &backup)?;
     Ok(backup)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing files atomically, with `--diff` output
+// ---------------------------------------------------------------------------------------------
+/// Writes `data` to `dest` atomically. An existing file's mode and owner are kept; a new file
+/// gets 0666 less the umask (set a `mode` afterwards to change it).
+pub fn atomic_write(dest: &Path, data: &[u8]) -> Result<(), ModuleFail> {
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let fail = |e: std::io::Error| ModuleFail::new(format!("could not write {}: {e}", dest.display()));
+    let mut tmp = temp_file_for(dir, &name).map_err(fail)?;
+    tmp.write_all(data).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    match_dest_perms(tmp.path(), dest).map_err(fail)?;
+    tmp.persist(dest).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+/// Whether bytes are fit for a text diff (UTF-8, no NUL, at most 100 KiB).
+pub fn diffable(data: &[u8]) -> bool {
+    data.len() <= 100 * 1024 && !data.contains(&0) && std::str::from_utf8(data).is_ok()
+}
+
+/// The `--diff` entry for a file's content change.
+pub fn content_diff(dest: &Path, before: Option<&[u8]>, after: &[u8]) -> Diff {
+    let header = dest.display().to_string();
+    let before = before.unwrap_or_default();
+    if diffable(before) && diffable(after) {
+        Diff {
+            before_header: header.clone(),
+            after_header: header,
+            before: String::from_utf8_lossy(before).into_owned(),
+            after: String::from_utf8_lossy(after).into_owned(),
+        }
+    } else {
+        Diff { before_header: header.clone(), after_header: header, before: String::new(), after: "(binary or large content not shown)\n".into() }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::ModuleFail;
+use crate::modules::ModuleFail;
 
 /// What a command printed and how it exited (`rc` -1 when killed by a signal).
 #[derive(Clone, Debug, Default)]

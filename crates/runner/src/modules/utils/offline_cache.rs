@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{Args, ModuleContext, ModuleFail, args};
+use super::files::{atomic_write, expand_user};
+use crate::modules::{Args, ModuleContext, ModuleFail, args};
 use airlock_content::archive::manifest::Artifact;
 use airlock_content::sources::fetch::{FetchOptions, Fetcher};
 
@@ -37,7 +38,7 @@ pub fn write_fragment(root: &Path, key: &str, artifacts: &[Artifact]) -> Result<
     // atomic_write's temporary files (`.<name>.*.airlock-tmp`) that a killed run left here go
     // first; fragments themselves never start with a dot.
     let (_lock, _) = airlock_base::staging::DirLock::acquire(&dir, ".").map_err(|e| ModuleFail::new(format!("{}: {e}", dir.display())))?;
-    super::fsutil::atomic_write(&dir.join(format!("{safe}.json")), &data)
+    atomic_write(&dir.join(format!("{safe}.json")), &data)
 }
 
 /// Every fragment under a cache root, later files winning for the same path.
@@ -71,7 +72,7 @@ pub fn fetch_options(a: &Args) -> Result<FetchOptions, ModuleFail> {
     if let Some(r) = args::opt_int(a, "retries")? {
         opts.retries = r.max(0) as u32;
     }
-    let path = |s: &str| PathBuf::from(super::fileattrs::expand_user(s));
+    let path = |s: &str| PathBuf::from(expand_user(s));
     opts.ca_path = args::opt_str(a, "ca_path")?.filter(|s| !s.is_empty()).map(|s| path(&s));
     match a.get("host_ca_paths") {
         None | Some(Value::Null) => {}
