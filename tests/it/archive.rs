@@ -1,11 +1,12 @@
 //! The offline archive: write, verify, inspect and extract, through the library and the real
 //! `airlock` binary; GNU tar reads what airlock writes; hostile archives are refused.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use airlock::bundle::{self, Artifact, BundleError, ExtractOptions, Manifest, ProblemKind, WriteOptions};
+
+use crate::support::tree;
 
 const BIG: &str = "images/blobs/sha256/4f/4f2a0c1e9b7d/data";
 const LONG_DIR: &str = "files/a-very-long-directory-name-to-go-past-the-hundred-byte-ustar-name-field/and-another-level-below-it";
@@ -57,25 +58,6 @@ fn make_cache(root: &Path) -> Manifest {
     arts[2].name = Some("kernel-devel".into());
     arts[2].version = Some("5.14".into());
     Manifest::with_created(arts, "2025-06-01T12:00:00Z".into())
-}
-
-/// Every regular file under `root`, relative path → bytes.
-fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                walk(root, &e.path(), out);
-            } else {
-                assert!(ft.is_file(), "{} is not a regular file", e.path().display());
-                out.insert(e.path().strip_prefix(root).unwrap().to_str().unwrap().to_string(), std::fs::read(e.path()).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
 }
 
 fn assert_same_tree(cache: &Path, dest: &Path) {
@@ -285,7 +267,7 @@ fn verify_names_every_flipped_byte() {
     let dest = t.p("dest");
     let e = bundle::extract_archive(&out, &dest, ExtractOptions::default()).unwrap_err();
     assert!(e.to_string().contains("damaged"), "{e}");
-    assert!(tree(&dest).is_empty(), "{:?}", tree(&dest).keys());
+    assert!(dest.is_dir() && tree(&dest).is_empty(), "{:?}", tree(&dest).keys());
     let (code, _, stderr) = airlock(&["archive", "extract", s(&out), s(&t.p("dest2"))]);
     assert_eq!(code, 1);
     assert!(stderr.contains("damaged"), "{stderr}");
@@ -308,7 +290,7 @@ fn truncated_archives_are_refused() {
         let dest = t.p(&format!("dest-{ext}"));
         let e = bundle::extract_archive(&cut, &dest, ExtractOptions::default()).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{ext}: {e}");
-        assert!(tree(&dest).is_empty());
+        assert!(dest.is_dir() && tree(&dest).is_empty());
     }
     // Cut just before the end-of-archive marker: every file is there, the end is not.
     let out = t.write("full.tar");

@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::support::{Project, Run, registry};
+use crate::support::{Project, Run, free_port, registry, sha256_hex};
 
 const BUSYBOX: &str = "/bin/busybox";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -76,10 +76,6 @@ impl Drop for Names {
             let _ = docker(&["rmi", "-f", t]);
         }
     }
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(b))
 }
 
 /// An OCI image layout written by hand, holding busybox images.
@@ -233,11 +229,6 @@ fn inspect_image(name: &str) -> Option<(String, Vec<String>)> {
 fn inspect_container(name: &str) -> Option<Value> {
     let (ok, out, _) = docker(&["container", "inspect", name]);
     ok.then(|| serde_json::from_str::<Value>(&out).unwrap()[0].clone())
-}
-
-/// A TCP port free on 127.0.0.1 now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The failure message of the first failed task.

@@ -4,11 +4,9 @@
 //! size of NVIDIA's repositories, by the chart-releaser fixture (index, GitHub releases,
 //! CDN). What helm_sync mirrors is read and pulled back by the same real Helm client.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::helm::{self, HelmError, HelmRepo};
@@ -16,58 +14,11 @@ use serde_json::Value as Json;
 
 use crate::support::chart_releases::{Host, ReleaseRepo};
 use crate::support::helm_client::Spec;
-use crate::support::{Project, chart_releases, helm_client, serve, sha256_hex};
+use crate::support::{Project, StaticServer, chart_releases, helm_client, serve, sha256_hex};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------------
-
-/// Python's static file server on a free loopback port, stopped when dropped.
-struct StaticServer {
-    child: Child,
-    port: u16,
-}
-
-impl StaticServer {
-    fn start(dir: &Path) -> StaticServer {
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let mut child = Command::new("python3")
-                .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-                .arg(dir)
-                .arg(port.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("python3 runs");
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(15) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return StaticServer { child, port };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("python3 -m http.server did not start");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An upstream Helm repository at `<root>/stable/`, packaged and indexed by Helm:
 /// * alpha 0.1.0 at `stable/alpha-0.1.0.tgz` (URL relative: `alpha-0.1.0.tgz`),

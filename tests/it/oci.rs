@@ -12,7 +12,8 @@ use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::oci::{self, Credential, ImageRef, OciErrorKind, OciOptions, PulledImage};
 use serde_json::{Value, json};
 
-use crate::support::registry::{Images, Registry, digest, sha256_hex, size, skopeo};
+use crate::support::registry::{Images, Registry, digest, size, skopeo};
+use crate::support::sha256_hex;
 
 fn fetcher() -> Fetcher {
     Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(30), backoff: Duration::from_millis(50), ..Default::default() }).unwrap()

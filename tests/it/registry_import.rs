@@ -13,8 +13,8 @@ use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::oci::{self, ImageRef, OciOptions};
 use serde_json::{Value, json};
 
-use crate::support::registry::{Images, Registry, digest, sha256_hex, skopeo, try_skopeo};
-use crate::support::{Project, Run, tree as files};
+use crate::support::registry::{Images, Registry, digest, skopeo, try_skopeo};
+use crate::support::{Project, Run, sha256_hex, tree as files};
 
 /// Registry A with the fixture's images: `test/app:v1` (one OCI manifest), `test/multi:v1`
 /// (an OCI index, amd64 + arm64) and `test/docker-multi:v1` (the same as a Docker manifest

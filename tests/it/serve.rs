@@ -6,14 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sha2::Digest;
-
 use crate::support::serve::Serve;
-use crate::support::{helm_client, pypiserver, yumfix};
-
-fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(data))
-}
+use crate::support::{helm_client, pypiserver, sha256_hex, yumfix};
 
 #[track_caller]
 fn run(cmd: &mut Command) -> Vec<u8> {
@@ -59,7 +53,7 @@ fn header(head: &str, name: &str) -> String {
 
 /// A mirror tree as build-offline-mirrors lays it out, and a secret next to it that no
 /// request may read.
-fn tree() -> (tempfile::TempDir, PathBuf) {
+fn mirror_root() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("deepops");
     for sub in ["yum", "helm", "pip", "misc-files/sub dir", "registry"] {
@@ -72,7 +66,7 @@ fn tree() -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn yum_and_files_serve_dnf_and_curl_with_ranges_and_validators() {
     yumfix::require_tools();
-    let (d, root) = tree();
+    let (d, root) = mirror_root();
     // A Yum repository of real RPMs, indexed with createrepo_c.
     let rpms = yumfix::build_rpms(&[&yumfix::PACKAGES[4], &yumfix::PACKAGES[5]]);
     let repo = root.join("yum/fixture");
@@ -171,7 +165,7 @@ fn yum_and_files_serve_dnf_and_curl_with_ranges_and_validators() {
 #[test]
 fn pypi_serves_pip_in_a_fresh_venv_in_both_forms() {
     let fixture = pypiserver::fixture();
-    let (d, root) = tree();
+    let (d, root) = mirror_root();
     for f in pypiserver::FIXTURE_FILES {
         fs::copy(fixture.join(f), root.join("pip").join(f)).unwrap();
     }
@@ -232,7 +226,7 @@ fn pypi_serves_pip_in_a_fresh_venv_in_both_forms() {
 
 #[test]
 fn helm_serves_chartmuseum_index_and_api_rebuilt_on_change() {
-    let (_d, root) = tree();
+    let (_d, root) = mirror_root();
     // Charts as `helm package` writes them, one repository per directory.
     let specs: Vec<helm_client::Spec> =
         [("stable", "app", "1.0.0"), ("stable", "app", "1.10.0"), ("stable", "app", "1.9.0-rc.1"), ("stable", "db", "0.1.0"), ("other", "tool", "2.0.0")]
@@ -296,7 +290,7 @@ fn helm_serves_chartmuseum_index_and_api_rebuilt_on_change() {
 
 #[test]
 fn requests_that_leave_the_root_get_400_or_404_and_no_byte_from_outside() {
-    let (d, root) = tree();
+    let (d, root) = mirror_root();
     let secret = d.path().join("secret");
     // Links pointing out of the root, in every mirror; and files that may be served.
     for sub in ["yum", "misc-files", "pip", "helm/stable"] {
@@ -355,7 +349,7 @@ fn requests_that_leave_the_root_get_400_or_404_and_no_byte_from_outside() {
 #[test]
 fn tls_with_a_self_signed_ca_or_given_files_serves_curl_and_pip() {
     let fixture = pypiserver::fixture();
-    let (d, root) = tree();
+    let (d, root) = mirror_root();
     fs::copy(fixture.join("idna-3.4-py3-none-any.whl"), root.join("pip/idna-3.4-py3-none-any.whl")).unwrap();
     fs::write(root.join("misc-files/ok.txt"), "fine\n").unwrap();
     let tls = d.path().join("tls");
@@ -409,7 +403,7 @@ fn tls_with_a_self_signed_ca_or_given_files_serves_curl_and_pip() {
 /// `--mirrors` (the playbook's build_*_mirror switches): the others get no listener at all.
 #[test]
 fn only_the_mirrors_asked_for_listen() {
-    let (_d, root) = tree();
+    let (_d, root) = mirror_root();
     let s = Serve::start_with(&root, &["--mirrors", "yum,files"]);
     assert_eq!(curl(&[], &format!("http://127.0.0.1:{}/", s.yum)).0, 200);
     assert_eq!(curl(&[], &format!("http://127.0.0.1:{}/", s.files)).0, 200);

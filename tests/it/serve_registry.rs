@@ -13,7 +13,8 @@ use airlock::serve::registry::registry_router;
 use airlock::sources::registry_store::{ImportOptions, import};
 use serde_json::{Value, json};
 
-use crate::support::registry::{Images, OCI_INDEX, OCI_MANIFEST, Registry, digest, require_tools, sha256_hex, skopeo, try_skopeo};
+use crate::support::registry::{Images, OCI_INDEX, OCI_MANIFEST, Registry, digest, require_tools, skopeo, try_skopeo};
+use crate::support::sha256_hex;
 
 /// Our registry on a free loopback port, stopped when dropped (with its runtime).
 struct Served {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::support::registry::sha256_hex;
+use crate::support::sha256_hex;
 use crate::support::{helm_client, pypiserver, registry};
 
 const REGISTRY_IMAGE: &str = "airlock-test/registry:2.8.3";

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::yum::{self, Evr, FileKind, YumError, YumRepo, YumSync, rpmvercmp};
-use sha2::Digest;
 
 use crate::support::yumfix::*;
+use crate::support::{sha256_hex, tree};
 
 const NAME: &str = "testrepo";
 
@@ -42,9 +42,9 @@ fn sync(up: &Upstream, dest: &Path, newest_only: bool) -> (Result<YumSync, YumEr
 
 /// The upstream repository as the mirror must hold it: everything under `repo/`, plus the key
 /// from outside the repository under `gpgkeys/`.
-fn expected_tree(up: &Upstream) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+fn expected_tree(up: &Upstream) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut t = tree(&up.repo());
-    t.insert(PathBuf::from("gpgkeys/RPM-GPG-KEY-outside"), fs::read(up.www().join("keys/RPM-GPG-KEY-outside")).unwrap());
+    t.insert("gpgkeys/RPM-GPG-KEY-outside".to_string(), fs::read(up.www().join("keys/RPM-GPG-KEY-outside")).unwrap());
     t
 }
 
@@ -56,17 +56,9 @@ fn assert_same_tree(up: &Upstream, dest: &Path) {
     let got_names: BTreeSet<_> = got.keys().collect();
     assert_eq!(got_names, want_names, "the mirror's files differ from upstream's");
     for (p, bytes) in &want {
-        assert!(got[p] == *bytes, "{} differs from upstream", p.display());
+        assert!(got[p] == *bytes, "{p} differs from upstream");
     }
-    assert!(want.keys().any(|p| p.starts_with("repodata") && p.to_string_lossy().contains("primary.xml")));
-}
-
-fn rpms_in(dir: &Path) -> BTreeSet<String> {
-    tree(dir).keys().filter(|p| p.extension().is_some_and(|e| e == "rpm")).map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
+    assert!(want.keys().any(|p| p.starts_with("repodata/") && p.contains("primary.xml")));
 }
 
 #[test]
@@ -99,7 +91,7 @@ fn sync_mirrors_upstream_byte_for_byte_and_resumes() {
     assert!(count(FileKind::Repodata) >= 10);
     for file in &s.files {
         let bytes = fs::read(dest.path().join(&file.path)).unwrap();
-        assert_eq!(file.sha256, sha256(&bytes), "{}", file.path.display());
+        assert_eq!(file.sha256, sha256_hex(&bytes), "{}", file.path.display());
         assert_eq!(file.size, bytes.len() as u64);
         assert!(file.downloaded);
         assert!(file.path.starts_with(NAME));
@@ -156,7 +148,7 @@ fn upstream_update_fetches_only_what_changed_and_drops_old_metadata() {
     let mut up = Upstream::new(&[]);
     let dest = tempfile::tempdir().unwrap();
     sync(&up, dest.path(), false).0.unwrap();
-    let old_repodata: BTreeSet<PathBuf> = tree(&dest.path().join(NAME).join("repodata")).into_keys().collect();
+    let old_repodata: BTreeSet<String> = tree(&dest.path().join(NAME).join("repodata")).into_keys().collect();
 
     up.add(&[&LATE]);
     up.index(&[]);
@@ -171,7 +163,7 @@ fn upstream_update_fetches_only_what_changed_and_drops_old_metadata() {
     assert_eq!(fetched_rpms, missing_rpms);
     assert_eq!(s.packages, PACKAGES.len() + 1);
     // The files of the previous index that the new one does not list are gone.
-    let new_repodata: BTreeSet<PathBuf> = tree(&dest.path().join(NAME).join("repodata")).into_keys().collect();
+    let new_repodata: BTreeSet<String> = tree(&dest.path().join(NAME).join("repodata")).into_keys().collect();
     let gone: BTreeSet<PathBuf> = old_repodata.difference(&new_repodata).map(|p| Path::new(NAME).join("repodata").join(p)).collect();
     assert!(!gone.is_empty());
     assert_eq!(s.removed.iter().cloned().collect::<BTreeSet<_>>(), gone);
@@ -188,7 +180,7 @@ fn corrupt(path: &Path) {
 }
 
 fn no_part_files(dir: &Path) {
-    let parts: Vec<_> = tree(dir).into_keys().filter(|p| p.to_string_lossy().ends_with(".part")).collect();
+    let parts: Vec<_> = tree(dir).into_keys().filter(|p| p.ends_with(".part")).collect();
     assert!(parts.is_empty(), "left behind: {parts:?}");
 }
 
@@ -231,12 +223,12 @@ fn a_tampered_package_fails_naming_it_and_leaves_nothing_behind() {
 #[test]
 fn tampered_metadata_fails_naming_it() {
     let up = Upstream::new(&[]);
-    let primary = tree(&up.repo().join("repodata")).into_keys().find(|p| p.to_string_lossy().ends_with("primary.xml.gz")).unwrap();
+    let primary = tree(&up.repo().join("repodata")).into_keys().find(|p| p.ends_with("primary.xml.gz")).unwrap();
     corrupt(&up.repo().join("repodata").join(&primary));
     let dest = tempfile::tempdir().unwrap();
     let err = sync(&up, dest.path(), false).0.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("repodata primary") && msg.contains(&primary.to_string_lossy().into_owned()), "{msg}");
+    assert!(msg.contains("repodata primary") && msg.contains(&primary), "{msg}");
     assert!(!dest.path().join(NAME).join("repodata").join(&primary).exists());
     no_part_files(dest.path());
     assert!(rpms_in(&dest.path().join(NAME)).is_empty());
@@ -261,7 +253,7 @@ fn xz_metadata_from_createrepo_c() {
 fn zstd_metadata() {
     let up = Upstream::new(&[]);
     let rd = up.repo().join("repodata");
-    let gz_name = tree(&rd).into_keys().find(|p| p.to_string_lossy().ends_with("-primary.xml.gz")).unwrap();
+    let gz_name = tree(&rd).into_keys().find(|p| p.ends_with("-primary.xml.gz")).unwrap();
     let gz_bytes = fs::read(rd.join(&gz_name)).unwrap();
     let mut xml = Vec::new();
     flate2::read::GzDecoder::new(&gz_bytes[..]).read_to_end(&mut xml).unwrap();
@@ -269,7 +261,7 @@ fn zstd_metadata() {
     fs::write(&tmp, &xml).unwrap();
     run(Command::new("zstd").arg("-q").arg("-19").arg("-f").arg(&tmp).arg("-o").arg(up.dir.path().join("primary.xml.zst")));
     let zst = fs::read(up.dir.path().join("primary.xml.zst")).unwrap();
-    let (old_sum, new_sum) = (sha256(&gz_bytes), sha256(&zst));
+    let (old_sum, new_sum) = (sha256_hex(&gz_bytes), sha256_hex(&zst));
     let zst_name = format!("{new_sum}-primary.xml.zst");
     fs::write(rd.join(&zst_name), &zst).unwrap();
     fs::remove_file(rd.join(&gz_name)).unwrap();

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use airlock::sources::yum;
@@ -223,7 +223,7 @@ fn which(tool: &str) -> PathBuf {
 /// The upstream repository, served by python3's http.server at `/repo/`.
 struct Upstream {
     dir: tempfile::TempDir,
-    server: yumfix::Server,
+    server: support::StaticServer,
     key_file: String,
     _gpg: Gpg,
 }
@@ -264,7 +264,7 @@ impl Upstream {
         let fpr = gpg.fingerprint();
         let key_file = format!("{}.pub", fpr[fpr.len() - 8..].to_ascii_uppercase());
         fs::write(repo.join(&key_file), run(gpg.cmd().args(["--armor", "--export", &fpr]))).unwrap();
-        let server = yumfix::Server::start(&dir.path().join("www"));
+        let server = support::StaticServer::start(&dir.path().join("www"));
         Upstream { dir, server, key_file, _gpg: gpg }
     }
 
@@ -273,7 +273,7 @@ impl Upstream {
     }
 
     fn baseurl(&self) -> String {
-        format!("http://127.0.0.1:{}/repo", self.server.port)
+        self.server.url("repo")
     }
 
     fn key_url(&self) -> String {
@@ -304,10 +304,6 @@ fn task_result(r: &support::Run) -> Value {
     serde_json::from_str(line).unwrap()
 }
 
-fn rpm_names(dir: &Path) -> BTreeSet<String> {
-    yumfix::tree(dir).keys().filter(|p| p.extension().is_some_and(|e| e == "rpm")).map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
-}
-
 /// What the host's `dnf reposync --newest-only` (dnf-plugins-core) downloads from `baseurl`.
 fn dnf_reposync_newest_only(baseurl: &str) -> BTreeSet<String> {
     let root = tempfile::tempdir().unwrap();
@@ -327,7 +323,7 @@ fn dnf_reposync_newest_only(baseurl: &str) -> BTreeSet<String> {
         "--newest-only",
         &format!("--download-path={}", out.display()),
     ]));
-    rpm_names(&out)
+    yumfix::rpms_in(&out)
 }
 
 #[test]
@@ -354,19 +350,19 @@ fn newest_only_keeps_each_module_streams_newest_version_as_dnf_reposync_does() {
     assert_eq!(res["repos"][0]["packages"], KEPT.len(), "{res}");
     assert_eq!(res["repos"][0]["module_streams"], 4, "{res}");
     assert_eq!(res["msg"], format!("{REPO}: 9 packages, 4 module streams"));
-    assert_eq!(rpm_names(&mirror), want);
+    assert_eq!(yumfix::rpms_in(&mirror), want);
     // The same selection (and bytes) as check mode announced.
-    let tree = yumfix::tree(&mirror);
+    let tree = support::tree(&mirror);
     assert_eq!(check["repos"][0]["total_size"], tree.values().map(|b| b.len() as u64).sum::<u64>(), "check mode's size differs from the mirror's");
     assert_eq!(res["repos"][0]["files"], tree.len());
 
     // The metadata is upstream's, byte for byte: xz modules, sqlite databases, comps, signature.
-    let upstream_rd = yumfix::tree(&up.repo().join("repodata"));
-    let names: Vec<String> = upstream_rd.keys().map(|p| p.to_string_lossy().into_owned()).collect();
+    let upstream_rd = support::tree(&up.repo().join("repodata"));
+    let names: Vec<String> = upstream_rd.keys().cloned().collect();
     for kind in ["modules.yaml.xz", "primary.sqlite", "comps.xml", "repomd.xml.asc"] {
         assert!(names.iter().any(|n| n.contains(kind)), "the fixture lacks {kind}: {names:?}");
     }
-    assert_eq!(yumfix::tree(&mirror.join("repodata")), upstream_rd, "the mirror's repodata differs from upstream's");
+    assert_eq!(support::tree(&mirror.join("repodata")), upstream_rd, "the mirror's repodata differs from upstream's");
     assert_eq!(fs::read(mirror.join(&up.key_file)).unwrap(), fs::read(up.repo().join(&up.key_file)).unwrap());
 
     // The archive gets exactly these packages (offline_archive reads the fragment).
@@ -507,5 +503,5 @@ fn a_modules_yaml_that_does_not_parse_fails_naming_its_url_and_publishes_no_inde
         assert!(out.contains("modules.yaml document 2 (line 12): module stream alpha:2: `artifacts.rpms` is not a list"), "{out}");
     }
     assert!(!p.path("cache/yum/fixture/repodata/repomd.xml").exists(), "a repomd.xml was published");
-    assert!(rpm_names(&p.path("cache/yum/fixture")).is_empty(), "packages were downloaded");
+    assert!(yumfix::rpms_in(&p.path("cache/yum/fixture")).is_empty(), "packages were downloaded");
 }

@@ -11,7 +11,6 @@
 //!   bytes when the signature matches, else `403` with S3's error document.
 //!
 //! Every request is recorded per host, so a test can tell what was downloaded.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

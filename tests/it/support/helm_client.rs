@@ -3,7 +3,6 @@
 //! charts and writes repository indexes the way `helm package` and `helm repo index` do, and
 //! reads repositories, pulls and loads charts the way `helm pull` does. A missing SDK fails the
 //! test naming the setup script; nothing is skipped.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

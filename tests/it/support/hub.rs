@@ -14,7 +14,6 @@
 //!
 //! Behind them, Debian's docker-registry holds the images, pushed with skopeo. The test crate
 //! declares `registry` (tests/fixtures/registry.rs) beside this module.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -235,11 +234,6 @@ impl Hub {
     /// TLS handshake failed.
     pub fn connections(&self, server: &str) -> usize {
         self.state.connections.lock().unwrap().get(server).copied().unwrap_or(0)
-    }
-
-    /// Tokens the auth server issued.
-    pub fn tokens_issued(&self) -> usize {
-        self.state.issued.load(Ordering::SeqCst)
     }
 }
 

@@ -1,5 +1,4 @@
 //! A test project: a temporary directory with files, and the real `airlock` binary run in it.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,13 +4,12 @@
 //! Helm repository packaged and indexed by the real Helm (`helm package`, `helm repo index`),
 //! and plain files. The test crate declares `common`, `registry`, `yumfix`, `pypiserver` and
 //! `helm_client` beside this module.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
 use super::registry::{Images, Registry};
+use super::{StaticServer, serve_routes, sha256_hex};
 use super::{helm_client, pypiserver, registry, yumfix};
-use super::{serve_routes, sha256_hex};
 
 /// The charts of the Helm repository `stable`.
 pub const CHARTS: &[(&str, &str)] = &[("alpha", "0.1.0"), ("beta", "1.0.0")];
@@ -18,11 +17,10 @@ pub const CHARTS: &[(&str, &str)] = &[("alpha", "0.1.0"), ("beta", "1.0.0")];
 /// The running upstreams; each stops when dropped.
 pub struct Upstreams {
     pub reg: Registry,
-    pub images: Images,
     _images_dir: tempfile::TempDir,
     pub yum: yumfix::Upstream,
     helm_dir: tempfile::TempDir,
-    pub helm: yumfix::Server,
+    pub helm: StaticServer,
     pub pypi: pypiserver::Server,
     /// Base URL of the file server (`/bin/kubectl`, and `/bad`, whose bytes match no checksum).
     pub files: String,
@@ -43,11 +41,11 @@ impl Upstreams {
         let helm_dir = tempfile::tempdir().unwrap();
         let specs: Vec<helm_client::Spec> = CHARTS.iter().map(|(n, v)| helm_client::Spec::new(n, v)).collect();
         helm_client::package_and_index(&helm_dir.path().join("stable"), &specs, None, None);
-        let helm = yumfix::Server::start(helm_dir.path());
+        let helm = StaticServer::start(helm_dir.path());
         let pypi = pypiserver::Server::start();
         let kubectl = b"#!/bin/sh\necho kubectl\n".to_vec();
         let files = serve_routes(vec![("/bin/kubectl", 200, kubectl.clone()), ("/bad", 200, b"tampered".to_vec())]);
-        Upstreams { reg, images, _images_dir: images_dir, yum, helm_dir, helm, pypi, files, kubectl }
+        Upstreams { reg, _images_dir: images_dir, yum, helm_dir, helm, pypi, files, kubectl }
     }
 
     /// The Helm repository's directory.

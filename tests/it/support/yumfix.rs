@@ -1,13 +1,12 @@
 //! Real Yum repositories for the sync tests: RPMs built with `rpmbuild`, indexed with
 //! `createrepo_c`, served by `python3 -m http.server` on 127.0.0.1.
-#![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+use super::StaticServer;
 
 /// Fails (never skips) when a tool the tests need is missing.
 #[track_caller]
@@ -132,7 +131,7 @@ pub fn package_href(file: &str) -> String {
 /// repository and `www/keys` holds a key outside it.
 pub struct Upstream {
     pub dir: tempfile::TempDir,
-    pub server: Option<Server>,
+    pub server: Option<StaticServer>,
 }
 
 pub const COMPS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -188,7 +187,7 @@ impl Upstream {
         fs::write(up.www().join("keys/RPM-GPG-KEY-outside"), "-----BEGIN PGP PUBLIC KEY BLOCK-----\noutside\n-----END PGP PUBLIC KEY BLOCK-----\n").unwrap();
         fs::write(up.repo().join("RPM-GPG-KEY-inside"), "-----BEGIN PGP PUBLIC KEY BLOCK-----\ninside\n-----END PGP PUBLIC KEY BLOCK-----\n").unwrap();
         up.sign();
-        up.server = Some(Server::start(&up.www()));
+        up.server = Some(StaticServer::start(&up.www()));
         up
     }
 
@@ -226,7 +225,7 @@ impl Upstream {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.server.as_ref().unwrap().port)
+        self.server.as_ref().unwrap().url(path)
     }
 
     pub fn baseurl(&self) -> String {
@@ -234,57 +233,12 @@ impl Upstream {
     }
 }
 
-/// `python3 -m http.server` on a free port of 127.0.0.1, killed when dropped.
-pub struct Server {
-    pub port: u16,
-    child: Child,
-}
-
-impl Server {
-    pub fn start(dir: &Path) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
-            .arg(dir)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs (run `bash .ci/setup-yum`)");
-        let mut server = Server { port, child };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("python3 -m http.server exited: {status}");
-            }
-            assert!(start.elapsed() < Duration::from_secs(20), "python3 -m http.server did not answer on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Every regular file under `dir`, relative, with its bytes.
-pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        let Ok(entries) = fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), fs::read(&p).unwrap());
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out
+/// The file names of the RPMs under `dir`.
+pub fn rpms_in(dir: &Path) -> BTreeSet<String> {
+    super::tree(dir)
+        .keys()
+        .map(Path::new)
+        .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
