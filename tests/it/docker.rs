@@ -7,17 +7,16 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::support::registry::{LayoutBuilder, OCI_INDEX, OCI_MANIFEST};
 use crate::support::{Project, Run, free_port, registry, sha256_hex};
 
 const BUSYBOX: &str = "/bin/busybox";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -78,25 +77,16 @@ impl Drop for Names {
     }
 }
 
-/// An OCI image layout written by hand, holding busybox images.
-struct Layout {
-    dir: PathBuf,
-    entries: Vec<Value>,
-}
+/// An OCI image layout written by hand (registry.rs's builder), holding busybox images.
+struct Layout(LayoutBuilder);
 
 impl Layout {
     fn new(dir: &Path) -> Layout {
-        fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-        fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-        let l = Layout { dir: dir.to_path_buf(), entries: vec![] };
-        l.write_index();
-        l
+        Layout(LayoutBuilder::new(dir))
     }
 
     fn blob(&self, media_type: &str, bytes: &[u8]) -> Value {
-        let hex = sha256_hex(bytes);
-        fs::write(self.dir.join("blobs/sha256").join(&hex), bytes).unwrap();
-        json!({"mediaType": media_type, "digest": format!("sha256:{hex}"), "size": bytes.len()})
+        self.0.blob(media_type, bytes)
     }
 
     /// A gzip layer with busybox, its applets as links, and `/www/index.html` saying `page`;
@@ -172,16 +162,7 @@ impl Layout {
 
     /// Names `desc` `reference` in index.json, as image_cache does.
     fn tag(&mut self, reference: &str, desc: &Value) {
-        let mut d = desc.clone();
-        d.as_object_mut().unwrap().remove("platform");
-        d["annotations"] = json!({"org.opencontainers.image.ref.name": reference});
-        self.entries.push(d);
-        self.write_index();
-    }
-
-    fn write_index(&self) {
-        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.entries});
-        fs::write(self.dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+        self.0.tag(reference, desc);
     }
 }
 

@@ -12,8 +12,8 @@ use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::oci::{self, Credential, ImageRef, OciErrorKind, OciOptions, PulledImage};
 use serde_json::{Value, json};
 
-use crate::support::registry::{Images, Registry, digest, size, skopeo};
-use crate::support::sha256_hex;
+use crate::support::registry::{Images, Registry, digest, size, skopeo, skopeo_copy_to_dir};
+use crate::support::{read_request, sha256_hex};
 
 fn fetcher() -> Fetcher {
     Fetcher::new(FetchOptions { retries: 1, timeout: Duration::from_secs(30), backoff: Duration::from_millis(50), ..Default::default() }).unwrap()
@@ -412,7 +412,7 @@ struct TokenServer {
 impl TokenServer {
     fn start(user: &str, password: &str, token: String) -> TokenServer {
         use base64::Engine;
-        use std::io::{BufRead, BufReader, Write};
+        use std::io::{BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -421,21 +421,9 @@ impl TokenServer {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                let mut authorized = false;
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                    if request.is_empty() {
-                        request = line.trim().to_string();
-                    } else if let Some((k, v)) = line.split_once(':')
-                        && k.eq_ignore_ascii_case("authorization")
-                    {
-                        authorized = v.trim() == expected;
-                    }
-                    line.clear();
-                }
-                log.lock().unwrap().push(request);
+                let Some(request) = read_request(&mut BufReader::new(stream.try_clone().unwrap())) else { continue };
+                let authorized = request.header("authorization") == Some(expected.as_str());
+                log.lock().unwrap().push(request.line);
                 let (status, body) =
                     if authorized { ("200 OK", format!(r#"{{"token": "{token}", "expires_in": 300}}"#)) } else { ("401 Unauthorized", "{}".to_string()) };
                 let _ =
@@ -606,42 +594,13 @@ fn pull_all_fetches_shared_layers_once_and_names_the_images_that_arrived() {
     assert!(!blob_files(&partial).iter().any(|f| f.ends_with(".part")), "no partial download is left");
 }
 
-/// `skopeo copy` of `src` into a fresh `dir:` target; checks every blob copied against its
-/// digest and returns the manifest copied.
-fn skopeo_copy_to_dir(src: &str, extra: &[&str]) -> Vec<u8> {
-    let out = tempfile::tempdir().unwrap();
-    let target = out.path().join("img");
-    let mut args: Vec<String> = vec!["copy".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(src.to_string());
-    args.push(format!("dir:{}", target.display()));
-    skopeo(&args);
-    let manifest = fs::read(target.join("manifest.json")).unwrap();
-    let m: Value = serde_json::from_slice(&manifest).unwrap();
-    for b in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
-        let d = digest(b);
-        let bytes = fs::read(target.join(&d[7..])).unwrap_or_else(|e| panic!("{src}: blob {d}: {e}"));
-        assert_eq!(format!("sha256:{}", sha256_hex(&bytes)), d, "{src}: blob {d} verifies");
-        assert_eq!(bytes.len() as u64, size(b));
-    }
-    manifest
-}
-
 #[test]
 fn every_image_in_the_layout_reads_with_skopeo_whatever_media_types_upstream_used() {
     let reg = Registry::start();
     let src = tempfile::tempdir().unwrap();
     let mut images = Images::build(src.path());
-    // An OCI index as buildx pushes to Docker Hub: each platform's manifest and its
-    // attestation manifest (platform unknown/unknown).
-    let (amd64, arm64) = (images.multi_amd64.clone(), images.multi_arm64.clone());
-    let att_amd64 = images.layout.attestation(&amd64);
-    let att_arm64 = images.layout.attestation(&arm64);
-    let attested = images.layout.index(&[&amd64, &arm64, &att_amd64, &att_arm64]);
-    images.layout.tag("attested", &attested);
-    reg.push(images.dir(), "attested", "test/attested:v1", None);
-    reg.push(images.dir(), "multi", "test/docker-multi:v1", Some("v2s2"));
-    reg.push(images.dir(), "app", "test/docker-app:v1", Some("v2s2"));
+    let (attested, [att_amd64, att_arm64]) = images.attested();
+    reg.push_docker_hub_shapes(&images);
     assert_eq!(reg.raw_manifest("test/attested:v1"), blob(images.dir(), &digest(&attested)), "the index is pushed as built");
 
     let work = tempfile::tempdir().unwrap();

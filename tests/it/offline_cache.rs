@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::support::upstreams::Upstreams;
-use crate::support::{Project, pypiserver, sha256_hex, tree};
+use crate::support::{Project, pypiserver, read_request, sha256_hex, tree};
 
 fn playbook() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/build-offline-cache.yml")
@@ -122,7 +122,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// A file server that counts requests per path and serves `/big` slowly the first time, so a
 /// run can be killed in the middle of that download.
 fn counting_server(files: Vec<(&'static str, Vec<u8>)>) -> (String, std::sync::Arc<std::sync::Mutex<BTreeMap<String, usize>>>) {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufReader, Write};
     let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -133,16 +133,8 @@ fn counting_server(files: Vec<(&'static str, Vec<u8>)>) -> (String, std::sync::A
             let files = files.clone();
             let c = c.clone();
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-                        break;
-                    }
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let Some(request) = read_request(&mut BufReader::new(stream.try_clone().unwrap())) else { return };
+                let path = request.target;
                 let n = {
                     let mut m = c.lock().unwrap();
                     let e = m.entry(path.clone()).or_insert(0);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::upstreams::Upstreams;
-use crate::support::{self, Project, helm_client, nodes, sha256_hex, upstreams, yumfix};
+use crate::support::{self, Project, helm_client, nodes, run, sha256_hex, upstreams, yumfix};
 
 /// Writes a cache of a few files and archives it (plain tar, so bytes can be flipped in place).
 fn archive_of(p: &Project, files: &[(&str, &[u8])]) -> std::path::PathBuf {
@@ -106,12 +106,6 @@ const SERVICE_IMAGES: &[(&str, &str, &str, &str)] = &[
     ("chartmuseum", "airlock-test/chartmuseum-standin:v0.16.2", "helm/chartmuseum-standin", "v0.16.2"),
     ("pypiserver", "airlock-test/pypiserver:v2.3.2", "pypiserver/pypiserver", "v2.3.2"),
 ];
-
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
 
 /// Removes the test's containers (and their images' tags) however the test ends.
 struct Containers(Vec<String>, Vec<String>);
@@ -299,24 +293,8 @@ fn end_to_end(backend: Backend) {
     }
 
     // dnf: a package from the Yum mirror, the upstream's bytes.
-    let dnf_root = tempfile::tempdir().unwrap();
     let dl = p.path("dnf-download");
-    run(Command::new("dnf").args([
-        "-y",
-        // No release to detect in an empty root; the repository's URL does not use one.
-        "--releasever=airlock-test",
-        &format!("--installroot={}", dnf_root.path().display()),
-        "--setopt=reposdir=/nonexistent",
-        // A cache of its own: dnf keeps `<repo id>.solv` there whatever the URL, so tests running
-        // at once with one cache would read each other's package lists.
-        &format!("--setopt=cachedir={}/cache", dnf_root.path().display()),
-        "--nogpgcheck",
-        &format!("--repofrompath=mirror,http://{mirror}:{}/fixture/", ports[1]),
-        "--repo=mirror",
-        "download",
-        &format!("--destdir={}", dl.display()),
-        "gamma",
-    ]));
+    yumfix::dnf_download(&format!("http://{mirror}:{}/fixture/", ports[1]), "gamma", &dl);
     assert_eq!(std::fs::read(dl.join(rpm_name)).unwrap(), rpm, "dnf downloaded other bytes");
 
     // pip: requests and its dependencies into a fresh venv, from the mirror only.

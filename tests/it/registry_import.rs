@@ -13,7 +13,7 @@ use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::oci::{self, ImageRef, OciOptions};
 use serde_json::{Value, json};
 
-use crate::support::registry::{Images, Registry, digest, skopeo, try_skopeo};
+use crate::support::registry::{Images, Registry, digest, skopeo, skopeo_copy_to_dir, try_skopeo};
 use crate::support::{Project, Run, sha256_hex, tree as files};
 
 /// Registry A with the fixture's images: `test/app:v1` (one OCI manifest), `test/multi:v1`
@@ -134,29 +134,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (u64, i64, i64, u64)> {
     out
 }
 
-/// `skopeo copy` of `src` into a fresh `dir:` target (manifests kept as they are); checks
-/// every blob copied against its digest and returns the manifest copied.
-fn copy_and_verify(src: &str, extra: &[&str]) -> Vec<u8> {
-    let out = tempfile::tempdir().unwrap();
-    let target = out.path().join("img");
-    let mut args: Vec<String> = vec!["copy".into(), "--src-tls-verify=false".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(src.to_string());
-    args.push(format!("dir:{}", target.display()));
-    skopeo(&args);
-    let manifest = fs::read(target.join("manifest.json")).unwrap();
-    let m: Value = serde_json::from_slice(&manifest).unwrap();
-    let mut blobs = vec![m["config"].clone()];
-    blobs.extend(m["layers"].as_array().unwrap().iter().cloned());
-    for b in blobs {
-        let d = digest(&b);
-        let bytes = fs::read(target.join(d.strip_prefix("sha256:").unwrap())).unwrap_or_else(|e| panic!("{src}: blob {d}: {e}"));
-        assert_eq!(format!("sha256:{}", sha256_hex(&bytes)), d, "{src}: blob {d} verifies");
-        assert_eq!(bytes.len() as u64, b["size"].as_u64().unwrap());
-    }
-    manifest
-}
-
 /// `skopeo inspect`'s digest of an image.
 fn inspect_digest(reg: &Registry, name: &str) -> String {
     let v: Value = serde_json::from_slice(&skopeo(&["inspect".to_string(), "--tls-verify=false".into(), reg.docker(name)])).unwrap();
@@ -242,12 +219,12 @@ fn imported_images_are_served_byte_identical_and_laid_out_as_a_push_would() {
         assert_eq!(b.raw_manifest(name), reg.raw_manifest(name), "{name} byte-identical");
         assert_eq!(inspect_digest(&b, name), inspect_digest(reg, name), "{name} digest");
     }
-    assert_eq!(copy_and_verify(&b.docker("test/app:v1"), &[]), reg.raw_manifest("test/app:v1"));
+    assert_eq!(skopeo_copy_to_dir(&b.docker("test/app:v1"), &[]), reg.raw_manifest("test/app:v1"));
     for name in ["test/multi", "test/docker-multi"] {
         let index: Value = serde_json::from_slice(&reg.raw_manifest(&format!("{name}:v1"))).unwrap();
         for m in index["manifests"].as_array().unwrap() {
             let arch = m["platform"]["architecture"].as_str().unwrap();
-            let got = copy_and_verify(&b.docker(&format!("{name}:v1")), &["--override-os=linux", &format!("--override-arch={arch}")]);
+            let got = skopeo_copy_to_dir(&b.docker(&format!("{name}:v1")), &["--override-os=linux", &format!("--override-arch={arch}")]);
             assert_eq!(got, reg.raw_manifest(&format!("{name}@{}", digest(m))), "{name} {arch}");
         }
     }
@@ -255,7 +232,7 @@ fn imported_images_are_served_byte_identical_and_laid_out_as_a_push_would() {
     // registry-mirrors and containerd's mirrors ask for).
     for name in ["registry:2.8.3", "library/registry:2.8.3"] {
         assert_eq!(b.raw_manifest(name), reg.raw_manifest("test/app:v1"), "{name}");
-        copy_and_verify(&b.docker(name), &[]);
+        skopeo_copy_to_dir(&b.docker(name), &[]);
     }
     // By digest only: served by digest, no tag.
     assert_eq!(b.raw_manifest(&format!("test/pinned@{app}")), reg.raw_manifest("test/app:v1"));
@@ -327,7 +304,7 @@ fn a_damaged_blob_fails_naming_image_and_digest_and_nothing_of_that_image_is_wri
     bytes[middle] ^= 0x01;
     fs::write(&path, &bytes).unwrap();
     import(&p, &layout, &storage, &images, &[]).0.success();
-    assert_eq!(copy_and_verify(&b.docker("test/app:v1"), &[]), up.reg.raw_manifest("test/app:v1"));
+    assert_eq!(skopeo_copy_to_dir(&b.docker("test/app:v1"), &[]), up.reg.raw_manifest("test/app:v1"));
 }
 
 #[test]
@@ -372,7 +349,7 @@ fn blobs_on_another_filesystem_are_copied_and_verified() {
         assert_eq!(mode & 0o444, 0o444, "{path} is readable by the registry (mode {mode:o})");
     }
     let b = Registry::serve_storage(&storage);
-    assert_eq!(copy_and_verify(&b.docker("test/app:v1"), &[]), up.reg.raw_manifest("test/app:v1"));
+    assert_eq!(skopeo_copy_to_dir(&b.docker("test/app:v1"), &[]), up.reg.raw_manifest("test/app:v1"));
     assert_eq!(b.raw_manifest("test/multi:v1"), up.reg.raw_manifest("test/multi:v1"));
 
     // The rerun verifies the copies and rewrites nothing.
@@ -397,7 +374,7 @@ fn images_imported_while_the_registry_runs_are_served_at_once() {
     let e = try_skopeo(&["inspect".to_string(), "--raw".into(), "--tls-verify=false".into(), b.docker("test/multi:v1")]).unwrap_err();
     assert!(e.contains("manifest unknown") || e.contains("name unknown"), "{e}");
     import(&p, &layout, &storage, &format!("        images: [\"{host}/test/app:v1\"]"), &[]).0.success();
-    assert_eq!(copy_and_verify(&b.docker("test/app:v1"), &[]), up.reg.raw_manifest("test/app:v1"));
+    assert_eq!(skopeo_copy_to_dir(&b.docker("test/app:v1"), &[]), up.reg.raw_manifest("test/app:v1"));
     // The multi-arch image, asked for already, as a DeepOps docker_image_list entry.
     let (run, r) =
         import(&p, &layout, &storage, &format!("        images:\n          - {{name: multi, repo: \"{host}/\", image: test/multi, version: v1}}"), &[]);
@@ -407,7 +384,7 @@ fn images_imported_while_the_registry_runs_are_served_at_once() {
         json!([{"reference": format!("{host}/test/multi:v1"), "repository": "test/multi", "tag": "v1", "digest": digest(&up.images.multi), "media_type": "application/vnd.oci.image.index.v1+json", "changed": true}])
     );
     assert_eq!(b.raw_manifest("test/multi:v1"), up.reg.raw_manifest("test/multi:v1"));
-    let arm64 = copy_and_verify(&b.docker("test/multi:v1"), &["--override-os=linux", "--override-arch=arm64"]);
+    let arm64 = skopeo_copy_to_dir(&b.docker("test/multi:v1"), &["--override-os=linux", "--override-arch=arm64"]);
     assert_eq!(arm64, up.reg.raw_manifest(&format!("test/multi@{}", digest(&up.images.multi_arm64))));
 }
 
@@ -476,14 +453,8 @@ fn docker_media_types_cached_archived_and_imported_keep_upstreams_bytes() {
     let reg = Registry::start();
     let src = tempfile::tempdir().unwrap();
     let mut images = Images::build(src.path());
-    let (amd64, arm64) = (images.multi_amd64.clone(), images.multi_arm64.clone());
-    let att_amd64 = images.layout.attestation(&amd64);
-    let att_arm64 = images.layout.attestation(&arm64);
-    let attested = images.layout.index(&[&amd64, &arm64, &att_amd64, &att_arm64]);
-    images.layout.tag("attested", &attested);
-    reg.push(images.dir(), "attested", "test/attested:v1", None);
-    reg.push(images.dir(), "multi", "test/docker-multi:v1", Some("v2s2"));
-    reg.push(images.dir(), "app", "test/docker-app:v1", Some("v2s2"));
+    images.attested();
+    reg.push_docker_hub_shapes(&images);
     let host = reg.host();
     let names = ["test/attested:v1", "test/docker-multi:v1", "test/docker-app:v1"];
 
@@ -565,12 +536,12 @@ fn docker_media_types_cached_archived_and_imported_keep_upstreams_bytes() {
             assert_eq!(body, raw, "{repo}:{reference}");
             assert_eq!((digest_header.as_str(), content_type.as_str()), (d.as_str(), media_type.as_str()), "{repo}:{reference}");
         }
-        let pulled = copy_and_verify(&b.docker(&format!("{repo}@{d}")), &["--override-os=linux", "--override-arch=amd64"]);
+        let pulled = skopeo_copy_to_dir(&b.docker(&format!("{repo}@{d}")), &["--override-os=linux", "--override-arch=amd64"]);
         let m: Value = serde_json::from_slice(&pulled).unwrap();
         assert!(m["config"].is_object(), "{repo}: the amd64 image: {m:#}");
     }
     // And skopeo reads every image of the unpacked layout by its name.
     for (name, _) in &upstream {
-        copy_and_verify(&format!("oci:{}:{host}/{name}", extracted.display()), &["--override-os=linux", "--override-arch=amd64"]);
+        skopeo_copy_to_dir(&format!("oci:{}:{host}/{name}", extracted.display()), &["--override-os=linux", "--override-arch=amd64"]);
     }
 }

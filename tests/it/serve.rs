@@ -7,14 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::support::serve::Serve;
-use crate::support::{helm_client, pypiserver, sha256_hex, yumfix};
-
-#[track_caller]
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
+use crate::support::{helm_client, pypiserver, run, sha256_hex, yumfix};
 
 /// pip from a venv, reading no configuration of this machine (its find-links, certificate
 /// bundles or indexes) so that what it gets comes from the mirror alone.
@@ -75,7 +68,7 @@ fn yum_and_files_serve_dnf_and_curl_with_ranges_and_validators() {
         fs::create_dir_all(to.parent().unwrap()).unwrap();
         fs::copy(rpms.join(f), to).unwrap();
     }
-    yumfix::run(Command::new("createrepo_c").arg("--quiet").arg(&repo));
+    run(Command::new("createrepo_c").arg("--quiet").arg(&repo));
     let body: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
     fs::write(root.join("misc-files/sub dir/kubectl"), &body).unwrap();
     fs::write(root.join("misc-files/notes.txt"), "hello\n").unwrap();
@@ -84,24 +77,8 @@ fn yum_and_files_serve_dnf_and_curl_with_ranges_and_validators() {
     // dnf: the newest gamma from the Yum mirror, byte for byte.
     let has_dnf = Command::new("dnf").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     assert!(has_dnf, "dnf is missing: run `bash .ci/setup-yum` (as root)");
-    let dnf_root = tempfile::tempdir().unwrap();
     let dl = d.path().join("dnf-download");
-    run(Command::new("dnf").args([
-        "-y",
-        // No release to detect in an empty root; the repository's URL does not use one.
-        "--releasever=airlock-test",
-        &format!("--installroot={}", dnf_root.path().display()),
-        "--setopt=reposdir=/nonexistent",
-        // A cache of its own: dnf keeps `<repo id>.solv` there whatever the URL, so tests running
-        // at once with one cache would read each other's package lists.
-        &format!("--setopt=cachedir={}/cache", dnf_root.path().display()),
-        "--nogpgcheck",
-        &format!("--repofrompath=airlock-serve-{},http://127.0.0.1:{}/fixture/", s.yum, s.yum),
-        &format!("--repo=airlock-serve-{}", s.yum),
-        "download",
-        &format!("--destdir={}", dl.display()),
-        "gamma",
-    ]));
+    yumfix::dnf_download(&format!("http://127.0.0.1:{}/fixture/", s.yum), "gamma", &dl);
     let rpm = "gamma-1.10-1.noarch.rpm";
     assert_eq!(fs::read(dl.join(rpm)).unwrap(), fs::read(rpms.join(rpm)).unwrap(), "dnf downloaded other bytes");
     let y = format!("http://127.0.0.1:{}", s.yum);

@@ -7,14 +7,14 @@
 //! a file with wrong bytes at its destination.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::scripted::{Answer, Scripted};
-use crate::support::{self, Project, sha256_hex, yumfix};
+use crate::support::{self, Project, read_request, sha256_hex, yumfix};
 
 /// Bytes that differ at every position, so a shifted or spliced file cannot match.
 fn payload(len: usize, seed: u8) -> Vec<u8> {
@@ -328,29 +328,10 @@ impl ExpiringRegistry {
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let mut auth = String::new();
-                        loop {
-                            let mut hdr = String::new();
-                            if reader.read_line(&mut hdr).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if hdr == "\r\n" {
-                                break;
-                            }
-                            if let Some((k, v)) = hdr.split_once(':')
-                                && k.eq_ignore_ascii_case("authorization")
-                            {
-                                auth = v.trim().to_string();
-                            }
-                        }
-                        let mut parts = line.split_whitespace();
-                        let head = parts.next() == Some("HEAD");
-                        let path = parts.next().unwrap_or("/").to_string();
+                    while let Some(request) = read_request(&mut reader) {
+                        let auth = request.header("authorization").unwrap_or_default().to_string();
+                        let head = request.method == "HEAD";
+                        let path = request.target.clone();
                         let respond = |stream: &mut TcpStream, status: &str, headers: &str, body: &[u8]| {
                             let _ = write!(stream, "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\n\r\n", body.len());
                             if !head {

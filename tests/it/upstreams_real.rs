@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::scripted::{Answer, Scripted};
-use crate::support::{Project, pypiserver, serve, sha256_hex};
+use crate::support::{Project, pypiserver, run, serve, sha256_hex};
 
 // ---------------------------------------------------------------------------------------------
 // pypi.org
@@ -280,12 +280,6 @@ fn venv_pip(venv: &Path) -> Command {
 }
 
 #[track_caller]
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The visible files of a directory, sorted.
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> =
@@ -434,10 +428,11 @@ fn pip_download_from_pypi_org_json_and_the_mirror_serves_what_came() {
     }
     let pure: Vec<&String> = pins.iter().filter(|p| !p.starts_with("charset-normalizer")).collect();
     run(venv_pip(&venv).args(["install", "--no-deps", "--no-cache-dir", "--index-url", &mirror]).args(pure));
-    let got = run(Command::new(venv.join("bin/python")).args([
+    let got = String::from_utf8(run(Command::new(venv.join("bin/python")).args([
         "-c",
         "import importlib.metadata as m, idna, urllib3, certifi, filelock\nprint(' '.join(m.version(n) for n in ['requests', 'urllib3', 'idna', 'certifi', 'filelock']))",
-    ]));
+    ])))
+    .unwrap();
     assert_eq!(got.trim(), "2.31.0 2.0.7 3.3 2023.7.22 3.19.1");
 }
 

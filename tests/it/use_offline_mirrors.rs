@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Project, nodes, serve, yumfix};
+use crate::support::{self, Project, nodes, serve, yumfix};
 
 /// The mirror tree: `yum/offline-test/` (one RPM, createrepo_c) and `misc-files/apt/` (one
 /// .deb with a Packages index written here, as dpkg-scanpackages would).
@@ -15,7 +15,7 @@ fn mirror_tree(root: &Path) {
     let repo = root.join("yum/offline-test");
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::copy(rpms.join("airlock-hello-1.0-1.noarch.rpm"), repo.join("airlock-hello-1.0-1.noarch.rpm")).unwrap();
-    yumfix::run(Command::new("createrepo_c").arg("--quiet").arg(&repo));
+    support::run(Command::new("createrepo_c").arg("--quiet").arg(&repo));
 
     let pkg = root.join("build/airlock-hello-deb");
     std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
@@ -29,7 +29,7 @@ fn mirror_tree(root: &Path) {
     let apt = root.join("misc-files/apt");
     std::fs::create_dir_all(&apt).unwrap();
     let deb = apt.join("airlock-hello-deb_1.0_all.deb");
-    yumfix::run(Command::new("dpkg-deb").args(["--root-owner-group", "-Zgzip", "--build"]).arg(&pkg).arg(&deb));
+    support::run(Command::new("dpkg-deb").args(["--root-owner-group", "-Zgzip", "--build"]).arg(&pkg).arg(&deb));
     let bytes = std::fs::read(&deb).unwrap();
     use sha2::Digest;
     let sha = hex::encode(sha2::Sha256::digest(&bytes));

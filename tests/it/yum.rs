@@ -13,7 +13,7 @@ use airlock::sources::fetch::{FetchOptions, Fetcher};
 use airlock::sources::yum::{self, Evr, FileKind, YumError, YumRepo, YumSync, rpmvercmp};
 
 use crate::support::yumfix::*;
-use crate::support::{sha256_hex, tree};
+use crate::support::{run, sha256_hex, tree};
 
 const NAME: &str = "testrepo";
 
@@ -335,7 +335,7 @@ impl Lcg {
 fn rpm_lua(lines: &[String]) -> Vec<i32> {
     let mut out = Vec::new();
     for batch in lines.chunks(500) {
-        let text = run(Command::new("rpm").arg("--eval").arg(format!("%{{lua:{}}}", batch.concat())));
+        let text = String::from_utf8(run(Command::new("rpm").arg("--eval").arg(format!("%{{lua:{}}}", batch.concat())))).unwrap();
         out.extend(text.split_whitespace().map(|s| s.parse::<i32>().unwrap()));
     }
     out

@@ -17,8 +17,7 @@ use std::process::Command;
 use airlock::sources::yum;
 use serde_json::Value;
 
-use crate::support::yumfix::run;
-use crate::support::{self, Project, serve, yumfix};
+use crate::support::{self, Project, run, serve, yumfix};
 
 /// The repository's id in the mirror, as the role names it.
 const REPO: &str = "cuda-rhel9-x86_64";
@@ -202,7 +201,7 @@ impl Gpg {
 
     /// The key's fingerprint.
     fn fingerprint(&self) -> String {
-        let out = run(self.cmd().args(["--with-colons", "--list-secret-keys"]));
+        let out = String::from_utf8(run(self.cmd().args(["--with-colons", "--list-secret-keys"]))).unwrap();
         out.lines().find_map(|l| l.strip_prefix("fpr:")).map(|l| l.trim_matches(':').to_string()).expect("gpg lists the key's fingerprint")
     }
 }

@@ -13,7 +13,7 @@
 //! Every request is recorded per host, so a test can tell what was downloaded.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -279,23 +279,9 @@ fn serve(listener: TcpListener, host: Host, hits: Arc<Mutex<Vec<(Host, String)>>
 
 fn handle(mut stream: TcpStream, host: Host, hits: &Mutex<Vec<(Host, String)>>, answer: &dyn Fn(&str) -> Reply) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request = String::new();
-    if reader.read_line(&mut request).is_err() {
-        return;
-    }
-    let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let _ = reader.by_ref().take(length as u64).read_to_end(&mut Vec::new());
-    let mut parts = request.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+    let Some(request) = super::read_request(&mut reader) else { return };
+    let _ = reader.by_ref().take(request.content_length() as u64).read_to_end(&mut Vec::new());
+    let (method, target) = (request.method.as_str(), request.target.as_str());
     hits.lock().unwrap().push((host, target.to_string()));
     let reply = if method == "GET" || method == "HEAD" { answer(target) } else { Reply { status: 405, headers: Vec::new(), body: Vec::new() } };
     let reason = match reply.status {

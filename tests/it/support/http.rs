@@ -1,13 +1,62 @@
 //! Small HTTP servers on 127.0.0.1: fixed answers by path, and Python's static file server.
 
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The head of an HTTP/1.1 request, as the tests' small servers read it.
+pub struct Request {
+    /// The request line, trimmed (`GET /path HTTP/1.1`).
+    pub line: String,
+    pub method: String,
+    /// The request target, `/` when the line has none.
+    pub target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The (first) value of header `name`, any case, trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// `Content-Length`, 0 when absent or not a number.
+    pub fn content_length(&self) -> usize {
+        self.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+}
+
+/// Reads a request's line and headers (not its body); None when the connection ends or fails
+/// before the blank line that ends them.
+pub fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        if h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    Some(Request { line: line.trim().to_string(), method, target, headers })
+}
+
 /// A tiny HTTP/1.1 server on 127.0.0.1 for tests: each route is (path, status, body). It serves
 /// until the test process ends. Returns the base URL.
 pub fn serve_routes(routes: Vec<(&'static str, u16, Vec<u8>)>) -> String {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -16,25 +65,10 @@ pub fn serve_routes(routes: Vec<(&'static str, u16, Vec<u8>)>) -> String {
             let routes = routes.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    return;
-                }
-                let mut content_length = 0usize;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                        content_length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body_in = vec![0u8; content_length];
+                let Some(request) = read_request(&mut reader) else { return };
+                let mut body_in = vec![0u8; request.content_length()];
                 let _ = std::io::Read::read_exact(&mut reader, &mut body_in);
-                let mut parts = request.split_whitespace();
-                let method = parts.next().unwrap_or("");
-                let path = parts.next().unwrap_or("/").to_string();
+                let (method, path) = (request.method.as_str(), request.target.clone());
                 let (status, body) = match routes.iter().find(|(p, _, _)| *p == path) {
                     Some((_, s, b)) => (*s, if path == "/echo" { body_in.clone() } else { b.clone() }),
                     None => (404, b"not found".to_vec()),

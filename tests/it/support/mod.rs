@@ -19,12 +19,40 @@ pub mod sshd;
 pub mod upstreams;
 pub mod yumfix;
 
-pub use http::{StaticServer, serve_routes};
+pub use http::{StaticServer, read_request, serve_routes};
 pub use ports::{free_port, free_ports};
 pub use project::{Project, Run, ansible_playbook_exe};
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::Command;
+
+/// An INI inventory of SSH hosts on 127.0.0.1, in the group `nodes`: each (name, port, user),
+/// reached with the private key `key` and the ssh options `ssh_args`.
+pub fn ssh_inventory<'a>(hosts: impl IntoIterator<Item = (&'a str, u16, &'a str)>, key: &Path, ssh_args: &str) -> String {
+    let mut s = String::from("[nodes]\n");
+    for (name, port, user) in hosts {
+        s.push_str(&format!(
+            "{name} ansible_host=127.0.0.1 ansible_port={port} ansible_user={user} ansible_ssh_private_key_file={} ansible_ssh_common_args='{ssh_args}'\n",
+            key.display()
+        ));
+    }
+    s
+}
+
+/// Runs `cmd`, failing the test (with what it printed) unless it exits 0; its stdout.
+#[track_caller]
+pub fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (the .ci/setup-* scripts install what the tests run)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
 
 /// sha256 of bytes, hex.
 pub fn sha256_hex(data: &[u8]) -> String {

@@ -17,14 +17,6 @@ pub fn require_tools() {
     }
 }
 
-/// Runs a command, failing the test with its output when it fails.
-#[track_caller]
-pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (run `bash .ci/setup-yum`)"));
-    assert!(out.status.success(), "{cmd:?} failed\n--- stdout\n{}\n--- stderr\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A package to build: name, epoch, version, release.
 pub struct Spec {
     pub name: &'static str,
@@ -81,9 +73,9 @@ pub fn build_rpms(specs: &[&Spec]) -> PathBuf {
 /// As [`build_rpms`], from spec texts: each `(file name rpmbuild makes, spec text)`.
 pub fn build_spec_files(specs: &[(String, String)]) -> PathBuf {
     use sha2::Digest;
-    let version = run(Command::new("rpmbuild").arg("--version"));
+    let version = super::run(Command::new("rpmbuild").arg("--version"));
     let mut h = sha2::Sha256::new();
-    h.update(version.as_bytes());
+    h.update(&version);
     for (_, text) in specs {
         h.update(text.as_bytes());
         h.update([0]);
@@ -104,7 +96,7 @@ pub fn build_spec_files(specs: &[(String, String)]) -> PathBuf {
                 fs::create_dir_all(top.join("SPECS")).unwrap();
                 let spec = top.join("SPECS").join("package.spec");
                 fs::write(&spec, text).unwrap();
-                run(Command::new("rpmbuild").arg("-bb").arg("--quiet").arg("--define").arg(format!("_topdir {}", top.display())).arg(&spec));
+                super::run(Command::new("rpmbuild").arg("-bb").arg("--quiet").arg("--define").arg(format!("_topdir {}", top.display())).arg(&spec));
             });
         }
     });
@@ -182,7 +174,7 @@ impl Upstream {
         up.index(extra);
         let updateinfo = up.dir.path().join("updateinfo.xml");
         fs::write(&updateinfo, UPDATEINFO).unwrap();
-        run(Command::new("modifyrepo_c").arg("--mdtype=updateinfo").arg(&updateinfo).arg(up.repo().join("repodata")));
+        super::run(Command::new("modifyrepo_c").arg("--mdtype=updateinfo").arg(&updateinfo).arg(up.repo().join("repodata")));
         fs::create_dir_all(up.www().join("keys")).unwrap();
         fs::write(up.www().join("keys/RPM-GPG-KEY-outside"), "-----BEGIN PGP PUBLIC KEY BLOCK-----\noutside\n-----END PGP PUBLIC KEY BLOCK-----\n").unwrap();
         fs::write(up.repo().join("RPM-GPG-KEY-inside"), "-----BEGIN PGP PUBLIC KEY BLOCK-----\ninside\n-----END PGP PUBLIC KEY BLOCK-----\n").unwrap();
@@ -205,7 +197,7 @@ impl Upstream {
     pub fn index(&mut self, extra: &[&str]) {
         let mut cmd = Command::new("createrepo_c");
         cmd.arg("--quiet").arg("--groupfile").arg(self.dir.path().join("comps.xml")).args(extra).arg(self.repo());
-        run(&mut cmd);
+        super::run(&mut cmd);
     }
 
     /// A stand-in detached signature of the current `repomd.xml` (its bytes are never checked).
@@ -231,6 +223,28 @@ impl Upstream {
     pub fn baseurl(&self) -> String {
         self.url("repo")
     }
+}
+
+/// `dnf download` of `package` from the repository at `baseurl` into `dest`, reading nothing of
+/// this machine's dnf configuration: a fresh install root, no repository files, no GPG checks.
+pub fn dnf_download(baseurl: &str, package: &str, dest: &Path) {
+    let dnf_root = tempfile::tempdir().unwrap();
+    super::run(Command::new("dnf").args([
+        "-y",
+        // No release to detect in an empty root; the repository's URL does not use one.
+        "--releasever=airlock-test",
+        &format!("--installroot={}", dnf_root.path().display()),
+        "--setopt=reposdir=/nonexistent",
+        // A cache of its own: dnf keeps `<repo id>.solv` there whatever the URL, so tests running
+        // at once with one cache would read each other's package lists.
+        &format!("--setopt=cachedir={}/cache", dnf_root.path().display()),
+        "--nogpgcheck",
+        &format!("--repofrompath=mirror,{baseurl}"),
+        "--repo=mirror",
+        "download",
+        &format!("--destdir={}", dest.display()),
+        package,
+    ]));
 }
 
 /// The file names of the RPMs under `dir`.
