@@ -3,7 +3,7 @@
 //! After every kill, no file of the cache (or of the unpacked tree, or of the registry storage)
 //! may hold bytes other than the ones its checksum names, no half-written archive may sit at
 //! `tar_file_path`, and no process of the killed run may go on; every rerun must complete, and
-//! its result must verify. The upstreams are the real ones of `fixtures/upstreams.rs`.
+//! its result must verify. The upstreams are the real ones of `support/upstreams.rs`.
 //!
 //! The kill points are a deterministic spread over the run plus a seeded jitter; the seed is
 //! printed (set `AIRLOCK_FAULTS_SEED` to replay one). The counts are printed for

@@ -1,6 +1,6 @@
 //! Helm repository mirroring against charts the real Helm packaged and indexed (`helm
 //! package`, `helm repo index --url/--merge`, run through Helm v4's Go SDK by
-//! tests/fixtures/helm_client.rs), served on loopback by Python's `http.server` or, at the
+//! tests/it/support/helm_client.rs), served on loopback by Python's `http.server` or, at the
 //! size of NVIDIA's repositories, by the chart-releaser fixture (index, GitHub releases,
 //! CDN). What helm_sync mirrors is read and pulled back by the same real Helm client.
 

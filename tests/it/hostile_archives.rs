@@ -1,6 +1,6 @@
 //! The shipped `playbooks/build-offline-mirrors.yml` given hostile archives: each one fails the
 //! play with an error naming the problem, writes nothing outside `deepops_dest_path`, and leaves
-//! what was already under `deepops_dest_path` exactly as it was. tests/archive.rs covers the same
+//! what was already under `deepops_dest_path` exactly as it was. tests/it/archive.rs covers the same
 //! archives at the library layer; this pins that the playbook path (offline_extract, then the
 //! tasks after it) does not undo that safety, e.g. by going on to later tasks.
 

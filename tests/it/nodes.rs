@@ -1,4 +1,4 @@
-//! The test nodes themselves (tests/fixtures/nodes.rs): they start, ssh with the throwaway key
+//! The test nodes themselves (tests/it/support/nodes.rs): they start, ssh with the throwaway key
 //! reaches deploy, who has passwordless sudo, and a stopped node refuses connections.
 
 use crate::support::nodes;

@@ -1,5 +1,5 @@
 //! Upstreams behind a site's private CA, and a registry that rate-limits: the download modules
-//! and the shipped role against a registry shaped like Docker Hub (tests/fixtures/hub.rs: token
+//! and the shipped role against a registry shaped like Docker Hub (tests/it/support/hub.rs: token
 //! realm on another host, blobs redirected to a CDN that refuses an `Authorization` header, 429
 //! with `Retry-After`, all over HTTPS with a private CA) and `airlock serve` over HTTPS with the
 //! same CA standing in for the Yum, PyPI, Helm and file upstreams. Needs `.ci/setup-registry`,

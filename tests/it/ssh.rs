@@ -1,4 +1,4 @@
-//! Remote hosts over SSH: real sshd servers on loopback (tests/fixtures/sshd.rs) reached
+//! Remote hosts over SSH: real sshd servers on loopback (tests/it/support/sshd.rs) reached
 //! through the system's OpenSSH client, with the executor's linear strategy, forks, serial,
 //! run_once, delegate_to, any_errors_fatal and unreachable hosts.
 

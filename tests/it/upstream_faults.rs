@@ -2,7 +2,7 @@
 //! 404 and 500 answers, bodies longer or shorter than their `Content-Length`, a redirect loop,
 //! a registry whose tokens expire mid-pull. Each case runs against a small raw-TCP server on
 //! 127.0.0.1 that misbehaves on purpose (no HTTP library would), through the real binary
-//! (get_url, cache_files, helm_sync) or the registry client's library API as tests/oci.rs
+//! (get_url, cache_files, helm_sync) or the registry client's library API as tests/it/oci.rs
 //! drives it. Each ends in a clear error naming the URL, or in a retry that succeeds; never in
 //! a file with wrong bytes at its destination.
 

@@ -1,6 +1,6 @@
 //! The cache build against upstreams shaped as the real ones are, not as a tidy test server
 //! would be. Each runs on loopback addresses on the scripted server of
-//! tests/fixtures/scripted.rs, with pages and answers built here from what the real upstream
+//! tests/it/support/scripted.rs, with pages and answers built here from what the real upstream
 //! sends:
 //!
 //! - **pypi.org** (Warehouse and files.pythonhosted.org). The simple index on 127.0.0.1

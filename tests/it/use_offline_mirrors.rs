@@ -1,5 +1,5 @@
 //! `playbooks/use-offline-mirrors.yml` against two real nodes (containers of the node image,
-//! reached over SSH: tests/fixtures/nodes.rs), with the mirrors served by `airlock serve` on
+//! reached over SSH: tests/it/support/nodes.rs), with the mirrors served by `airlock serve` on
 //! this machine: a Yum repository of an rpmbuild package and a flat apt repository of a
 //! dpkg-deb package. The nodes' own clients (dnf, apt-get) install from the mirror afterwards.
 

@@ -1,7 +1,7 @@
 //! A big chart repository published the way chart-releaser publishes one from GitHub, as
 //! NVIDIA's and most community repositories are: thousands of versions (helm.ngc.nvidia.com
 //! lists thousands) over a few dozen charts, packaged and indexed by the real Helm
-//! (`tests/fixtures/helm_client.rs`), on three loopback hosts:
+//! (`tests/it/support/helm_client.rs`), on three loopback hosts:
 //!
 //! * the Pages host, 127.0.0.1: `/helm-charts/index.yaml`, as `helm repo index --url` wrote it;
 //! * the releases host, 127.0.0.2: every chart URL of the index is absolute and points here,

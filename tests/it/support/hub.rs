@@ -12,8 +12,8 @@
 //!   request that carries an `Authorization` header besides its signed query, as S3-style CDNs
 //!   do, so a client that forwards its registry token across the redirect fails.
 //!
-//! Behind them, Debian's docker-registry holds the images, pushed with skopeo. The test crate
-//! declares `registry` (tests/fixtures/registry.rs) beside this module.
+//! Behind them, Debian's docker-registry (the `registry` fixture beside this module) holds the
+//! images, pushed with skopeo.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};

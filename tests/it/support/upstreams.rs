@@ -2,8 +2,7 @@
 //! did not write: Debian's docker-registry with images pushed by skopeo (one multi-arch), a
 //! Yum repository of rpmbuild RPMs indexed by createrepo_c, pypiserver with real wheels, a
 //! Helm repository packaged and indexed by the real Helm (`helm package`, `helm repo index`),
-//! and plain files. The test crate declares `common`, `registry`, `yumfix`, `pypiserver` and
-//! `helm_client` beside this module.
+//! and plain files, from the fixtures beside this module.
 
 use std::path::{Path, PathBuf};
 
