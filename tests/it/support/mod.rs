@@ -2,7 +2,7 @@
 //! `airlock` binary (`project`), the upstreams on loopback shaped like the real ones (a Docker
 //! registry, pypiserver, Yum repositories, Helm repositories made by the real Helm, a Docker
 //! Hub stand-in, scripted faulty servers), `airlock serve` itself, SSH nodes, and small helpers
-//! (hashes, file trees, free ports).
+//! (hashes, file trees, commands that must succeed, free ports, small HTTP servers).
 
 pub mod chart_releases;
 pub mod helm_client;
