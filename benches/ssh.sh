@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Playbooks over SSH: airlock against ansible-playbook (ansible-core 2.19) on the same nodes, in
-# the same run. The nodes are sshd servers on 127.0.0.1 (as tests/fixtures/sshd.rs starts
+# the same run. The nodes are sshd servers on 127.0.0.1 (as tests/it/support/sshd.rs starts
 # them), logged into as airlock-test with a throwaway key; both tools reuse one SSH connection
 # per host (ControlMaster/ControlPersist) and run 5 forks. Ansible runs with pipelining on, its
 # fastest setting. Prints Markdown table rows for docs/benchmarks.md. Not run by the tests.
