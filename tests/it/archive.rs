@@ -221,6 +221,8 @@ fn inspect_prints_kinds_and_header() {
     assert_eq!(row("rpm"), "2 293.5 KiB");
     assert_eq!(row("chart"), "1 4.0 KiB");
     assert_eq!(row("total").split(' ').next(), Some("9"));
+    // The whole report as users read it.
+    crate::support::redacted(&t.p(""), "[TMP]", || insta::assert_snapshot!("archive_inspect", stdout));
     let (code, _, stderr) = airlock(&["archive", "inspect", s(&t.p("nope.tar"))]);
     assert_eq!(code, 1);
     assert!(stderr.contains("nope.tar"), "{stderr}");

@@ -30,6 +30,7 @@ mod serve_registry;
 mod service_images;
 mod site;
 mod site_docs;
+mod snapshots;
 mod ssh;
 mod upstream_faults;
 mod upstreams_real;

@@ -142,7 +142,7 @@ impl Inventory {
 
 /// One host line of an INI inventory: the hosts of its pattern, the port, the variables.
 fn parse_ini_host_definition(line: &str) -> Result<HostLine, String> {
-    let tokens = shlex_split(line).map_err(|e| format!("Error parsing host definition '{line}': {e}"))?;
+    let tokens = airlock_base::shlex::split_with_comments(line).map_err(|e| format!("Error parsing host definition '{line}': {e}"))?;
     let Some(first) = tokens.first() else {
         return Err(format!("Expected a host definition, got: {line}"));
     };
@@ -167,86 +167,4 @@ fn parse_ini_host_definition(line: &str) -> Result<HostLine, String> {
 /// text itself.
 pub fn parse_ini_value(v: &str) -> Value {
     pylit::literal_eval(v).unwrap_or_else(|| Value::String(v.to_string()))
-}
-
-/// Python's `shlex.split(line, comments=True)` (POSIX mode).
-pub(super) fn shlex_split(s: &str) -> Result<Vec<String>, String> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
-    loop {
-        // skip whitespace; `#` starts a comment to the end of the line
-        while i < chars.len() && is_ws(chars[i]) {
-            i += 1;
-        }
-        if i >= chars.len() {
-            break;
-        }
-        if chars[i] == '#' {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-            continue;
-        }
-        let mut token = String::new();
-        let mut quoted = false;
-        while i < chars.len() {
-            let c = chars[i];
-            if is_ws(c) {
-                break;
-            }
-            if c == '#' {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-                break;
-            }
-            if c == '\\' {
-                i += 1;
-                if i >= chars.len() {
-                    return Err("No escaped character".into());
-                }
-                token.push(chars[i]);
-                i += 1;
-                continue;
-            }
-            if c == '\'' || c == '"' {
-                quoted = true;
-                i += 1;
-                loop {
-                    if i >= chars.len() {
-                        return Err("No closing quotation".into());
-                    }
-                    let q = chars[i];
-                    if q == c {
-                        i += 1;
-                        break;
-                    }
-                    if c == '"' && q == '\\' {
-                        i += 1;
-                        if i >= chars.len() {
-                            return Err("No escaped character".into());
-                        }
-                        let n = chars[i];
-                        if n != '\\' && n != '"' {
-                            token.push('\\');
-                        }
-                        token.push(n);
-                        i += 1;
-                        continue;
-                    }
-                    token.push(q);
-                    i += 1;
-                }
-                continue;
-            }
-            token.push(c);
-            i += 1;
-        }
-        if !token.is_empty() || quoted {
-            tokens.push(token);
-        }
-    }
-    Ok(tokens)
 }
