@@ -255,7 +255,7 @@ impl Fetcher {
             ca_paths: opts.ca_path.iter().cloned().collect(),
             ..Default::default()
         };
-        let client = build_client(&base)?;
+        let client = build_client(&base).map_err(|e| e.to_string())?;
         let mut host_clients: Vec<(String, Client)> = Vec::new();
         for (host, _) in &opts.host_ca_paths {
             let key = host.to_ascii_lowercase();

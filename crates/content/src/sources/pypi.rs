@@ -394,7 +394,7 @@ fn net_env(net: &PipNet, tmp: &Path) -> Result<Vec<(String, OsString)>, PipError
             bundle.push(b'\n');
         }
         for ca in cas {
-            airlock_base::http::load_ca_file(ca).map_err(PipError::Unexpected)?;
+            airlock_base::http::load_ca_file(ca).map_err(|e| PipError::Unexpected(e.to_string()))?;
             bundle.extend(fs::read(ca).map_err(io_err(ca))?);
             bundle.push(b'\n');
         }
