@@ -10,6 +10,55 @@ use reqwest::blocking::{Client, Response};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 
+/// Why a file of CA certificates (`ca_path`, a host's CA) cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("cannot read the CA certificates {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is not a PEM file of CA certificates: {source}", path.display())]
+    NotPem { path: PathBuf, source: rustls::pki_types::pem::Error },
+    #[error("{} holds no certificate (expected PEM, -----BEGIN CERTIFICATE-----)", path.display())]
+    Empty { path: PathBuf },
+}
+
+/// Why a client could not be built or a request could not be sent, in the words Ansible's
+/// modules use (`Request failed: <urlopen error ...>`).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// `follow_redirects` is none of Ansible's values.
+    #[error("value of follow_redirects must be one of: all, no, none, safe, urllib2, yes, got: {value}")]
+    FollowRedirects { value: String },
+    /// A proxy variable of the task's or the process's environment is not a proxy URL.
+    #[error("invalid {var} in the environment: {source}")]
+    Proxy { var: &'static str, source: reqwest::Error },
+    /// A CA file given to trust cannot be used.
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
+    /// A CA certificate read from a file that the platform verifier refuses.
+    #[error("a CA certificate cannot be used: {source}")]
+    CaCertificate { source: reqwest::Error },
+    /// A CA certificate read from a file that rustls refuses as a root.
+    #[error("a CA certificate cannot be used: {source}")]
+    CaRoot { source: rustls::Error },
+    #[error("TLS setup failed: {source}")]
+    TlsSetup { source: rustls::Error },
+    #[error("failed to set up the HTTP client: {}", describe_error(source))]
+    Client { source: reqwest::Error },
+    #[error("invalid HTTP method {method}")]
+    Method { method: String },
+    /// The URL does not parse; `url` has its password masked.
+    #[error("Request failed: <urlopen error unknown url type: {url} ({source})>")]
+    Url { url: String, source: url::ParseError },
+    #[error("invalid header name {name:?}")]
+    HeaderName { name: String },
+    #[error("invalid value for header {name}")]
+    HeaderValue { name: String },
+    /// The request got no answer (refused, timed out, certificate not trusted); `url` has
+    /// its password masked.
+    #[error("{}", request_failed(source))]
+    Request { url: String, source: reqwest::Error },
+}
+
 /// Installs the ring crypto provider for rustls once per process.
 pub fn ensure_crypto_provider() {
     static ONCE: Once = Once::new();
@@ -32,16 +81,14 @@ pub enum Redirects {
 }
 
 impl Redirects {
-    pub fn parse(s: Option<&str>, default: Redirects) -> Result<Redirects, String> {
+    pub fn parse(s: Option<&str>, default: Redirects) -> Result<Redirects, HttpError> {
         Ok(match s.map(|s| s.to_ascii_lowercase()) {
             None => default,
             Some(s) => match s.as_str() {
                 "none" | "no" | "false" => Redirects::Never,
                 "safe" => Redirects::Safe,
                 "all" | "yes" | "true" | "urllib2" => Redirects::All,
-                other => {
-                    return Err(format!("value of follow_redirects must be one of: all, no, none, safe, urllib2, yes, got: {other}"));
-                }
+                other => return Err(HttpError::FollowRedirects { value: other.to_string() }),
             },
         })
     }
@@ -85,7 +132,7 @@ impl Default for ClientOptions {
 }
 
 /// A blocking client with `timeout` (connect and read) and certificate checking as asked.
-pub fn http_client(timeout: Option<Duration>, validate_certs: bool) -> Result<Client, String> {
+pub fn http_client(timeout: Option<Duration>, validate_certs: bool) -> Result<Client, HttpError> {
     build_client(&ClientOptions { timeout, validate_certs, ..ClientOptions::default() })
 }
 
@@ -107,14 +154,14 @@ fn system_roots_available() -> bool {
 }
 
 /// The certificates of a PEM file of CA certificates, or why it cannot be used.
-pub fn load_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+pub fn load_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, CaFileError> {
     use rustls::pki_types::pem::PemObject;
-    let data = std::fs::read(path).map_err(|e| format!("cannot read the CA certificates {}: {e}", path.display()))?;
+    let data = std::fs::read(path).map_err(|source| CaFileError::Read { path: path.to_path_buf(), source })?;
     let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&data)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{} is not a PEM file of CA certificates: {e}", path.display()))?;
+        .map_err(|source| CaFileError::NotPem { path: path.to_path_buf(), source })?;
     if certs.is_empty() {
-        return Err(format!("{} holds no certificate (expected PEM, -----BEGIN CERTIFICATE-----)", path.display()));
+        return Err(CaFileError::Empty { path: path.to_path_buf() });
     }
     Ok(certs)
 }
@@ -146,7 +193,7 @@ pub fn certificate_problem(e: &reqwest::Error) -> Option<String> {
 }
 
 /// Builds a client from `opts`.
-pub fn build_client(opts: &ClientOptions) -> Result<Client, String> {
+pub fn build_client(opts: &ClientOptions) -> Result<Client, HttpError> {
     ensure_crypto_provider();
     let mut b = Client::builder().timeout(opts.timeout).user_agent(opts.user_agent.clone()).redirect(if opts.follow_redirects {
         reqwest::redirect::Policy::limited(10)
@@ -164,7 +211,7 @@ pub fn build_client(opts: &ClientOptions) -> Result<Client, String> {
         let get = |n: &str| env_var(n).or_else(|| std::env::var(n).ok()).or_else(|| std::env::var(n.to_uppercase()).ok());
         let no_proxy = get("no_proxy").and_then(|v| reqwest::NoProxy::from_string(&v));
         b = b.no_proxy();
-        let bad = |n: &str, e: reqwest::Error| format!("invalid {n} in the environment: {e}");
+        let bad = |var: &'static str, source: reqwest::Error| HttpError::Proxy { var, source };
         if let Some(u) = get("http_proxy") {
             b = b.proxy(reqwest::Proxy::http(&u).map_err(|e| bad("http_proxy", e))?.no_proxy(no_proxy.clone()));
         }
@@ -186,28 +233,25 @@ pub fn build_client(opts: &ClientOptions) -> Result<Client, String> {
     } else if system_roots_available() {
         // The system's roots (and SSL_CERT_FILE / SSL_CERT_DIR) through the platform
         // verifier, with the site's CAs added.
-        let certs = extra
-            .iter()
-            .map(|d| reqwest::Certificate::from_der(d))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("a CA certificate cannot be used: {e}"))?;
+        let certs =
+            extra.iter().map(|d| reqwest::Certificate::from_der(d)).collect::<Result<Vec<_>, _>>().map_err(|source| HttpError::CaCertificate { source })?;
         b = b.tls_certs_merge(certs);
     } else {
         // No CA bundle on this host: fall back to the Mozilla roots compiled in.
         let provider = rustls::crypto::CryptoProvider::get_default().cloned().unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
         let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         for d in extra {
-            roots.add(d).map_err(|e| format!("a CA certificate cannot be used: {e}"))?;
+            roots.add(d).map_err(|source| HttpError::CaRoot { source })?;
         }
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup failed: {e}"))?
+            .map_err(|source| HttpError::TlsSetup { source })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         b = b.tls_backend_preconfigured(cfg);
     }
-    b.build().map_err(|e| format!("failed to set up the HTTP client: {}", describe_error(&e)))
+    b.build().map_err(|source| HttpError::Client { source })
 }
 
 /// One request, with Ansible's credential handling.
@@ -227,16 +271,16 @@ pub struct HttpRequest {
 /// Sends `req` with a client built from `opts` (redirects decided by `req.follow` and the
 /// method). Credentials are sent after a 401 challenge, or at once with `force_basic_auth`,
 /// as Python's urllib does.
-pub fn send(opts: &ClientOptions, req: &HttpRequest) -> Result<Response, String> {
-    let method = Method::from_bytes(req.method.as_bytes()).map_err(|_| format!("invalid HTTP method {}", req.method))?;
+pub fn send(opts: &ClientOptions, req: &HttpRequest) -> Result<Response, HttpError> {
+    let method = Method::from_bytes(req.method.as_bytes()).map_err(|_| HttpError::Method { method: req.method.clone() })?;
     let mut opts = opts.clone();
     opts.follow_redirects = req.follow.follows(&method);
     let client = build_client(&opts)?;
-    let url = reqwest::Url::parse(&req.url).map_err(|e| format!("Request failed: <urlopen error unknown url type: {} ({e})>", mask_url(&req.url)))?;
+    let url = reqwest::Url::parse(&req.url).map_err(|source| HttpError::Url { url: mask_url(&req.url), source })?;
     let mut headers = HeaderMap::new();
     for (k, v) in &req.headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
-        let value = HeaderValue::from_str(v).map_err(|_| format!("invalid value for header {k}"))?;
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| HttpError::HeaderName { name: k.clone() })?;
+        let value = HeaderValue::from_str(v).map_err(|_| HttpError::HeaderValue { name: k.clone() })?;
         headers.append(name, value);
     }
     let has_auth = headers.contains_key(reqwest::header::AUTHORIZATION);
@@ -255,9 +299,10 @@ pub fn send(opts: &ClientOptions, req: &HttpRequest) -> Result<Response, String>
         rb
     };
     let first_with_auth = req.force_basic_auth && creds.is_some();
-    let resp = build(first_with_auth).send().map_err(|e| request_failed(&e))?;
+    let failed = |source: reqwest::Error| HttpError::Request { url: mask_url(&req.url), source };
+    let resp = build(first_with_auth).send().map_err(failed)?;
     if resp.status() == StatusCode::UNAUTHORIZED && creds.is_some() && !first_with_auth && !has_auth {
-        return build(true).send().map_err(|e| request_failed(&e));
+        return build(true).send().map_err(failed);
     }
     Ok(resp)
 }
@@ -660,6 +705,34 @@ mod tests {
     }
 
     #[test]
+    fn error_messages() {
+        let e = Redirects::parse(Some("Sometimes"), Redirects::Safe).unwrap_err();
+        assert_eq!(e.to_string(), "value of follow_redirects must be one of: all, no, none, safe, urllib2, yes, got: sometimes");
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = load_ca_file(&missing).unwrap_err();
+        assert!(matches!(&e, CaFileError::Read { path, .. } if *path == missing), "{e:?}");
+        assert!(e.to_string().starts_with(&format!("cannot read the CA certificates {}: ", missing.display())), "{e}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let opts = ClientOptions { ca_paths: vec![empty.clone()], ..ClientOptions::default() };
+        let e = build_client(&opts).unwrap_err();
+        assert!(matches!(&e, HttpError::CaFile(CaFileError::Empty { path }) if *path == empty), "{e:?}");
+        assert_eq!(e.to_string(), format!("{} holds no certificate (expected PEM, -----BEGIN CERTIFICATE-----)", empty.display()));
+        let req =
+            |method: &str, url: &str, headers: Vec<(String, String)>| HttpRequest { method: method.into(), url: url.into(), headers, ..Default::default() };
+        let e = send(&ClientOptions::default(), &req("GE T", "http://127.0.0.1/", vec![])).unwrap_err();
+        assert_eq!(e.to_string(), "invalid HTTP method GE T");
+        let e = send(&ClientOptions::default(), &req("GET", "http://exa mple/", vec![])).unwrap_err();
+        assert!(matches!(&e, HttpError::Url { url, .. } if url == "http://exa mple/"), "{e:?}");
+        assert_eq!(e.to_string(), "Request failed: <urlopen error unknown url type: http://exa mple/ (invalid international domain name)>");
+        let e = send(&ClientOptions::default(), &req("GET", "http://127.0.0.1/", vec![("a b".into(), "v".into())])).unwrap_err();
+        assert_eq!(e.to_string(), "invalid header name \"a b\"");
+        let e = send(&ClientOptions::default(), &req("GET", "http://127.0.0.1/", vec![("a".into(), "v\n".into())])).unwrap_err();
+        assert_eq!(e.to_string(), "invalid value for header a");
+    }
+
+    #[test]
     fn clients_build() {
         assert!(http_client(Some(Duration::from_secs(1)), true).is_ok());
         assert!(http_client(None, false).is_ok());
@@ -670,6 +743,8 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let req = HttpRequest { method: "GET".into(), url: format!("http://127.0.0.1:{port}/"), ..Default::default() };
         let err = send(&ClientOptions::default(), &req).unwrap_err();
+        assert!(matches!(err, HttpError::Request { .. }), "{err:?}");
+        let err = err.to_string();
         assert!(err.starts_with("Request failed: <urlopen error"), "{err}");
         assert!(err.contains("Connection refused"), "{err}");
     }

@@ -111,6 +111,23 @@ fn t_regex(args: Args) -> Result<bool, Error> {
 // Versions
 // ---------------------------------------------------------------------------------------------
 
+/// Why two versions cannot be compared, in the words of Python's `distutils.version` (and
+/// Ansible's `version` test); each variant names the versions or the type it is about.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    /// `LooseVersion`s that Python 3 cannot order: a number against a string at one place.
+    #[error("'<' not supported between instances of '{left}' and '{right}'")]
+    Unorderable { a: String, b: String, left: &'static str, right: &'static str },
+    #[error("invalid version number '{version}'")]
+    Strict { version: String },
+    #[error("invalid semantic version '{version}'")]
+    Semver { version: String },
+    #[error("The pep440 version_type requires the Python 'packaging' library")]
+    Pep440,
+    #[error("Invalid version type ({version_type}). Must be one of 'loose', 'strict', 'semver', 'semantic', 'pep440'")]
+    Type { version_type: String },
+}
+
 /// A component of a `LooseVersion`.
 #[derive(Clone, Debug, PartialEq)]
 enum Loose {
@@ -161,7 +178,7 @@ fn loose_parse(v: &str) -> Vec<Loose> {
 
 /// Compares two `LooseVersion`s like Python 3 compares their lists (a number against a
 /// string cannot be ordered).
-fn loose_cmp(a: &str, b: &str) -> Result<Ordering, String> {
+fn loose_cmp(a: &str, b: &str) -> Result<Ordering, VersionError> {
     let (x, y) = (loose_parse(a), loose_parse(b));
     if x == y {
         return Ok(Ordering::Equal);
@@ -173,8 +190,8 @@ fn loose_cmp(a: &str, b: &str) -> Result<Ordering, String> {
         return match (p, q) {
             (Loose::Num(m), Loose::Num(n)) => Ok(m.cmp(n)),
             (Loose::Str(m), Loose::Str(n)) => Ok(m.cmp(n)),
-            (Loose::Num(_), Loose::Str(_)) => Err("'<' not supported between instances of 'int' and 'str'".into()),
-            (Loose::Str(_), Loose::Num(_)) => Err("'<' not supported between instances of 'str' and 'int'".into()),
+            (Loose::Num(_), Loose::Str(_)) => Err(VersionError::Unorderable { a: a.to_string(), b: b.to_string(), left: "int", right: "str" }),
+            (Loose::Str(_), Loose::Num(_)) => Err(VersionError::Unorderable { a: a.to_string(), b: b.to_string(), left: "str", right: "int" }),
         };
     }
     Ok(x.len().cmp(&y.len()))
@@ -182,11 +199,11 @@ fn loose_cmp(a: &str, b: &str) -> Result<Ordering, String> {
 
 type Strict = ((u64, u64, u64), Option<(char, u64)>);
 
-fn strict_parse(v: &str) -> Result<Strict, String> {
+fn strict_parse(v: &str) -> Result<Strict, VersionError> {
     static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"^([0-9]+)\.([0-9]+)(\.([0-9]+))?([ab]([0-9]+))?$").unwrap());
-    let bad = || format!("invalid version number '{v}'");
+    let bad = || VersionError::Strict { version: v.to_string() };
     let c = RE.captures(v).ok_or_else(bad)?;
-    let num = |i: usize| -> Result<u64, String> { c.get(i).map_or(Ok(0), |m| m.as_str().parse().map_err(|_| bad())) };
+    let num = |i: usize| -> Result<u64, VersionError> { c.get(i).map_or(Ok(0), |m| m.as_str().parse().map_err(|_| bad())) };
     let pre = match c.get(5) {
         Some(m) => Some((m.as_str().chars().next().unwrap(), num(6)?)),
         None => None,
@@ -194,7 +211,7 @@ fn strict_parse(v: &str) -> Result<Strict, String> {
     Ok(((num(1)?, num(2)?, num(4)?), pre))
 }
 
-fn strict_cmp(a: &str, b: &str) -> Result<Ordering, String> {
+fn strict_cmp(a: &str, b: &str) -> Result<Ordering, VersionError> {
     let (x, y) = (strict_parse(a)?, strict_parse(b)?);
     Ok(match x.0.cmp(&y.0) {
         Ordering::Equal => match (x.1, y.1) {
@@ -233,7 +250,7 @@ impl Ord for SemId {
 /// A semantic version: the core and the pre-release identifiers (build metadata dropped).
 type SemVer = ((u128, u128, u128), Vec<SemId>);
 
-fn semver_parse(v: &str) -> Result<SemVer, String> {
+fn semver_parse(v: &str) -> Result<SemVer, VersionError> {
     static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(concat!(
             r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)",
@@ -242,7 +259,7 @@ fn semver_parse(v: &str) -> Result<SemVer, String> {
         ))
         .unwrap()
     });
-    let bad = || format!("invalid semantic version '{v}'");
+    let bad = || VersionError::Semver { version: v.to_string() };
     let c = RE.captures(v).ok_or_else(bad)?;
     let n = |i: usize| c[i].parse::<u128>().map_err(|_| bad());
     let pre = c.get(4).map_or(Vec::new(), |m| {
@@ -257,7 +274,7 @@ fn semver_parse(v: &str) -> Result<SemVer, String> {
     Ok(((n(1)?, n(2)?, n(3)?), pre))
 }
 
-fn semver_cmp(a: &str, b: &str) -> Result<Ordering, String> {
+fn semver_cmp(a: &str, b: &str) -> Result<Ordering, VersionError> {
     let (x, y) = (semver_parse(a)?, semver_parse(b)?);
     Ok(match x.0.cmp(&y.0) {
         Ordering::Equal => match (x.1.is_empty(), y.1.is_empty()) {
@@ -272,13 +289,13 @@ fn semver_cmp(a: &str, b: &str) -> Result<Ordering, String> {
 
 /// Compares two version strings the way Ansible's `version` test does: `version_type` is
 /// `loose` (the default, `LooseVersion`), `strict` (`StrictVersion`) or `semver`/`semantic`.
-pub fn compare_versions(a: &str, b: &str, version_type: &str) -> Result<Ordering, String> {
+pub fn compare_versions(a: &str, b: &str, version_type: &str) -> Result<Ordering, VersionError> {
     match version_type {
         "loose" => loose_cmp(a, b),
         "strict" => strict_cmp(a, b),
         "semver" | "semantic" => semver_cmp(a, b),
-        "pep440" => Err("The pep440 version_type requires the Python 'packaging' library".into()),
-        other => Err(format!("Invalid version type ({other}). Must be one of 'loose', 'strict', 'semver', 'semantic', 'pep440'")),
+        "pep440" => Err(VersionError::Pep440),
+        other => Err(VersionError::Type { version_type: other.to_string() }),
     }
 }
 
@@ -619,7 +636,7 @@ mod unit_tests {
         ] {
             assert_eq!(compare_versions(a, b, "loose"), Ok(want), "{a} vs {b}");
         }
-        assert_eq!(compare_versions("1.a", "1.1", "loose"), Err("'<' not supported between instances of 'str' and 'int'".into()));
+        assert_eq!(compare_versions("1.a", "1.1", "loose").map_err(|e| e.to_string()), Err("'<' not supported between instances of 'str' and 'int'".into()));
         assert_eq!(compare_versions("1.10", "1.9", "strict"), Ok(Greater));
         assert_eq!(compare_versions("1.10a1", "1.10", "strict"), Ok(Less));
         assert_eq!(compare_versions("1.10.0", "1.10", "strict"), Ok(Equal));
@@ -628,6 +645,14 @@ mod unit_tests {
         assert_eq!(compare_versions("1.0.0-alpha", "1.0.0-1", "semver"), Ok(Greater));
         assert_eq!(compare_versions("1.0.0+b1", "1.0.0+b2", "semver"), Ok(Equal));
         assert!(compare_versions("1.0", "1.0.0", "semver").is_err());
+        let e = compare_versions("1.x", "1.9", "strict").unwrap_err();
+        assert_eq!((e.to_string(), &e), ("invalid version number '1.x'".to_string(), &VersionError::Strict { version: "1.x".into() }));
+        assert_eq!(compare_versions("1.0.0", "1.0", "semver").unwrap_err().to_string(), "invalid semantic version '1.0'");
+        assert_eq!(compare_versions("1", "2", "pep440").unwrap_err().to_string(), "The pep440 version_type requires the Python 'packaging' library");
+        assert_eq!(
+            compare_versions("1", "2", "bogus").unwrap_err().to_string(),
+            "Invalid version type (bogus). Must be one of 'loose', 'strict', 'semver', 'semantic', 'pep440'"
+        );
     }
 
     #[test]

@@ -42,6 +42,38 @@ const METADATA_KEYS: &[&str] = &[
 
 const WELCOME: &str = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to ChartMuseum!</title>\n</head>\n<body>\n<h1>Welcome to ChartMuseum!</h1>\n<p>airlock serve: ChartMuseum's read API, one repository per directory.</p>\n</body>\n</html>\n";
 
+/// Why a repository's index cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("cannot read {}: {source}", dir.display())]
+    ReadDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot write index.yaml for {}: {source}", dir.display())]
+    Emit { dir: PathBuf, source: airlock_base::pyfmt::EmitError },
+}
+
+/// Why a chart archive is left out of the index (reported with its path, not fatal).
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    /// The archive cannot be read.
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// The archive is not a gzipped tar.
+    #[error(transparent)]
+    Archive(std::io::Error),
+    #[error("Chart.yaml: {source}")]
+    ReadChartYaml { source: std::io::Error },
+    #[error("no Chart.yaml in the chart's top directory")]
+    NoChartYaml,
+    #[error("Chart.yaml: {source}")]
+    ChartYaml { source: airlock_base::yaml::YamlError },
+    #[error("Chart.yaml is not a mapping")]
+    NotMapping,
+    #[error("chart.metadata.name is required")]
+    NoName,
+    #[error("chart.metadata.version {version:?} is not a valid SemVerV2")]
+    Version { version: String },
+}
+
 /// A file's identity for the caches: size and modification time in nanoseconds.
 type Stamp = (u64, u128);
 
@@ -179,16 +211,16 @@ async fn index(m: &Arc<Museum>, repo: &str) -> Result<(BTreeMap<String, Vec<Json
     .await;
     match built {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(msg)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &msg)),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &format!("index build failed: {e}"))),
     }
 }
 
 /// Rescans `dir`; reads only the charts that are new or changed, and rewrites the index only
 /// when the set of charts changed.
-fn refresh(dir: &Path, r: &mut Repo) -> Result<(), String> {
+fn refresh(dir: &Path, r: &mut Repo) -> Result<(), IndexError> {
     let mut files: Vec<(String, Stamp)> = Vec::new();
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let rd = std::fs::read_dir(dir).map_err(|source| IndexError::ReadDir { dir: dir.to_path_buf(), source })?;
     for e in rd.flatten() {
         let Ok(name) = e.file_name().into_string() else { continue };
         if !name.ends_with(".tgz") {
@@ -245,7 +277,7 @@ fn refresh(dir: &Path, r: &mut Repo) -> Result<(), String> {
     });
     let opts = airlock_base::pyfmt::YamlOptions { default_flow_style: Some(false), sort_keys: true, width: -1, ..Default::default() };
     let raw = airlock_base::pyfmt::to_yaml_with(&airlock_base::pyfmt::to_value(&index), &opts)
-        .map_err(|e| format!("cannot write index.yaml for {}: {e}", dir.display()))?;
+        .map_err(|source| IndexError::Emit { dir: dir.to_path_buf(), source })?;
     eprintln!("airlock serve: helm: {}: index regenerated ({} charts)", dir.display(), entries.values().map(Vec::len).sum::<usize>());
     *r = Repo { fingerprint: files, seen, entries, raw: Arc::new(raw) };
     Ok(())
@@ -265,24 +297,24 @@ fn rfc3339_nano(ns: u128) -> String {
 }
 
 /// The index entry of one chart archive, as ChartMuseum's ChartVersionFromStorageObject makes it.
-fn chart_entry(path: &Path, file: &str, mtime_ns: u128) -> Result<Map<String, Json>, String> {
-    let content = std::fs::read(path).map_err(|e| e.to_string())?;
+fn chart_entry(path: &Path, file: &str, mtime_ns: u128) -> Result<Map<String, Json>, ChartError> {
+    let content = std::fs::read(path).map_err(ChartError::Read)?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&content[..]));
     let mut chart_yaml = None;
-    for entry in tar.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        let p = entry.path().map_err(|e| e.to_string())?.into_owned();
+    for entry in tar.entries().map_err(ChartError::Archive)? {
+        let mut entry = entry.map_err(ChartError::Archive)?;
+        let p = entry.path().map_err(ChartError::Archive)?.into_owned();
         let parts: Vec<_> = p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
         if parts.len() == 2 && parts[1].as_os_str() == "Chart.yaml" && entry.header().entry_type().is_file() {
             let mut s = String::new();
-            entry.read_to_string(&mut s).map_err(|e| format!("Chart.yaml: {e}"))?;
+            entry.read_to_string(&mut s).map_err(|source| ChartError::ReadChartYaml { source })?;
             chart_yaml = Some(s);
             break;
         }
     }
-    let text = chart_yaml.ok_or("no Chart.yaml in the chart's top directory")?;
-    let Json::Object(meta) = airlock_base::yaml::parse_json(&text).map_err(|e| format!("Chart.yaml: {e}"))? else {
-        return Err("Chart.yaml is not a mapping".into());
+    let text = chart_yaml.ok_or(ChartError::NoChartYaml)?;
+    let Json::Object(meta) = airlock_base::yaml::parse_json(&text).map_err(|source| ChartError::ChartYaml { source })? else {
+        return Err(ChartError::NotMapping);
     };
     let mut e = Map::new();
     for k in METADATA_KEYS {
@@ -306,11 +338,11 @@ fn chart_entry(path: &Path, file: &str, mtime_ns: u128) -> Result<Map<String, Js
     // Helm assumes a v1 chart when Chart.yaml has no apiVersion.
     e.entry("apiVersion").or_insert_with(|| Json::String("v1".into()));
     if !e.get("name").is_some_and(Json::is_string) {
-        return Err("chart.metadata.name is required".into());
+        return Err(ChartError::NoName);
     }
     let version = e.get("version").and_then(Json::as_str).unwrap_or("");
     if Version::parse(version).is_none() {
-        return Err(format!("chart.metadata.version {version:?} is not a valid SemVerV2"));
+        return Err(ChartError::Version { version: version.to_string() });
     }
     e.insert("urls".into(), json!([format!("charts/{file}")]));
     e.insert("created".into(), Json::String(rfc3339_nano(mtime_ns)));
@@ -326,5 +358,38 @@ mod tests {
     fn created_as_go_writes_it() {
         assert_eq!(rfc3339_nano(1_700_000_000_000_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339_nano(1_700_000_000_120_000_000), "2023-11-14T22:13:20.12Z");
+    }
+
+    fn tgz(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        for (name, text) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, text.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn invalid_charts_say_why() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c-1.0.0.tgz");
+        assert!(matches!(chart_entry(&p, "c-1.0.0.tgz", 0), Err(ChartError::Read(_))));
+        std::fs::write(&p, b"not gzip").unwrap();
+        assert!(matches!(chart_entry(&p, "c-1.0.0.tgz", 0), Err(ChartError::Archive(_))));
+        let why = |files: &[(&str, &str)]| {
+            std::fs::write(&p, tgz(files)).unwrap();
+            chart_entry(&p, "c-1.0.0.tgz", 0).map(|e| e["name"].clone()).map_err(|e| e.to_string())
+        };
+        assert_eq!(why(&[("c/values.yaml", "")]), Err("no Chart.yaml in the chart's top directory".into()));
+        assert_eq!(why(&[("c/Chart.yaml", "- a\n")]), Err("Chart.yaml is not a mapping".into()));
+        assert_eq!(why(&[("c/Chart.yaml", "version: 1.0.0\n")]), Err("chart.metadata.name is required".into()));
+        assert_eq!(why(&[("c/Chart.yaml", "name: c\nversion: one\n")]), Err("chart.metadata.version \"one\" is not a valid SemVerV2".into()));
+        assert!(why(&[("c/Chart.yaml", "name: [c\n")]).unwrap_err().starts_with("Chart.yaml: "));
+        assert_eq!(why(&[("c/Chart.yaml", "name: c\nversion: 1.0.0\n")]), Ok(json!("c")));
+        let missing = d.path().join("missing");
+        let e = refresh(&missing, &mut Repo::default()).unwrap_err();
+        assert!(e.to_string().starts_with(&format!("cannot read {}: ", missing.display())), "{e}");
     }
 }

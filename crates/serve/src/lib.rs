@@ -53,6 +53,38 @@ pub struct ServeOptions {
     pub tls: Option<tls::TlsSource>,
 }
 
+/// Why `airlock serve` cannot start or stopped: each message names the directory, address or
+/// file at fault and the flag that fixes it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "cannot serve {}: {source}; give the mirror tree with --root (build-offline-mirrors.yml lays it out under /opt/deepops)",
+        root.display()
+    )]
+    Root { root: PathBuf, source: std::io::Error },
+    #[error("cannot serve {}: not a directory", root.display())]
+    NotADirectory { root: PathBuf },
+    /// `--mirrors` (given here) names none of [`MIRRORS`].
+    #[error("no mirror to serve: --mirrors names none of {}", MIRRORS.join(", "))]
+    NoMirror { asked: Vec<String> },
+    #[error(transparent)]
+    Tls(tls::TlsError),
+    #[error("cannot listen on {addr} for the {mirror} mirror: {source}; choose another port with --{mirror}-port or another address with --bind")]
+    Listen { mirror: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("{addr}: {source}")]
+    Nonblocking { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the server runtime: {source}")]
+    Runtime { source: std::io::Error },
+    #[error("cannot start the signal thread: {source}")]
+    SignalThread { source: std::io::Error },
+    /// A listener cannot be handed to the runtime.
+    #[error("{mirror}: {source}")]
+    Listener { mirror: &'static str, source: std::io::Error },
+    /// A mirror's task panicked or was cancelled.
+    #[error("a mirror failed: {source}")]
+    Mirror { source: tokio::task::JoinError },
+}
+
 /// One listener: a mirror's name, its port, the directory it serves and its routes.
 struct Mirror {
     name: &'static str,
@@ -64,12 +96,10 @@ struct Mirror {
 
 /// Runs the mirrors until the process is stopped; an error names the listener or directory at
 /// fault and the flag that fixes it.
-pub fn run(opts: &ServeOptions) -> Result<(), String> {
-    let root = opts.root.canonicalize().map_err(|e| {
-        format!("cannot serve {}: {e}; give the mirror tree with --root (build-offline-mirrors.yml lays it out under /opt/deepops)", opts.root.display())
-    })?;
+pub fn run(opts: &ServeOptions) -> Result<(), ServeError> {
+    let root = opts.root.canonicalize().map_err(|source| ServeError::Root { root: opts.root.clone(), source })?;
     if !root.is_dir() {
-        return Err(format!("cannot serve {}: not a directory", root.display()));
+        return Err(ServeError::NotADirectory { root });
     }
     let yum = root.join("yum");
     let helm = root.join("helm");
@@ -91,11 +121,11 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     // The site's build_*_mirror switches: a mirror not asked for has no listener at all.
     mirrors.retain(|m| opts.mirrors.iter().any(|n| n == m.name));
     if mirrors.is_empty() {
-        return Err(format!("no mirror to serve: --mirrors names none of {}", MIRRORS.join(", ")));
+        return Err(ServeError::NoMirror { asked: opts.mirrors.clone() });
     }
 
     let tls = match &opts.tls {
-        Some(src) => Some(tls::acceptor(src, opts.bind)?),
+        Some(src) => Some(tls::acceptor(src, opts.bind).map_err(ServeError::Tls)?),
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -105,10 +135,8 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     let mut listeners = Vec::new();
     for m in &mirrors {
         let addr = SocketAddr::new(opts.bind, m.port);
-        let l = std::net::TcpListener::bind(addr).map_err(|e| {
-            format!("cannot listen on {addr} for the {} mirror: {e}; choose another port with --{}-port or another address with --bind", m.name, m.name)
-        })?;
-        l.set_nonblocking(true).map_err(|e| format!("{addr}: {e}"))?;
+        let l = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Listen { mirror: m.name, addr, source })?;
+        l.set_nonblocking(true).map_err(|source| ServeError::Nonblocking { addr, source })?;
         listeners.push(l);
     }
 
@@ -125,21 +153,18 @@ pub fn run(opts: &ServeOptions) -> Result<(), String> {
     // thread sees SIGTERM and SIGINT.
     let stop = stop_signals();
     log::start();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_io().enable_time().build().map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_io().enable_time().build().map_err(|source| ServeError::Runtime { source })?;
     if let Some(set) = stop {
-        std::thread::Builder::new()
-            .name("airlock-signals".into())
-            .spawn(move || flush_log_on(set))
-            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+        std::thread::Builder::new().name("airlock-signals".into()).spawn(move || flush_log_on(set)).map_err(|source| ServeError::SignalThread { source })?;
     }
     rt.block_on(async move {
         let mut tasks = Vec::new();
         for (m, l) in mirrors.into_iter().zip(listeners) {
-            let listener = tokio::net::TcpListener::from_std(l).map_err(|e| format!("{}: {e}", m.name))?;
+            let listener = tokio::net::TcpListener::from_std(l).map_err(|source| ServeError::Listener { mirror: m.name, source })?;
             tasks.push(tokio::spawn(accept(listener, m.name, m.router, acceptor.clone())));
         }
         for t in tasks {
-            t.await.map_err(|e| format!("a mirror failed: {e}"))?;
+            t.await.map_err(|source| ServeError::Mirror { source })?;
         }
         Ok(())
     })
@@ -466,6 +491,36 @@ pub fn text(status: StatusCode, body: &'static str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(root: &Path, mirrors: &[&str]) -> ServeOptions {
+        ServeOptions {
+            root: root.to_path_buf(),
+            bind: IpAddr::from([127, 0, 0, 1]),
+            registry_port: 0,
+            yum_port: 0,
+            helm_port: 0,
+            pip_port: 0,
+            files_port: 0,
+            registry_writable: false,
+            mirrors: mirrors.iter().map(|m| m.to_string()).collect(),
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn errors_before_listening_name_the_fix() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("missing");
+        let e = run(&options(&missing, &MIRRORS)).unwrap_err();
+        assert!(matches!(&e, ServeError::Root { root, .. } if *root == missing), "{e:?}");
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("cannot serve {}: ", missing.display())), "{text}");
+        assert!(text.ends_with("; give the mirror tree with --root (build-offline-mirrors.yml lays it out under /opt/deepops)"), "{text}");
+        let file = d.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(run(&options(&file, &MIRRORS)).unwrap_err().to_string(), format!("cannot serve {}: not a directory", file.display()));
+        assert_eq!(run(&options(d.path(), &["nope"])).unwrap_err().to_string(), "no mirror to serve: --mirrors names none of registry, yum, helm, pip, files");
+    }
 
     #[test]
     fn segments_refuse_what_would_leave_the_root() {

@@ -682,13 +682,22 @@ fn references(manifest: &Value) -> Vec<(String, bool)> {
     out
 }
 
+/// Why a pushed manifest is refused (the MANIFEST_INVALID message).
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not JSON: {source}")]
+    NotJson { source: serde_json::Error },
+    #[error("only schema 2 manifests and indexes (Docker and OCI) are taken")]
+    NotSchema2,
+}
+
 /// What a pushed manifest or index names that the repository must hold first (digest,
 /// whether it is a manifest), once it is known to be JSON of schema 2; the error is the
 /// MANIFEST_INVALID message. Public, as the manifest fuzz target feeds it.
-pub fn pushed_references(bytes: &[u8]) -> Result<Vec<(String, bool)>, String> {
-    let manifest: Value = serde_json::from_slice(bytes).map_err(|e| format!("manifest is not JSON: {e}"))?;
+pub fn pushed_references(bytes: &[u8]) -> Result<Vec<(String, bool)>, ManifestError> {
+    let manifest: Value = serde_json::from_slice(bytes).map_err(|source| ManifestError::NotJson { source })?;
     if manifest.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
-        return Err("only schema 2 manifests and indexes (Docker and OCI) are taken".into());
+        return Err(ManifestError::NotSchema2);
     }
     Ok(references(&manifest))
 }
@@ -712,7 +721,7 @@ async fn put_manifest(store: &Store, name: &str, reference: &str, body: Body) ->
     };
     let refs = match pushed_references(&bytes) {
         Ok(r) => r,
-        Err(m) => return invalid(&m),
+        Err(e) => return invalid(&e.to_string()),
     };
     for (d, is_manifest) in refs {
         let Some(hex) = sha256_hex(&d) else { return digest_invalid(&d) };
@@ -750,4 +759,18 @@ async fn put_manifest(store: &Store, name: &str, reference: &str, body: Body) ->
         .header(header::CONTENT_LENGTH, 0)
         .body(Body::empty())
         .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushed_manifests_refused_with_the_reason() {
+        let e = pushed_references(b"{").unwrap_err();
+        assert!(matches!(e, ManifestError::NotJson { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("manifest is not JSON: "), "{e}");
+        assert_eq!(pushed_references(br#"{"schemaVersion": 1}"#).unwrap_err().to_string(), "only schema 2 manifests and indexes (Docker and OCI) are taken");
+        assert_eq!(pushed_references(br#"{"schemaVersion": 2, "layers": [{"digest": "sha256:ab"}]}"#).unwrap(), [("sha256:ab".to_string(), false)]);
+    }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use minijinja::Value;
 use minijinja::value::ValueKind;
 
-use super::{Shape, py_float_repr, shape, to_value};
+use super::{EmitError, Shape, py_float_repr, shape, to_value};
 
 /// Options for [`to_json`], as Python's `json.dumps` takes them.
 #[derive(Clone, Debug)]
@@ -28,7 +28,7 @@ impl Default for JsonOptions {
 
 /// Python's `json.dumps` of a value (Ansible's `to_json`; `to_nice_json` is `indent=4,
 /// sort_keys=True`). Floats print like Python (`1.0`, `1e+20`, `NaN`, `Infinity`).
-pub fn to_json(v: &Value, opts: &JsonOptions) -> Result<String, String> {
+pub fn to_json(v: &Value, opts: &JsonOptions) -> Result<String, EmitError> {
     let (item_sep, key_sep) = match &opts.separators {
         Some((a, b)) => (a.clone(), b.clone()),
         None if opts.indent.is_some() => (",".to_string(), ": ".to_string()),
@@ -48,12 +48,12 @@ fn json_newline(out: &mut String, opts: &JsonOptions, level: usize) {
     }
 }
 
-fn json_write(out: &mut String, v: &Value, opts: &JsonOptions, item_sep: &str, key_sep: &str, level: usize) -> Result<(), String> {
+fn json_write(out: &mut String, v: &Value, opts: &JsonOptions, item_sep: &str, key_sep: &str, level: usize) -> Result<(), EmitError> {
     if level > 500 {
-        return Err("maximum nesting depth exceeded".into());
+        return Err(EmitError::TooDeep);
     }
     match shape(v) {
-        Shape::Undefined => return Err("an undefined value cannot be serialized to JSON".into()),
+        Shape::Undefined => return Err(EmitError::UndefinedJson),
         Shape::None => out.push_str("null"),
         Shape::Bool(b) => out.push_str(if b { "true" } else { "false" }),
         Shape::Int(s) => out.push_str(&s),
@@ -89,7 +89,7 @@ fn json_write(out: &mut String, v: &Value, opts: &JsonOptions, item_sep: &str, k
                     Shape::Bool(b) => if b { "true" } else { "false" }.into(),
                     Shape::Int(s) => s,
                     Shape::Float(f) => json_float(f),
-                    _ => return Err(format!("keys must be str, int, float, bool or None, not {}", k.kind())),
+                    _ => return Err(EmitError::JsonKey { kind: k.kind() }),
                 };
                 pairs.push((key, k, item));
             }
@@ -115,7 +115,7 @@ fn json_write(out: &mut String, v: &Value, opts: &JsonOptions, item_sep: &str, k
 
 /// Sorts `(text, key, value)` triples the way Python's `sorted()` sorts the original keys:
 /// strings by code point, numbers numerically; mixed kinds cannot be sorted.
-fn sort_pairs_python(pairs: &mut [(String, Value, Value)]) -> Result<(), String> {
+fn sort_pairs_python(pairs: &mut [(String, Value, Value)]) -> Result<(), EmitError> {
     let all_str = pairs.iter().all(|p| p.1.kind() == ValueKind::String);
     let all_num = pairs.iter().all(|p| matches!(p.1.kind(), ValueKind::Number | ValueKind::Bool));
     if all_str {
@@ -123,7 +123,7 @@ fn sort_pairs_python(pairs: &mut [(String, Value, Value)]) -> Result<(), String>
     } else if all_num {
         pairs.sort_by(|a, b| a.1.cmp(&b.1));
     } else if pairs.len() > 1 {
-        return Err("'<' not supported between keys of different types".into());
+        return Err(EmitError::MixedKeys);
     }
     Ok(())
 }
@@ -195,5 +195,11 @@ mod tests {
         let sorted = JsonOptions { sort_keys: true, ..Default::default() };
         assert_eq!(to_json(&int_keys, &sorted).unwrap(), r#"{"1": "a", "2": "b"}"#);
         assert!(to_json(&Value::UNDEFINED, &sorted).is_err());
+        assert_eq!(to_json(&Value::UNDEFINED, &sorted).unwrap_err().to_string(), "an undefined value cannot be serialized to JSON");
+        let mixed = Value::from_pairs(vec![(Value::from(1), Value::from("a")), (Value::from("b"), Value::from("c"))]);
+        assert_eq!(to_json(&mixed, &sorted), Err(EmitError::MixedKeys));
+        assert_eq!(EmitError::MixedKeys.to_string(), "'<' not supported between keys of different types");
+        let list_key = Value::from_pairs(vec![(Value::from(vec![1]), Value::from("a"))]);
+        assert_eq!(to_json(&list_key, &sorted).unwrap_err().to_string(), "keys must be str, int, float, bool or None, not sequence");
     }
 }

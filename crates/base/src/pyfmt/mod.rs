@@ -16,6 +16,30 @@ pub use self::json::{JsonOptions, json_dumps, to_json};
 pub use self::repr::{py_float_repr, py_repr, py_str, py_str_repr, render_str};
 pub use self::yaml_emit::{YamlOptions, resolves_to_non_str, to_yaml, to_yaml_with};
 
+/// Why a value cannot be written as JSON ([`to_json`]) or YAML ([`to_yaml`]): the words of
+/// Python's `json.dumps` and PyYAML's dumper, which filters and modules pass on as they are.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    /// Collections nested deeper than 500 levels (Python's recursion limit, near enough).
+    #[error("maximum nesting depth exceeded")]
+    TooDeep,
+    /// An undefined template value given to `to_json`.
+    #[error("an undefined value cannot be serialized to JSON")]
+    UndefinedJson,
+    /// An undefined template value given to `to_yaml`.
+    #[error("an undefined value cannot be represented in YAML")]
+    UndefinedYaml,
+    /// A mapping key JSON cannot have (a list, a mapping...).
+    #[error("keys must be str, int, float, bool or None, not {kind}")]
+    JsonKey { kind: ValueKind },
+    /// `sort_keys` over keys of different kinds, which Python cannot order.
+    #[error("'<' not supported between keys of different types")]
+    MixedKeys,
+    /// The YAML emitter was given events out of order (a bug in the representer).
+    #[error("expected {expected}")]
+    Emitter { expected: &'static str },
+}
+
 /// Converts JSON data to a template value.
 pub fn to_value(v: &serde_json::Value) -> Value {
     match v {

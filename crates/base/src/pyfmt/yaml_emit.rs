@@ -4,7 +4,7 @@
 use minijinja::Value;
 use minijinja::value::ValueKind;
 
-use super::{Shape, py_float_repr, shape};
+use super::{EmitError, Shape, py_float_repr, shape};
 
 /// Options for [`to_yaml_with`], as `yaml.dump` takes them.
 #[derive(Clone, Debug)]
@@ -32,13 +32,13 @@ impl Default for YamlOptions {
 /// `yaml.dump(v, allow_unicode=True, default_flow_style=None, indent=indent)` (leaf collections
 /// in flow style); `to_nice_yaml` (`nice`) is block style. Keys are sorted, long plain scalars
 /// fold at width 80, and the text ends with a newline.
-pub fn to_yaml(v: &Value, indent: usize, nice: bool) -> Result<String, String> {
+pub fn to_yaml(v: &Value, indent: usize, nice: bool) -> Result<String, EmitError> {
     let opts = YamlOptions { indent, default_flow_style: if nice { Some(false) } else { None }, ..YamlOptions::default() };
     to_yaml_with(v, &opts)
 }
 
 /// [`to_yaml`] with all of `yaml.dump`'s options that Ansible users pass.
-pub fn to_yaml_with(v: &Value, opts: &YamlOptions) -> Result<String, String> {
+pub fn to_yaml_with(v: &Value, opts: &YamlOptions) -> Result<String, EmitError> {
     let node = represent(v, opts, 0)?;
     let mut events = Vec::new();
     events.push(Ev::StreamStart);
@@ -59,13 +59,13 @@ enum Node {
     Map { items: Vec<(Node, Node)>, flow: bool },
 }
 
-fn represent(v: &Value, opts: &YamlOptions, depth: usize) -> Result<Node, String> {
+fn represent(v: &Value, opts: &YamlOptions, depth: usize) -> Result<Node, EmitError> {
     if depth > 500 {
-        return Err("maximum nesting depth exceeded".into());
+        return Err(EmitError::TooDeep);
     }
     let scalar = |value: String| Node::Scalar { value, plain_implicit: true };
     Ok(match shape(v) {
-        Shape::Undefined => return Err("an undefined value cannot be represented in YAML".into()),
+        Shape::Undefined => return Err(EmitError::UndefinedYaml),
         Shape::None => scalar("null".into()),
         Shape::Bool(b) => scalar(if b { "true" } else { "false" }.into()),
         Shape::Int(s) => scalar(s),
@@ -531,14 +531,14 @@ impl Emitter {
 
     // --- state machine -------------------------------------------------------------------------
 
-    fn emit(&mut self, events: &[Ev], i: usize) -> Result<(), String> {
+    fn emit(&mut self, events: &[Ev], i: usize) -> Result<(), EmitError> {
         if let Ev::Scalar { value, .. } = &events[i] {
             self.analyze_scalar(value);
         }
         match self.state {
             St::StreamStart => {
                 if !matches!(events[i], Ev::StreamStart) {
-                    return Err("expected STREAM-START".into());
+                    return Err(EmitError::Emitter { expected: "STREAM-START" });
                 }
                 if self.best_indent < 2 || self.best_indent > 9 {
                     self.best_indent = 2;
@@ -579,7 +579,7 @@ impl Emitter {
                         self.state = St::End;
                         Ok(())
                     }
-                    _ => Err("expected DOCUMENT-START or STREAM-END".into()),
+                    _ => Err(EmitError::Emitter { expected: "DOCUMENT-START or STREAM-END" }),
                 }
             }
             St::DocumentContent => {
@@ -599,7 +599,7 @@ impl Emitter {
                     self.state = St::DocumentStart;
                     Ok(())
                 }
-                _ => Err("expected DOCUMENT-END".into()),
+                _ => Err(EmitError::Emitter { expected: "DOCUMENT-END" }),
             },
             St::FlowSequenceFirstItem => self.emit_flow_sequence_item(events, i, true),
             St::FlowSequenceItem => self.emit_flow_sequence_item(events, i, false),
@@ -613,11 +613,11 @@ impl Emitter {
             St::BlockMappingKey => self.emit_block_mapping_key(events, i, false),
             St::BlockMappingSimpleValue => self.emit_block_mapping_value(events, i, true),
             St::BlockMappingValue => self.emit_block_mapping_value(events, i, false),
-            St::End => Err("expected nothing after STREAM-END".into()),
+            St::End => Err(EmitError::Emitter { expected: "nothing after STREAM-END" }),
         }
     }
 
-    fn emit_flow_sequence_item(&mut self, events: &[Ev], i: usize, first: bool) -> Result<(), String> {
+    fn emit_flow_sequence_item(&mut self, events: &[Ev], i: usize, first: bool) -> Result<(), EmitError> {
         if first {
             self.write_indicator("[", true, true, false);
             self.increase_indent(true, false);
@@ -640,7 +640,7 @@ impl Emitter {
         self.emit_node(events, i, false, true, false, false)
     }
 
-    fn emit_flow_mapping_key(&mut self, events: &[Ev], i: usize, first: bool) -> Result<(), String> {
+    fn emit_flow_mapping_key(&mut self, events: &[Ev], i: usize, first: bool) -> Result<(), EmitError> {
         if first {
             self.write_indicator("{", true, true, false);
             self.increase_indent(true, false);
@@ -669,7 +669,7 @@ impl Emitter {
         }
     }
 
-    fn emit_flow_mapping_value(&mut self, events: &[Ev], i: usize, simple: bool) -> Result<(), String> {
+    fn emit_flow_mapping_value(&mut self, events: &[Ev], i: usize, simple: bool) -> Result<(), EmitError> {
         if simple {
             self.write_indicator(":", false, false, false);
         } else {
@@ -682,7 +682,7 @@ impl Emitter {
         self.emit_node(events, i, false, false, true, false)
     }
 
-    fn emit_block_sequence_item(&mut self, events: &[Ev], i: usize, first: bool) -> Result<(), String> {
+    fn emit_block_sequence_item(&mut self, events: &[Ev], i: usize, first: bool) -> Result<(), EmitError> {
         if first {
             let indentless = self.mapping_context && !self.indention;
             self.increase_indent(false, indentless);
@@ -698,7 +698,7 @@ impl Emitter {
         self.emit_node(events, i, false, true, false, false)
     }
 
-    fn emit_block_mapping_key(&mut self, events: &[Ev], i: usize, first: bool) -> Result<(), String> {
+    fn emit_block_mapping_key(&mut self, events: &[Ev], i: usize, first: bool) -> Result<(), EmitError> {
         if first {
             self.increase_indent(false, false);
         }
@@ -718,7 +718,7 @@ impl Emitter {
         }
     }
 
-    fn emit_block_mapping_value(&mut self, events: &[Ev], i: usize, simple: bool) -> Result<(), String> {
+    fn emit_block_mapping_value(&mut self, events: &[Ev], i: usize, simple: bool) -> Result<(), EmitError> {
         if simple {
             self.write_indicator(":", false, false, false);
         } else {
@@ -729,7 +729,7 @@ impl Emitter {
         self.emit_node(events, i, false, false, true, false)
     }
 
-    fn emit_node(&mut self, events: &[Ev], i: usize, _root: bool, _sequence: bool, mapping: bool, simple_key: bool) -> Result<(), String> {
+    fn emit_node(&mut self, events: &[Ev], i: usize, _root: bool, _sequence: bool, mapping: bool, simple_key: bool) -> Result<(), EmitError> {
         self.mapping_context = mapping;
         self.simple_key_context = simple_key;
         match &events[i] {
@@ -751,7 +751,7 @@ impl Emitter {
                     if self.flow_level > 0 || *flow || Self::check_empty_mapping(events, i) { St::FlowMappingFirstKey } else { St::BlockMappingFirstKey };
                 Ok(())
             }
-            _ => Err("expected SCALAR, SEQUENCE-START, MAPPING-START, or ALIAS".into()),
+            _ => Err(EmitError::Emitter { expected: "SCALAR, SEQUENCE-START, MAPPING-START, or ALIAS" }),
         }
     }
 

@@ -158,6 +158,18 @@ impl FetchError {
     }
 }
 
+/// Why a [`Fetcher`] could not be set up: a client could not be built (a CA file that cannot be
+/// used, a proxy variable that is not a URL).
+#[derive(Debug, thiserror::Error)]
+pub enum FetcherError {
+    /// The client for every host.
+    #[error(transparent)]
+    Client(airlock_base::http::HttpError),
+    /// The client for a host of `host_ca_paths`.
+    #[error("{source} (a CA given for {host})")]
+    HostClient { host: String, source: airlock_base::http::HttpError },
+}
+
 /// What a download did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fetched {
@@ -247,7 +259,7 @@ fn host_keys(url: &str) -> Option<(String, String)> {
 }
 
 impl Fetcher {
-    pub fn new(opts: FetchOptions) -> Result<Fetcher, String> {
+    pub fn new(opts: FetchOptions) -> Result<Fetcher, FetcherError> {
         use airlock_base::http::{ClientOptions, build_client};
         let base = ClientOptions {
             timeout: Some(opts.timeout),
@@ -255,7 +267,7 @@ impl Fetcher {
             ca_paths: opts.ca_path.iter().cloned().collect(),
             ..Default::default()
         };
-        let client = build_client(&base)?;
+        let client = build_client(&base).map_err(FetcherError::Client)?;
         let mut host_clients: Vec<(String, Client)> = Vec::new();
         for (host, _) in &opts.host_ca_paths {
             let key = host.to_ascii_lowercase();
@@ -265,7 +277,7 @@ impl Fetcher {
             // Every file given for the host (Docker's certs.d may hold several `*.crt`).
             let mut o = base.clone();
             o.ca_paths.extend(opts.host_ca_paths.iter().filter(|(h, _)| h.eq_ignore_ascii_case(host)).map(|(_, p)| p.clone()));
-            let c = build_client(&o).map_err(|e| format!("{e} (a CA given for {host})"))?;
+            let c = build_client(&o).map_err(|source| FetcherError::HostClient { host: host.clone(), source })?;
             host_clients.push((key, c));
         }
         Ok(Fetcher { client, host_clients, opts })
@@ -526,6 +538,21 @@ mod tests {
         assert_eq!(Checksum::parse("SHA256:AB").unwrap(), Checksum { algo: Algo::Sha256, hex: "ab".into() });
         assert!(Checksum::parse("crc32:00").is_err());
         assert!(Checksum::parse("sha256:zz").is_err());
+    }
+
+    #[test]
+    fn a_ca_that_cannot_be_used_is_named_with_its_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let opts = FetchOptions { host_ca_paths: vec![("Registry.example:5000".into(), missing.clone())], ..Default::default() };
+        let e = Fetcher::new(opts).err().unwrap();
+        assert!(matches!(&e, FetcherError::HostClient { host, .. } if host == "Registry.example:5000"), "{e:?}");
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("cannot read the CA certificates {}: ", missing.display())), "{text}");
+        assert!(text.ends_with(" (a CA given for Registry.example:5000)"), "{text}");
+        let e = Fetcher::new(FetchOptions { ca_path: Some(missing.clone()), ..Default::default() }).err().unwrap();
+        assert!(matches!(&e, FetcherError::Client(_)), "{e:?}");
+        assert!(e.to_string().starts_with(&format!("cannot read the CA certificates {}: ", missing.display())), "{e}");
     }
 
     #[test]

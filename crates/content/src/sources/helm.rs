@@ -152,15 +152,24 @@ pub enum HelmError {
     /// The repository entry itself is unusable (name, URL).
     #[error("helm repository '{repo}': {msg}")]
     Config { repo: String, msg: String },
-    /// `index.yaml` could not be fetched or read.
-    #[error("helm repository '{repo}': {url}: {msg}")]
-    Index { repo: String, url: String, msg: String },
+    /// The URL of `index.yaml` cannot be made from the repository's.
+    #[error("helm repository '{repo}': {source}")]
+    IndexUrl { repo: String, source: ResolveError },
+    /// `index.yaml` could not be fetched.
+    #[error("helm repository '{repo}': {url}: {source}")]
+    Index { repo: String, url: String, source: FetchError },
+    /// `index.yaml` is not a Helm index.
+    #[error("helm repository '{repo}': {url}: {source}")]
+    IndexInvalid { repo: String, url: String, source: IndexError },
     /// A chart or version the filters name is not in the index.
     #[error("helm repository '{repo}': {msg}")]
     NotFound { repo: String, msg: String },
-    /// A selected entry cannot be downloaded (no URLs, a URL that does not parse).
+    /// A selected entry cannot be downloaded (no URLs, a bad digest).
     #[error("helm repository '{repo}': chart {chart} version {version}: {msg}")]
     Entry { repo: String, chart: String, version: String, msg: String },
+    /// A selected entry's URL cannot be resolved against the repository's.
+    #[error("helm repository '{repo}': chart {chart} version {version}: {source}")]
+    EntryUrl { repo: String, chart: String, version: String, source: ResolveError },
     /// The downloaded archive is not the one the index describes; nothing was kept.
     #[error("helm repository '{repo}': chart {chart} version {version}: digest mismatch for {url}: the index says {expected}, the download is {actual}")]
     Digest { repo: String, chart: String, version: String, url: String, expected: String, actual: String },
@@ -178,6 +187,32 @@ pub enum HelmError {
     /// Several charts failed; each is named.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Many(Vec<HelmError>),
+}
+
+/// Why a URL cannot be resolved against a repository's ([`resolve_url`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("'{base}' is not a URL: {source}")]
+    Base { base: String, source: url::ParseError },
+    #[error("cannot resolve '{reference}' against '{base}': {source}")]
+    Reference { base: String, reference: String, source: url::ParseError },
+}
+
+/// Why the bytes of an `index.yaml` are not a Helm index ([`parse_index`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("not UTF-8: {source}")]
+    NotUtf8 { source: std::str::Utf8Error },
+    #[error("empty index.yaml")]
+    Empty,
+    #[error("not a Helm index: {source}")]
+    Yaml { source: airlock_base::yaml::YamlError },
+    #[error("not a Helm index: not a mapping")]
+    NotMapping,
+    #[error("not a Helm index: no apiVersion")]
+    NoApiVersion,
+    #[error("not a Helm index: 'entries' is not a mapping")]
+    EntriesNotMapping,
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> HelmError {
@@ -283,16 +318,16 @@ pub fn plan(fetcher: &Fetcher, repo: &HelmRepo, dest: &Path) -> Result<HelmPlan,
 /// Resolves `reference` against a repository URL as Helm's `ResolveReferenceURL` does: an
 /// absolute reference is kept as it is; otherwise the base gets a trailing `/`, the
 /// reference is resolved against it, and the base's query string is kept (signed URLs).
-pub fn resolve_url(base: &str, reference: &str) -> Result<String, String> {
+pub fn resolve_url(base: &str, reference: &str) -> Result<String, ResolveError> {
     if let Ok(abs) = url::Url::parse(reference) {
         return Ok(abs.to_string());
     }
-    let mut b = url::Url::parse(base).map_err(|e| format!("'{base}' is not a URL: {e}"))?;
+    let mut b = url::Url::parse(base).map_err(|source| ResolveError::Base { base: base.to_string(), source })?;
     let query = b.query().map(str::to_string);
     let path = format!("{}/", b.path().trim_end_matches('/'));
     b.set_path(&path);
     b.set_query(None);
-    let mut r = b.join(reference).map_err(|e| format!("cannot resolve '{reference}' against '{base}': {e}"))?;
+    let mut r = b.join(reference).map_err(|source| ResolveError::Reference { base: base.to_string(), reference: reference.to_string(), source })?;
     r.set_query(query.as_deref());
     Ok(r.to_string())
 }
@@ -315,30 +350,29 @@ fn safe_component(s: &str) -> bool {
 }
 
 fn fetch_index(fetcher: &Fetcher, repo: &HelmRepo) -> Result<(Vec<u8>, Json), HelmError> {
-    let url = resolve_url(&repo.url, "index.yaml").map_err(|msg| HelmError::Config { repo: repo.name.clone(), msg })?;
-    let bad = |msg: String| HelmError::Index { repo: repo.name.clone(), url: url.clone(), msg };
-    let (raw, _) = fetcher.get(&url, &HeaderMap::new()).map_err(|e| bad(e.to_string()))?;
-    let index = parse_index(&raw).map_err(bad)?;
+    let url = resolve_url(&repo.url, "index.yaml").map_err(|source| HelmError::IndexUrl { repo: repo.name.clone(), source })?;
+    let (raw, _) = fetcher.get(&url, &HeaderMap::new()).map_err(|source| HelmError::Index { repo: repo.name.clone(), url: url.clone(), source })?;
+    let index = parse_index(&raw).map_err(|source| HelmError::IndexInvalid { repo: repo.name.clone(), url: url.clone(), source })?;
     Ok((raw, index))
 }
 
 /// Parses the bytes of a repository's `index.yaml` to its data, checked to be a Helm index
 /// (a mapping with an `apiVersion` and a mapping of `entries`); the message says what is
 /// wrong. Public as the entry point the index fuzz target feeds.
-pub fn parse_index(raw: &[u8]) -> Result<Json, String> {
-    let text = std::str::from_utf8(raw).map_err(|e| format!("not UTF-8: {e}"))?;
+pub fn parse_index(raw: &[u8]) -> Result<Json, IndexError> {
+    let text = std::str::from_utf8(raw).map_err(|source| IndexError::NotUtf8 { source })?;
     if text.trim().is_empty() {
-        return Err("empty index.yaml".into());
+        return Err(IndexError::Empty);
     }
-    let index = airlock_base::yaml::parse_json(text).map_err(|e| format!("not a Helm index: {e}"))?;
-    let Json::Object(top) = &index else { return Err("not a Helm index: not a mapping".into()) };
+    let index = airlock_base::yaml::parse_json(text).map_err(|source| IndexError::Yaml { source })?;
+    let Json::Object(top) = &index else { return Err(IndexError::NotMapping) };
     match top.get("apiVersion") {
         Some(Json::String(s)) if !s.is_empty() => {}
-        _ => return Err("not a Helm index: no apiVersion".into()),
+        _ => return Err(IndexError::NoApiVersion),
     }
     match top.get("entries") {
         None | Some(Json::Null) | Some(Json::Object(_)) => {}
-        Some(_) => return Err("not a Helm index: 'entries' is not a mapping".into()),
+        Some(_) => return Err(IndexError::EntriesNotMapping),
     }
     Ok(index)
 }
@@ -489,7 +523,12 @@ fn select(repo: &HelmRepo, index: &Json) -> Result<Selection, HelmError> {
                 _ => None,
             };
             let Some(first) = first.filter(|u| !u.is_empty()) else { return Err(entry_err("it has no downloadable URLs".into())) };
-            let url = resolve_url(&repo.url, first).map_err(entry_err)?;
+            let url = resolve_url(&repo.url, first).map_err(|source| HelmError::EntryUrl {
+                repo: repo.name.clone(),
+                chart: key.clone(),
+                version: version.clone(),
+                source,
+            })?;
             let digest = match scalar_string(e.get("digest")).filter(|d| !d.is_empty()) {
                 Some(d) => Some(Checksum::parse(&d).map_err(|m| entry_err(format!("bad digest: {m}")))?),
                 None => None,
@@ -945,6 +984,9 @@ mod tests {
         assert_eq!(resolve_url("https://h/charts", "https://cdn/a.tgz").unwrap(), "https://cdn/a.tgz");
         assert_eq!(resolve_url("https://h/charts?sig=1", "index.yaml").unwrap(), "https://h/charts/index.yaml?sig=1");
         assert_eq!(resolve_url("https://h", "a.tgz").unwrap(), "https://h/a.tgz");
+        let e = resolve_url("not a url", "a.tgz").unwrap_err();
+        assert!(matches!(&e, ResolveError::Base { base, .. } if base == "not a url"), "{e:?}");
+        assert_eq!(e.to_string(), "'not a url' is not a URL: relative URL without a base");
     }
 
     #[test]
@@ -999,9 +1041,15 @@ mod tests {
 
     #[test]
     fn index_parses_and_selects_offline() {
-        assert!(parse_index(b"").unwrap_err().contains("empty"));
-        assert!(parse_index(b"entries: {}").unwrap_err().contains("no apiVersion"));
-        assert!(parse_index(b"apiVersion: v1\nentries: []").unwrap_err().contains("not a mapping"));
+        assert!(parse_index(b"").unwrap_err().to_string().contains("empty"));
+        assert!(parse_index(b"entries: {}").unwrap_err().to_string().contains("no apiVersion"));
+        assert!(parse_index(b"apiVersion: v1\nentries: []").unwrap_err().to_string().contains("not a mapping"));
+        assert_eq!(parse_index(b"- a").unwrap_err().to_string(), "not a Helm index: not a mapping");
+        assert_eq!(parse_index(b"entries: {}").unwrap_err().to_string(), "not a Helm index: no apiVersion");
+        assert_eq!(parse_index(b"apiVersion: v1\nentries: []").unwrap_err().to_string(), "not a Helm index: 'entries' is not a mapping");
+        assert_eq!(parse_index(b" \n").unwrap_err().to_string(), "empty index.yaml");
+        assert!(parse_index(b"\xff").unwrap_err().to_string().starts_with("not UTF-8: "));
+        assert!(matches!(parse_index(b"a: [").unwrap_err(), IndexError::Yaml { .. }));
         let index =
             parse_index(b"apiVersion: v1\nentries:\n  a:\n  - {name: a, version: 1.0.0, urls: [a-1.0.0.tgz]}\n  - {name: b, version: 2.0.0}\n").unwrap();
         let repo = HelmRepo { name: "r".into(), url: "http://h/charts".into(), charts: None, versions: None };

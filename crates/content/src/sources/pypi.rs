@@ -171,6 +171,9 @@ pub enum PipError {
     Checksum { filename: String, url: String, expected: String, actual: String },
     #[error("{path}: {msg}")]
     Io { path: String, msg: String },
+    /// A CA file given to trust (`ca_path`, a host's CA) cannot be used.
+    #[error(transparent)]
+    Ca(airlock_base::http::CaFileError),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PipError + '_ {
@@ -394,7 +397,7 @@ fn net_env(net: &PipNet, tmp: &Path) -> Result<Vec<(String, OsString)>, PipError
             bundle.push(b'\n');
         }
         for ca in cas {
-            airlock_base::http::load_ca_file(ca).map_err(PipError::Unexpected)?;
+            airlock_base::http::load_ca_file(ca).map_err(PipError::Ca)?;
             bundle.extend(fs::read(ca).map_err(io_err(ca))?);
             bundle.push(b'\n');
         }

@@ -151,8 +151,14 @@ pub enum ImportError {
         problem: String,
     },
     /// Writing the registry's storage failed.
-    #[error("{0}")]
-    Storage(String),
+    #[error("cannot {what} {}: {source}: check that the registry storage is writable and has room", path.display())]
+    Storage {
+        /// What was being done: `create`, `write`, `read`, `clean up in`, `write in`.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 fn list_or_nothing(list: &[String]) -> String {
@@ -419,8 +425,8 @@ fn check_conflicts(plans: &[Plan]) -> Result<(), ImportError> {
 // ---------------------------------------------------------------------------------------------
 // Writing the storage
 
-fn storage_err(what: &str, path: &Path, e: io::Error) -> ImportError {
-    ImportError::Storage(format!("cannot {what} {}: {e}: check that the registry storage is writable and has room", path.display()))
+fn storage_err(what: &'static str, path: &Path, source: io::Error) -> ImportError {
+    ImportError::Storage { what, path: path.to_path_buf(), source }
 }
 
 const STAGING_PREFIX: &str = ".airlock-import-";
@@ -731,6 +737,15 @@ mod tests {
         assert_eq!(repos("registry:2"), ["registry", "library/registry"]);
         assert_eq!(repos("grafana/grafana:10.0.0"), ["grafana/grafana"]);
         assert_eq!(repos("quay.io/library/thing:1"), ["library/thing"], "library/ is Docker Hub's alone");
+    }
+
+    #[test]
+    fn storage_errors_name_the_path_and_the_fix() {
+        let e = storage_err("write", Path::new("/r/docker/x"), io::Error::from_raw_os_error(28));
+        assert_eq!(
+            e.to_string(),
+            format!("cannot write /r/docker/x: {}: check that the registry storage is writable and has room", io::Error::from_raw_os_error(28))
+        );
     }
 
     #[test]

@@ -187,8 +187,21 @@ pub struct UrlParts {
     pub port: Option<u16>,
 }
 
+/// Why [`urlsplit`] refuses a URL, in Python's words; each variant holds the URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlSplitError {
+    /// A `[` without its `]` (or the other way round) in the network location.
+    #[error("Invalid IPv6 URL")]
+    Ipv6 { url: String },
+    #[error("Port could not be cast to integer value as '{port}'")]
+    PortNotInteger { url: String, port: String },
+    #[error("Port out of range 0-65535")]
+    PortOutOfRange { url: String, port: String },
+}
+
 /// Python's `urllib.parse.urlsplit` (with `username`, `password`, `hostname` and `port`).
-pub fn urlsplit(url: &str) -> Result<UrlParts, String> {
+pub fn urlsplit(url: &str) -> Result<UrlParts, UrlSplitError> {
+    let given = url;
     let mut url: String = url.trim_start_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
     let mut scheme = String::new();
     if let Some(i) = url.find(':') {
@@ -204,7 +217,7 @@ pub fn urlsplit(url: &str) -> Result<UrlParts, String> {
         netloc = rest[..end].to_string();
         url = rest[end..].to_string();
         if netloc.contains('[') != netloc.contains(']') {
-            return Err("Invalid IPv6 URL".into());
+            return Err(UrlSplitError::Ipv6 { url: given.to_string() });
         }
     }
     let mut fragment = String::new();
@@ -245,11 +258,12 @@ pub fn urlsplit(url: &str) -> Result<UrlParts, String> {
         Some(p) if p.is_empty() => None,
         Some(p) => {
             if !p.chars().all(|c| c.is_ascii_digit()) {
-                return Err(format!("Port could not be cast to integer value as '{p}'"));
+                return Err(UrlSplitError::PortNotInteger { url: given.to_string(), port: p });
             }
-            let n: u64 = p.parse().map_err(|_| "Port out of range 0-65535".to_string())?;
+            let out_of_range = || UrlSplitError::PortOutOfRange { url: given.to_string(), port: p.clone() };
+            let n: u64 = p.parse().map_err(|_| out_of_range())?;
             if n > 65535 {
-                return Err("Port out of range 0-65535".into());
+                return Err(out_of_range());
             }
             Some(n as u16)
         }

@@ -37,21 +37,35 @@ pub fn bytes_to_human(size: f64, isbits: bool, unit: Option<&str>) -> String {
     format!("{:.2} {}", size / chosen.1, suffix)
 }
 
+/// Why [`human_to_bytes`] cannot read a size; each variant names the input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HumanSizeError {
+    /// Not a number with an optional unit.
+    #[error("human_to_bytes() can't interpret following string: {input}")]
+    Unreadable { input: String },
+    #[error("human_to_bytes() can't interpret following number: {number}")]
+    Number { input: String, number: String },
+    /// A unit whose first letter is none of the size prefixes.
+    #[error("human_to_bytes() failed to convert {input} (unit = {unit}). The suffix must be one of Y, Z, E, P, T, G, M, K, B")]
+    Suffix { input: String, unit: String },
+    /// A longer unit that is not the prefix's (`MB`, `megabyte`; bits with `isbits`); `expect`
+    /// says what would be.
+    #[error("human_to_bytes() failed to convert {input}. Value is not a valid string ({expect})")]
+    Unit { input: String, expect: String },
+}
+
 /// Ansible's `human_to_bytes`: `'1K'` → 1024, `'1.5 MB'` → 1572864, `'2Kb'` with `isbits`.
-pub fn human_to_bytes(number: &str, default_unit: Option<&str>, isbits: bool) -> Result<i128, String> {
+pub fn human_to_bytes(number: &str, default_unit: Option<&str>, isbits: bool) -> Result<i128, HumanSizeError> {
     static RE: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| Regex::new(r"^([0-9]*\.?[0-9]+)(?:\s*([A-Za-z]+))?\s*$").unwrap());
-    let caps = RE.captures(number).ok_or_else(|| format!("human_to_bytes() can't interpret following string: {number}"))?;
-    let num: f64 = caps[1].parse().map_err(|_| format!("human_to_bytes() can't interpret following number: {}", &caps[1]))?;
+    let caps = RE.captures(number).ok_or_else(|| HumanSizeError::Unreadable { input: number.to_string() })?;
+    let num: f64 = caps[1].parse().map_err(|_| HumanSizeError::Number { input: number.to_string(), number: caps[1].to_string() })?;
     let unit = caps.get(2).map(|m| m.as_str().to_string()).or_else(|| default_unit.map(String::from));
     let Some(unit) = unit else {
         return Ok(py_round_half_even(num) as i128);
     };
     let range_key = unit.chars().next().unwrap_or('B').to_ascii_uppercase().to_string();
-    let limit = SIZE_RANGES
-        .iter()
-        .find(|r| r.0 == range_key)
-        .map(|r| r.1)
-        .ok_or_else(|| format!("human_to_bytes() failed to convert {number} (unit = {unit}). The suffix must be one of Y, Z, E, P, T, G, M, K, B"))?;
+    let limit =
+        SIZE_RANGES.iter().find(|r| r.0 == range_key).map(|r| r.1).ok_or_else(|| HumanSizeError::Suffix { input: number.to_string(), unit: unit.clone() })?;
     let (unit_class, unit_class_name) = if isbits { ("b", "bit") } else { ("B", "byte") };
     if unit.chars().count() > 1 {
         let expect =
@@ -71,7 +85,7 @@ pub fn human_to_bytes(number: &str, default_unit: Option<&str>, isbits: bool) ->
         let long = if isbits { bitname } else { bytename };
         let short = format!("{range_key}{unit_class}");
         if unit.to_lowercase() != long && unit != short {
-            return Err(format!("human_to_bytes() failed to convert {number}. Value is not a valid string ({expect})"));
+            return Err(HumanSizeError::Unit { input: number.to_string(), expect });
         }
     }
     Ok(py_round_half_even(num * limit) as i128)

@@ -36,11 +36,11 @@ mod regex;
 mod strings;
 mod types;
 
-pub use self::encoding::{UrlParts, hexdigest, shell_quote, unquote_plus, urlsplit, uuid5};
-pub use self::math::{bytes_to_human, human_to_bytes};
+pub use self::encoding::{UrlParts, UrlSplitError, hexdigest, shell_quote, unquote_plus, urlsplit, uuid5};
+pub use self::math::{HumanSizeError, bytes_to_human, human_to_bytes};
 pub use self::paths::{py_abspath, py_basename, py_dirname, py_expanduser, py_expandvars, py_normpath, py_path_join, py_realpath, py_splitext};
 pub use self::random::PyRandom;
-pub use self::regex::{PyMatch, PyRegex, RE_ANCHORED, RE_I, RE_M, compile_py_regex, py_expand, py_re_escape};
+pub use self::regex::{PyMatch, PyRegex, RE_ANCHORED, RE_I, RE_M, RegexError, compile_py_regex, py_expand, py_re_escape};
 pub use self::strings::py_split;
 pub use self::types::ansible_bool;
 
@@ -397,6 +397,20 @@ mod tests {
         assert_eq!(py_split("a,b,,c", Some(","), -1), vec!["a", "b", "", "c"]);
         assert_eq!(bytes_to_human(1500000.0, false, None), "1.43 MB");
         assert_eq!(human_to_bytes("1.5 MB", None, false), Ok(1572864));
+        assert_eq!(human_to_bytes("x", None, false).unwrap_err().to_string(), "human_to_bytes() can't interpret following string: x");
+        assert_eq!(
+            human_to_bytes("1 Q", None, false).unwrap_err().to_string(),
+            "human_to_bytes() failed to convert 1 Q (unit = Q). The suffix must be one of Y, Z, E, P, T, G, M, K, B"
+        );
+        assert_eq!(human_to_bytes("1 Mb", None, false), Err(HumanSizeError::Unit { input: "1 Mb".into(), expect: "expect MB or M".into() }));
+        assert_eq!(
+            human_to_bytes("1 Mb", None, false).unwrap_err().to_string(),
+            "human_to_bytes() failed to convert 1 Mb. Value is not a valid string (expect MB or M)"
+        );
+        assert_eq!(urlsplit("http://[::1/").unwrap_err().to_string(), "Invalid IPv6 URL");
+        assert_eq!(urlsplit("http://h:8x/").unwrap_err().to_string(), "Port could not be cast to integer value as '8x'");
+        assert_eq!(urlsplit("http://h:65536/"), Err(UrlSplitError::PortOutOfRange { url: "http://h:65536/".into(), port: "65536".into() }));
+        assert_eq!(urlsplit("http://h:65536/").unwrap_err().to_string(), "Port out of range 0-65535");
         assert_eq!(unquote_plus("a%20b+c%2Fd%zz"), "a b c/d%zz");
         assert_eq!(uuid5(&parse_uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8").unwrap(), "www.example.com"), "2ed6657d-e927-568b-95e1-2665a8aea6a2");
         let u = urlsplit("https://u:p@[::1]:8443/a?q#f").unwrap();

@@ -22,6 +22,43 @@ pub const RE_M: u8 = 2;
 /// Anchored at the start, like `re.match`.
 pub const RE_ANCHORED: u8 = 4;
 
+/// Why a Python regular expression or `re.sub` replacement cannot be used: Python syntax the
+/// regex crate has no translation for, or that Python itself refuses. Each variant carries the
+/// pattern or replacement it is about; the message is Python's (or says what is missing).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum RegexError {
+    #[error("bad escape (end of pattern)")]
+    PatternEnd { pattern: String },
+    #[error("backreferences (\\1) are not supported")]
+    Backreference { pattern: String },
+    #[error("backreferences ((?P=name)) are not supported")]
+    NamedBackreference { pattern: String },
+    #[error("look-ahead assertions are not supported")]
+    LookAhead { pattern: String },
+    #[error("look-behind assertions are not supported")]
+    LookBehind { pattern: String },
+    #[error("unterminated character set")]
+    UnterminatedSet { pattern: String },
+    /// The translated pattern does not compile.
+    #[error("invalid regular expression {pattern:?}: {source}")]
+    Invalid { pattern: String, source: regex::Error },
+    #[error("bad escape (end of pattern)")]
+    ReplacementEnd { replacement: String },
+    /// `\g` not followed by `<`.
+    #[error("missing <")]
+    MissingLt { replacement: String },
+    #[error("missing >, unterminated name")]
+    MissingGt { replacement: String },
+    /// A group number the pattern does not have, or a `\g<...>` that is no number.
+    #[error("invalid group reference {group}")]
+    GroupReference { replacement: String, group: String },
+    #[error("unknown group name '{name}'")]
+    UnknownGroupName { replacement: String, name: String },
+    /// An escape of a letter Python does not know (`\q`).
+    #[error("bad escape \\{escape}")]
+    BadEscape { replacement: String, escape: char },
+}
+
 /// A Python `re` pattern compiled for the regex crate, with Python's group numbering and
 /// Python's matching rules for `$` and for empty matches.
 pub struct PyRegex {
@@ -109,7 +146,7 @@ impl PyRegex {
 
 /// Compiles a Python `re` pattern (translated to the regex crate's syntax), cached per thread.
 /// `flags`: [`RE_I`], [`RE_M`], [`RE_ANCHORED`].
-pub fn compile_py_regex(pattern: &str, flags: u8) -> Result<Arc<PyRegex>, String> {
+pub fn compile_py_regex(pattern: &str, flags: u8) -> Result<Arc<PyRegex>, RegexError> {
     let key = (pattern.to_string(), flags);
     if let Some(re) = REGEX_CACHE.with(|c| c.borrow().get(&key).cloned()) {
         return Ok(re);
@@ -130,7 +167,7 @@ pub fn compile_py_regex(pattern: &str, flags: u8) -> Result<Arc<PyRegex>, String
     } else {
         src.push_str(&t.pattern);
     }
-    let re = Regex::new(&src).map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?;
+    let re = Regex::new(&src).map_err(|source| RegexError::Invalid { pattern: pattern.to_string(), source })?;
     let mut groups = vec![0];
     groups.extend((1..re.captures_len()).filter(|g| !t.dollar_groups.contains(g)));
     let re = Arc::new(PyRegex { re, groups, dollar: t.dollar_groups });
@@ -160,7 +197,8 @@ pub(crate) struct Translated {
 /// start a repetition is a literal, `(?#...)` comments are dropped, `[` and `&&`/`~~`/`--` in
 /// classes are literals, and (when `dollar_newline`) `$` also matches before a final newline.
 /// Backreferences and look-around have no translation (an error).
-pub(crate) fn translate_py_regex(p: &str, dollar_newline: bool) -> Result<Translated, String> {
+pub(crate) fn translate_py_regex(p: &str, dollar_newline: bool) -> Result<Translated, RegexError> {
+    let pattern = || p.to_string();
     let c: Vec<char> = p.chars().collect();
     let mut out = String::with_capacity(p.len() + 8);
     let mut ngroups = 0;
@@ -171,7 +209,7 @@ pub(crate) fn translate_py_regex(p: &str, dollar_newline: bool) -> Result<Transl
         match ch {
             '\\' => {
                 let Some(&n) = c.get(i + 1) else {
-                    return Err("bad escape (end of pattern)".into());
+                    return Err(RegexError::PatternEnd { pattern: pattern() });
                 };
                 i += 2;
                 match n {
@@ -186,7 +224,7 @@ pub(crate) fn translate_py_regex(p: &str, dollar_newline: bool) -> Result<Transl
                         }
                         out.push_str(&format!("\\x{{{v:x}}}"));
                     }
-                    '1'..='9' => return Err("backreferences (\\1) are not supported".into()),
+                    '1'..='9' => return Err(RegexError::Backreference { pattern: pattern() }),
                     _ => {
                         out.push('\\');
                         out.push(n);
@@ -217,7 +255,7 @@ pub(crate) fn translate_py_regex(p: &str, dollar_newline: bool) -> Result<Transl
                         }
                         '\\' => {
                             let Some(&n) = c.get(i + 1) else {
-                                return Err("bad escape (end of pattern)".into());
+                                return Err(RegexError::PatternEnd { pattern: pattern() });
                             };
                             match n {
                                 'b' => out.push_str("\\x08"),
@@ -245,7 +283,7 @@ pub(crate) fn translate_py_regex(p: &str, dollar_newline: bool) -> Result<Transl
                     }
                 }
                 if !closed {
-                    return Err("unterminated character set".into());
+                    return Err(RegexError::UnterminatedSet { pattern: pattern() });
                 }
                 continue;
             }
@@ -265,12 +303,12 @@ pub(crate) fn translate_py_regex(p: &str, dollar_newline: bool) -> Result<Transl
                         continue;
                     }
                     Some('P') if c.get(i + 3) == Some(&'=') => {
-                        return Err("backreferences ((?P=name)) are not supported".into());
+                        return Err(RegexError::NamedBackreference { pattern: pattern() });
                     }
                     Some('P') if c.get(i + 3) == Some(&'<') => ngroups += 1,
                     Some('<') if !matches!(c.get(i + 3), Some('=' | '!')) => ngroups += 1,
-                    Some('=' | '!') => return Err("look-ahead assertions are not supported".into()),
-                    Some('<') => return Err("look-behind assertions are not supported".into()),
+                    Some('=' | '!') => return Err(RegexError::LookAhead { pattern: pattern() }),
+                    Some('<') => return Err(RegexError::LookBehind { pattern: pattern() }),
                     _ => {}
                 }
                 out.push('(');
@@ -329,14 +367,15 @@ enum ReplPart {
 }
 
 /// Parses a Python `re.sub` replacement: `\1`, `\g<1>`, `\g<name>`, `\n`-style escapes.
-fn parse_py_replacement(repl: &str, re: &PyRegex) -> Result<Vec<ReplPart>, String> {
+fn parse_py_replacement(repl: &str, re: &PyRegex) -> Result<Vec<ReplPart>, RegexError> {
+    let replacement = || repl.to_string();
     let c: Vec<char> = repl.chars().collect();
     let mut parts = Vec::new();
     let mut lit = String::new();
     let ngroups = re.ngroups();
-    let push_group = |lit: &mut String, parts: &mut Vec<ReplPart>, g: usize| -> Result<(), String> {
+    let push_group = |lit: &mut String, parts: &mut Vec<ReplPart>, g: usize| -> Result<(), RegexError> {
         if g > ngroups {
-            return Err(format!("invalid group reference {g}"));
+            return Err(RegexError::GroupReference { replacement: replacement(), group: g.to_string() });
         }
         if !lit.is_empty() {
             parts.push(ReplPart::Lit(std::mem::take(lit)));
@@ -352,21 +391,21 @@ fn parse_py_replacement(repl: &str, re: &PyRegex) -> Result<Vec<ReplPart>, Strin
             continue;
         }
         let Some(&n) = c.get(i + 1) else {
-            return Err("bad escape (end of pattern)".into());
+            return Err(RegexError::ReplacementEnd { replacement: replacement() });
         };
         i += 2;
         match n {
             'g' => {
                 if c.get(i) != Some(&'<') {
-                    return Err("missing <".into());
+                    return Err(RegexError::MissingLt { replacement: replacement() });
                 }
-                let end = c[i..].iter().position(|x| *x == '>').ok_or("missing >, unterminated name")?;
+                let end = c[i..].iter().position(|x| *x == '>').ok_or_else(|| RegexError::MissingGt { replacement: replacement() })?;
                 let name: String = c[i + 1..i + end].iter().collect();
                 i += end + 1;
                 let g = if !name.is_empty() && name.chars().all(|d| d.is_ascii_digit()) {
-                    name.parse::<usize>().map_err(|_| format!("invalid group reference {name}"))?
+                    name.parse::<usize>().map_err(|_| RegexError::GroupReference { replacement: replacement(), group: name.clone() })?
                 } else {
-                    re.group_index(&name).ok_or_else(|| format!("unknown group name '{name}'"))?
+                    re.group_index(&name).ok_or_else(|| RegexError::UnknownGroupName { replacement: replacement(), name: name.clone() })?
                 };
                 push_group(&mut lit, &mut parts, g)?;
             }
@@ -404,7 +443,7 @@ fn parse_py_replacement(repl: &str, re: &PyRegex) -> Result<Vec<ReplPart>, Strin
             'a' => lit.push('\u{7}'),
             'b' => lit.push('\u{8}'),
             '\\' => lit.push('\\'),
-            x if x.is_ascii_alphabetic() => return Err(format!("bad escape \\{x}")),
+            x if x.is_ascii_alphabetic() => return Err(RegexError::BadEscape { replacement: replacement(), escape: x }),
             x => {
                 lit.push('\\');
                 lit.push(x);
@@ -423,7 +462,7 @@ fn regex_flags(ignorecase: bool, multiline: bool) -> u8 {
 
 /// Python's `Match.expand`: the replacement template filled from one match (lineinfile's
 /// `backrefs`).
-pub fn py_expand(re: &PyRegex, m: &PyMatch, text: &str, repl: &str) -> Result<String, String> {
+pub fn py_expand(re: &PyRegex, m: &PyMatch, text: &str, repl: &str) -> Result<String, RegexError> {
     let mut out = String::new();
     for p in parse_py_replacement(repl, re)? {
         match p {
@@ -436,7 +475,7 @@ pub fn py_expand(re: &PyRegex, m: &PyMatch, text: &str, repl: &str) -> Result<St
 
 /// Python's `re.subn`: replaces up to `count` matches (0: all); returns the text and the
 /// number of replacements.
-pub(crate) fn py_re_subn(re: &PyRegex, repl: &str, text: &str, count: usize) -> Result<(String, usize), String> {
+pub(crate) fn py_re_subn(re: &PyRegex, repl: &str, text: &str, count: usize) -> Result<(String, usize), RegexError> {
     let parts = parse_py_replacement(repl, re)?;
     let matches = re.matches(text, count);
     let mut out = String::with_capacity(text.len());
@@ -613,6 +652,31 @@ mod tests {
         assert_eq!(eval("x | regex_search(p, '\\\\2', '\\\\1')", context! { x => "abc", p => "(b)(c)" }), "['c', 'b']");
         assert_eq!(eval("x | regex_findall(p)", context! { x => "a1b22c333", p => r"\d*" }), "['', '1', '', '22', '', '333', '']");
         assert_eq!(eval("x | regex_findall(p, ignorecase=true, multiline=true)", context! { x => "Foo=1\nfoo=2\nbar=3", p => r"^foo=(\d)$" }), "['1', '2']");
+    }
+
+    #[test]
+    fn errors_name_what_they_are_about() {
+        let e = compile_py_regex("a(?=b)", 0).err().unwrap();
+        assert!(matches!(&e, RegexError::LookAhead { pattern } if pattern == "a(?=b)"), "{e:?}");
+        assert_eq!(e.to_string(), "look-ahead assertions are not supported");
+        assert_eq!(compile_py_regex("a(?<=b)", 0).err().unwrap().to_string(), "look-behind assertions are not supported");
+        assert_eq!(compile_py_regex(r"(a)\1", 0).err().unwrap().to_string(), r"backreferences (\1) are not supported");
+        assert_eq!(compile_py_regex("[ab", 0).err().unwrap().to_string(), "unterminated character set");
+        assert_eq!(compile_py_regex("ab\\", 0).err().unwrap().to_string(), "bad escape (end of pattern)");
+        let e = compile_py_regex("a{2,1}", 0).err().unwrap();
+        assert!(matches!(&e, RegexError::Invalid { pattern, .. } if pattern == "a{2,1}"), "{e:?}");
+        assert!(e.to_string().starts_with(r#"invalid regular expression "a{2,1}": "#), "{e}");
+        let re = compile_py_regex("(?P<x>a)", 0).unwrap();
+        let subn = |repl: &str| py_re_subn(&re, repl, "ab", 0).unwrap_err();
+        let e = subn(r"\g<y>");
+        assert!(matches!(&e, RegexError::UnknownGroupName { replacement, name } if replacement == r"\g<y>" && name == "y"), "{e:?}");
+        assert_eq!(e.to_string(), "unknown group name 'y'");
+        assert_eq!(subn(r"\g<2>").to_string(), "invalid group reference 2");
+        assert_eq!(subn(r"\2").to_string(), "invalid group reference 2");
+        assert_eq!(subn(r"\g").to_string(), "missing <");
+        assert_eq!(subn(r"\g<x").to_string(), "missing >, unterminated name");
+        assert_eq!(subn(r"\q").to_string(), r"bad escape \q");
+        assert_eq!(subn("x\\").to_string(), "bad escape (end of pattern)");
     }
 
     #[test]

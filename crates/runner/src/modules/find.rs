@@ -45,7 +45,7 @@ enum Matcher {
 impl Matcher {
     fn new(pats: &[String], use_regex: bool) -> Result<Matcher, ModuleFail> {
         Ok(if use_regex {
-            Matcher::Regex(pats.iter().map(|p| compile_py_regex(p, RE_ANCHORED).map_err(ModuleFail::new)).collect::<Result<_, _>>()?)
+            Matcher::Regex(pats.iter().map(|p| compile_py_regex(p, RE_ANCHORED).map_err(|e| ModuleFail::new(e.to_string()))).collect::<Result<_, _>>()?)
         } else {
             Matcher::Glob(pats.iter().map(|p| glob::Pattern::new(p).map_err(|e| ModuleFail::new(format!("bad pattern {p}: {e}")))).collect::<Result<_, _>>()?)
         })
@@ -106,7 +106,7 @@ pub fn run(a: &Args, _ctx: &ModuleContext) -> ModuleOutcome {
     let use_regex = args::bool_or(a, "use_regex", false)?;
     let patterns = Matcher::new(&args::opt_list(a, "patterns")?.or(args::opt_list(a, "pattern")?).unwrap_or_default(), use_regex)?;
     let excludes = Matcher::new(&args::opt_list(a, "excludes")?.or(args::opt_list(a, "exclude")?).unwrap_or_default(), use_regex)?;
-    let contains = args::opt_str(a, "contains")?.map(|c| compile_py_regex(&c, RE_M).map_err(ModuleFail::new)).transpose()?;
+    let contains = args::opt_str(a, "contains")?.map(|c| compile_py_regex(&c, RE_M).map_err(|e| ModuleFail::new(e.to_string()))).transpose()?;
     let file_type = args::opt_choice(a, "file_type", &["file", "directory", "link", "any"])?.unwrap_or_else(|| "file".into());
     let recurse = args::bool_or(a, "recurse", false)?;
     let hidden = args::bool_or(a, "hidden", false)?;

@@ -68,7 +68,7 @@ impl FetchOptions {
             username: opt_str(args, "url_username")?.or(opt_str(args, "username")?),
             password: opt_str(args, "url_password")?.or(opt_str(args, "password")?),
             force_basic_auth: bool_or(args, "force_basic_auth", false)?,
-            follow: Redirects::parse(opt_str(args, "follow_redirects")?.as_deref(), Redirects::Safe).map_err(ModuleFail::new)?,
+            follow: Redirects::parse(opt_str(args, "follow_redirects")?.as_deref(), Redirects::Safe).map_err(|e| ModuleFail::new(e.to_string()))?,
         })
     }
 

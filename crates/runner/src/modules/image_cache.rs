@@ -102,7 +102,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let mut fetch = offline_cache::fetch_options(a)?;
     let certs_dir = PathBuf::from(args::opt_str(a, "docker_certs_dir")?.unwrap_or_else(|| DOCKER_CERTS_DIR.into()));
     fetch.host_ca_paths.extend(docker_certs(&certs_dir, &refs, &fetch.host_ca_paths));
-    let fetcher = airlock_content::sources::fetch::Fetcher::new(fetch).map_err(ModuleFail::new)?;
+    let fetcher = airlock_content::sources::fetch::Fetcher::new(fetch).map_err(|e| ModuleFail::new(e.to_string()))?;
     if ctx.check_mode {
         return plan(&fetcher, &refs, &dest, &opts);
     }

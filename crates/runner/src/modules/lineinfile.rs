@@ -69,7 +69,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let before = if exists { fs::read(path).map_err(|e| ModuleFail::new(format!("{path_s}: {e}")))? } else { Vec::new() };
     let text = String::from_utf8_lossy(&before).into_owned();
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-    let re = regexp.as_deref().map(|r| compile_py_regex(r, 0).map_err(ModuleFail::new)).transpose()?;
+    let re = regexp.as_deref().map(|r| compile_py_regex(r, 0).map_err(|e| ModuleFail::new(e.to_string()))).transpose()?;
     let strip = |l: &str| l.trim_end_matches(['\r', '\n']).to_string();
     let (msg, changed);
     if state == "present" {
@@ -78,8 +78,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             return Err(ModuleFail::new("regexp is required with backrefs=true"));
         }
         let ins_re = match (&insertafter, &insertbefore) {
-            (Some(x), _) if x != "EOF" && x != "BOF" => Some(compile_py_regex(x, 0).map_err(ModuleFail::new)?),
-            (None, Some(x)) if x != "BOF" => Some(compile_py_regex(x, 0).map_err(ModuleFail::new)?),
+            (Some(x), _) if x != "EOF" && x != "BOF" => Some(compile_py_regex(x, 0).map_err(|e| ModuleFail::new(e.to_string()))?),
+            (None, Some(x)) if x != "BOF" => Some(compile_py_regex(x, 0).map_err(|e| ModuleFail::new(e.to_string()))?),
             _ => None,
         };
         let mut found: Option<(usize, Option<String>)> = None;
@@ -89,7 +89,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
             let cur_s = strip(cur);
             let hit = match (&re, &search) {
                 (Some(r), _) => match r.search(&cur_s) {
-                    Some(m) => Some(Some(py_expand(r, &m, &cur_s, &line).map_err(ModuleFail::new)?)),
+                    Some(m) => Some(Some(py_expand(r, &m, &cur_s, &line).map_err(|e| ModuleFail::new(e.to_string()))?)),
                     None => None,
                 },
                 (None, Some(s)) => cur_s.contains(s.as_str()).then_some(None),

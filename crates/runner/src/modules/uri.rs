@@ -256,13 +256,14 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         username: opt_str(args, "url_username")?.or(opt_str(args, "user")?),
         password: opt_str(args, "url_password")?.or(opt_str(args, "password")?),
         force_basic_auth: bool_or(args, "force_basic_auth", false)?,
-        follow: Redirects::parse(opt_str(args, "follow_redirects")?.as_deref(), Redirects::Safe).map_err(ModuleFail::new)?,
+        follow: Redirects::parse(opt_str(args, "follow_redirects")?.as_deref(), Redirects::Safe).map_err(|e| ModuleFail::new(e.to_string()))?,
     };
 
     let start = Instant::now();
     let mut resp = match http::send(&opts, &req) {
         Ok(r) => r,
-        Err(msg) => {
+        Err(e) => {
+            let msg = e.to_string();
             let mut data = Map::new();
             data.insert("elapsed".into(), start.elapsed().as_secs().into());
             data.insert("redirected".into(), false.into());

@@ -93,7 +93,7 @@ pub fn fetch_options(a: &Args) -> Result<FetchOptions, ModuleFail> {
 
 /// The download client of [`fetch_options`].
 pub fn fetcher(a: &Args) -> Result<Fetcher, ModuleFail> {
-    Fetcher::new(fetch_options(a)?).map_err(ModuleFail::new)
+    Fetcher::new(fetch_options(a)?).map_err(|e| ModuleFail::new(e.to_string()))
 }
 
 /// `concurrency` (default 8).
