@@ -14,7 +14,6 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value as Json, json};
-use sha2::{Digest, Sha256};
 
 use super::{PathError, resolve, segments};
 use airlock_content::sources::helm::semver::Version;
@@ -346,7 +345,7 @@ fn chart_entry(path: &Path, file: &str, mtime_ns: u128) -> Result<Map<String, Js
     }
     e.insert("urls".into(), json!([format!("charts/{file}")]));
     e.insert("created".into(), Json::String(rfc3339_nano(mtime_ns)));
-    e.insert("digest".into(), Json::String(hex::encode(Sha256::digest(&content))));
+    e.insert("digest".into(), Json::String(airlock_base::digest::sha256_hex(&content)));
     Ok(e)
 }
 

@@ -14,7 +14,6 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 
 use super::files::{html_escape, method_not_allowed, redirect, url_escape};
 use super::{PathError, resolve, segments, text};
@@ -195,9 +194,8 @@ impl Index {
         {
             return Some(i.clone());
         }
-        let mut h = Sha256::new();
-        std::io::copy(&mut std::fs::File::open(&path).ok()?, &mut h).ok()?;
-        let info = FileInfo { sha256: hex::encode(h.finalize()), requires_python: requires_python(&path, file) };
+        let (_, sha256) = airlock_base::digest::sha256_file(&path).ok()?;
+        let info = FileInfo { sha256, requires_python: requires_python(&path, file) };
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(file.to_string(), (stamp, info.clone()));
         Some(info)
     }

@@ -10,6 +10,7 @@
 //! chunked blob uploads, cross-repository mounts, manifests), written into the same layout:
 //! blobs verified and renamed into place before any link names them, tag links last.
 
+use airlock_base::digest::sha256_hex_of as sha256_hex;
 use std::fs;
 use std::io::{self, SeekFrom, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
@@ -25,7 +26,6 @@ use axum::routing::any;
 use futures_util::StreamExt as _;
 use regex::Regex;
 use serde_json::{Value, json};
-use sha2::Digest as _;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use airlock_content::sources::registry_store::v2_root;
@@ -148,10 +148,6 @@ fn header_value(s: &str) -> HeaderValue {
 
 // ---------------------------------------------------------------------------------------------
 // Storage paths and links
-
-fn sha256_hex(digest: &str) -> Option<&str> {
-    digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-}
 
 impl Store {
     fn repo_dir(&self, name: &str) -> PathBuf {
@@ -708,7 +704,7 @@ async fn put_manifest(store: &Store, name: &str, reference: &str, body: Body) ->
         Ok(b) => b,
         Err(_) => return invalid(&format!("manifest larger than {MAX_MANIFEST} bytes, or not received whole")),
     };
-    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+    let digest = format!("sha256:{}", airlock_base::digest::sha256_hex(&bytes));
     let tag = if reference.contains(':') {
         if reference != digest {
             return digest_invalid(reference);

@@ -17,13 +17,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::{BUF_SIZE, BundleError, FORMAT_VERSION, KindTotal, MANIFEST_NAME, io_err};
+use super::{BundleError, FORMAT_VERSION, KindTotal, MANIFEST_NAME, io_err};
 
 /// Well-known artifact kinds; any other string is accepted too.
 pub mod kind {
@@ -66,21 +64,7 @@ impl Artifact {
 
 /// Size and lowercase hex sha256 of a file, read once through a bounded buffer.
 pub fn hash_file(path: &Path) -> Result<(u64, String), BundleError> {
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; BUF_SIZE];
-    let mut size = 0u64;
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err(path)(e)),
-        };
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex::encode(h.finalize())))
+    airlock_base::digest::sha256_file(path).map_err(io_err(path))
 }
 
 /// The archive's table of contents.

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use airlock_base::digest::{self, Algorithm, Hasher};
 use reqwest::blocking::Client;
 use reqwest::header::HeaderMap;
-use sha2::Digest;
 
 /// A digest algorithm of a checksum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,57 +66,26 @@ impl std::fmt::Display for Checksum {
     }
 }
 
+impl From<Algo> for Algorithm {
+    fn from(a: Algo) -> Algorithm {
+        match a {
+            Algo::Sha256 => Algorithm::Sha256,
+            Algo::Sha512 => Algorithm::Sha512,
+            Algo::Sha1 => Algorithm::Sha1,
+            Algo::Md5 => Algorithm::Md5,
+        }
+    }
+}
+
 /// Hashes a file: its sha256 and, when `algo` is another, that digest too.
 pub fn hash_file(path: &Path, algo: Algo) -> std::io::Result<(String, String)> {
-    let mut f = fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut s256 = sha2::Sha256::new();
-    let mut other = OtherHasher::new(algo);
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        s256.update(&buf[..n]);
-        other.update(&buf[..n]);
+    if algo == Algo::Sha256 {
+        let (_, s) = digest::sha256_file(path)?;
+        return Ok((s.clone(), s));
     }
-    let s = hex::encode(s256.finalize());
-    let o = other.finish().unwrap_or_else(|| s.clone());
-    Ok((s, o))
-}
-
-enum OtherHasher {
-    None,
-    Sha512(sha2::Sha512),
-    Sha1(sha1::Sha1),
-    Md5(md5::Md5),
-}
-
-impl OtherHasher {
-    fn new(algo: Algo) -> Self {
-        match algo {
-            Algo::Sha256 => OtherHasher::None,
-            Algo::Sha512 => OtherHasher::Sha512(sha2::Sha512::new()),
-            Algo::Sha1 => OtherHasher::Sha1(sha1::Sha1::new()),
-            Algo::Md5 => OtherHasher::Md5(md5::Md5::new()),
-        }
-    }
-    fn update(&mut self, d: &[u8]) {
-        match self {
-            OtherHasher::None => {}
-            OtherHasher::Sha512(h) => h.update(d),
-            OtherHasher::Sha1(h) => h.update(d),
-            OtherHasher::Md5(h) => h.update(d),
-        }
-    }
-    fn finish(self) -> Option<String> {
-        match self {
-            OtherHasher::None => None,
-            OtherHasher::Sha512(h) => Some(hex::encode(h.finalize())),
-            OtherHasher::Sha1(h) => Some(hex::encode(h.finalize())),
-            OtherHasher::Md5(h) => Some(hex::encode(h.finalize())),
-        }
-    }
+    let (_, mut hexes) = digest::hash_file(path, &[Algorithm::Sha256, algo.into()])?;
+    let other = hexes.pop().expect("two digests");
+    Ok((hexes.pop().expect("two digests"), other))
 }
 
 /// A download failure, naming the URL.
@@ -422,8 +391,8 @@ impl Fetcher {
             // Read before the body: reqwest derives it from the body's remaining size.
             let content_length = resp.content_length();
             let mut file = fs::File::create(&part).map_err(|e| io(e, &part))?;
-            let mut s256 = sha2::Sha256::new();
-            let mut other = OtherHasher::new(expected.map(|c| c.algo).unwrap_or(Algo::Sha256));
+            let mut s256 = Hasher::new(Algorithm::Sha256);
+            let mut other = expected.map(|c| c.algo).filter(|a| *a != Algo::Sha256).map(|a| Hasher::new(a.into()));
             let mut buf = vec![0u8; 1 << 16];
             let mut size = 0u64;
             loop {
@@ -437,7 +406,9 @@ impl Fetcher {
                 }
                 file.write_all(&buf[..n]).map_err(|e| io(e, &part))?;
                 s256.update(&buf[..n]);
-                other.update(&buf[..n]);
+                if let Some(h) = other.as_mut() {
+                    h.update(&buf[..n]);
+                }
                 size += n as u64;
                 on_bytes(n as u64);
             }
@@ -450,8 +421,8 @@ impl Fetcher {
                 });
             }
             file.sync_all().map_err(|e| io(e, &part))?;
-            let s = hex::encode(s256.finalize());
-            let o = other.finish().unwrap_or_else(|| s.clone());
+            let s = s256.hex();
+            let o = other.map(Hasher::hex).unwrap_or_else(|| s.clone());
             Ok((size, s, o))
         });
         let (size, sha256, other) = match result {

@@ -32,8 +32,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use airlock_base::digest::{self, Algorithm, Hasher, sha256_hex_of};
 use serde_json::Value;
-use sha2::Digest as _;
 
 use super::oci::{ANNOTATION_REF_NAME, ImageRef, blob_path, upstream_descriptor};
 
@@ -240,10 +240,6 @@ struct Plan {
     targets: Vec<(String, Option<String>)>,
 }
 
-fn sha256_hex_of(digest: &str) -> Option<&str> {
-    digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-}
-
 /// The named entries of `index.json`.
 fn read_index(layout: &Path) -> Result<Vec<Entry>, ImportError> {
     let path = layout.join("index.json");
@@ -326,7 +322,7 @@ impl Walker<'_> {
         if bytes.len() as u64 != size {
             return Err(self.integrity(&digest, &path, format!("is {} bytes, but {size} are named", bytes.len())));
         }
-        let actual = hex::encode(sha2::Sha256::digest(&bytes));
+        let actual = digest::sha256_hex(&bytes);
         if actual != hex {
             return Err(self.integrity(&digest, &path, format!("does not match its digest (its sha256 is {actual})")));
         }
@@ -470,24 +466,20 @@ fn new_file(path: &Path) -> io::Result<fs::File> {
 
 /// The sha256 of a file, reporting bytes as they are read.
 fn hash_file(path: &Path, progress: &mut dyn FnMut(Progress<'_>)) -> io::Result<String> {
-    let mut f = fs::File::open(path)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-        progress(Progress::Bytes(n as u64));
-    }
+    let mut h = Hasher::new(Algorithm::Sha256);
+    digest::read_chunks(path, |chunk| {
+        h.update(chunk);
+        progress(Progress::Bytes(chunk.len() as u64));
+        Ok(())
+    })?;
+    Ok(h.hex())
 }
 
 /// Copies `src` to the new file `dest`, flushed to disk; the sha256 of what was copied.
 fn copy_hashed(src: &Path, dest: &Path, progress: &mut dyn FnMut(Progress<'_>)) -> io::Result<String> {
     let mut from = fs::File::open(src)?;
     let mut to = new_file(dest)?;
-    let mut h = sha2::Sha256::new();
+    let mut h = Hasher::new(Algorithm::Sha256);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = from.read(&mut buf)?;
@@ -499,7 +491,7 @@ fn copy_hashed(src: &Path, dest: &Path, progress: &mut dyn FnMut(Progress<'_>)) 
         progress(Progress::Bytes(n as u64));
     }
     to.sync_all()?;
-    Ok(hex::encode(h.finalize()))
+    Ok(h.hex())
 }
 
 /// Whether a link file already holds `digest`.

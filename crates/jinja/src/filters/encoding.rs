@@ -93,16 +93,7 @@ pub(super) fn f_b64decode(args: Args) -> Result<Value, Error> {
 
 /// The hex digest of `data` with one of md5, sha1, sha224, sha256, sha384, sha512.
 pub fn hexdigest(hashtype: &str, data: &[u8]) -> Option<String> {
-    use md5::Digest as _;
-    Some(match hashtype {
-        "md5" => hex::encode(md5::Md5::digest(data)),
-        "sha1" => hex::encode(sha1::Sha1::digest(data)),
-        "sha224" => hex::encode(sha2::Sha224::digest(data)),
-        "sha256" => hex::encode(sha2::Sha256::digest(data)),
-        "sha384" => hex::encode(sha2::Sha384::digest(data)),
-        "sha512" => hex::encode(sha2::Sha512::digest(data)),
-        _ => return None,
-    })
+    airlock_base::digest::Algorithm::from_name(hashtype).map(|a| airlock_base::digest::hex_digest(a, data))
 }
 
 pub(super) fn f_hash(args: Args) -> Result<Value, Error> {

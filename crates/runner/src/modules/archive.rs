@@ -161,7 +161,7 @@ fn summary_of_archive(path: &Path) -> Option<Summary> {
             tar::EntryType::Link => ('h', 0, String::new()),
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             _ => {
-                let mut hs = Hasher::new("sha1")?;
+                let mut hs = Hasher::named("sha1")?;
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
                     let n = e.read(&mut buf).ok()?;
@@ -182,7 +182,7 @@ fn summary_of_archive(path: &Path) -> Option<Summary> {
 fn gunzip_sha1(path: &Path) -> Option<String> {
     let f = fs::File::open(path).ok()?;
     let mut gz = flate2::read::MultiGzDecoder::new(BufReader::new(f));
-    let mut h = Hasher::new("sha1")?;
+    let mut h = Hasher::named("sha1")?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = gz.read(&mut buf).ok()?;

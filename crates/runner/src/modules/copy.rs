@@ -148,8 +148,7 @@ pub fn write_file(
 }
 
 fn sha1_hex(data: &[u8]) -> String {
-    use sha1::Digest;
-    hex::encode(sha1::Sha1::digest(data))
+    airlock_base::digest::hex_digest(airlock_base::digest::Algorithm::Sha1, data)
 }
 
 /// Runs `validate` (a command with `%s`) on the new content before it is put in place.

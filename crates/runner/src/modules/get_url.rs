@@ -175,9 +175,9 @@ pub(crate) fn fetch_to_temp(url: &str, opts: &FetchOptions, tmp_dir: &Path, algo
     };
     let msg = if is_file_url(url) { format!("OK ({} bytes)", len.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into())) } else { http::ok_msg(&headers) };
     let pb = ctx.progress.bar(len.unwrap_or(0), &name, true);
-    let mut sha1 = Hasher::new("sha1").expect("sha1");
-    let mut md5 = Hasher::new("md5").expect("md5");
-    let mut other = algo.filter(|a| *a != "sha1" && *a != "md5").and_then(Hasher::new);
+    let mut sha1 = Hasher::named("sha1").expect("sha1");
+    let mut md5 = Hasher::named("md5").expect("md5");
+    let mut other = algo.filter(|a| *a != "sha1" && *a != "md5").and_then(Hasher::named);
     let copied = http::copy_body(&mut reader, tmp.as_file_mut(), |chunk| {
         sha1.update(chunk);
         md5.update(chunk);

@@ -323,7 +323,7 @@ pub fn run(args: &Args, ctx: &ModuleContext) -> ModuleOutcome {
         let declared = resp.content_length();
         let len = declared.unwrap_or(0);
         let pb = ctx.progress.bar(len, &name, true);
-        let mut sha1 = Hasher::new("sha1").expect("sha1");
+        let mut sha1 = Hasher::named("sha1").expect("sha1");
         let mut kept = Vec::new();
         let copied = http::copy_body(&mut resp, tmp.as_file_mut(), |chunk| {
             sha1.update(chunk);

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 use super::{ANNOTATION_REF_NAME, ANNOTATION_UPSTREAM_DIGEST, ANNOTATION_UPSTREAM_MEDIA_TYPE, ANNOTATION_UPSTREAM_SIZE, MEDIA_OCI_INDEX};
 
@@ -86,9 +85,7 @@ pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     layout.join("blobs").join(algo).join(hex)
 }
 
-pub(super) fn sha256_of(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
+pub(super) use airlock_base::digest::sha256_hex as sha256_of;
 
 /// Blob paths being written by this process, so two pulls sharing a layer never write the
 /// same file at once.

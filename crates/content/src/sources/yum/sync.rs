@@ -339,11 +339,10 @@ impl<'a> Ctx<'a> {
     }
 
     fn small_file(&self, rel: &Path, url: &str, kind: FileKind, bytes: &[u8], downloaded: bool) -> SyncedFile {
-        use sha2::Digest;
         SyncedFile {
             path: self.prefix.join(rel),
             size: bytes.len() as u64,
-            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            sha256: airlock_base::digest::sha256_hex(bytes),
             url: url.to_string(),
             kind,
             downloaded,
@@ -492,20 +491,13 @@ pub fn plan(fetcher: &Fetcher, repo: &YumRepo, dest: &Path, concurrency: usize) 
 }
 
 fn sha256_of(bytes: &[u8]) -> Checksum {
-    use sha2::Digest;
-    Checksum::sha256(&hex::encode(sha2::Sha256::digest(bytes)))
+    Checksum::sha256(&airlock_base::digest::sha256_hex(bytes))
 }
 
 /// The sha256 of `bytes` and their digest in `sum`'s algorithm.
 fn hash_bytes(bytes: &[u8], sum: &Checksum) -> (String, String) {
-    use sha2::Digest;
-    let s = hex::encode(sha2::Sha256::digest(bytes));
-    let o = match sum.algo {
-        Algo::Sha256 => s.clone(),
-        Algo::Sha512 => hex::encode(sha2::Sha512::digest(bytes)),
-        Algo::Sha1 => hex::encode(sha1::Sha1::digest(bytes)),
-        Algo::Md5 => hex::encode(md5::Md5::digest(bytes)),
-    };
+    let s = airlock_base::digest::sha256_hex(bytes);
+    let o = if sum.algo == Algo::Sha256 { s.clone() } else { airlock_base::digest::hex_digest(sum.algo.into(), bytes) };
     (s, o)
 }
 

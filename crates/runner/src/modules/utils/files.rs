@@ -6,12 +6,13 @@
 
 use std::ffi::{CStr, CString};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use airlock_base::digest::{self, Algorithm};
 use serde_json::{Map, Value};
 
 use crate::modules::{Args, Diff, ModuleFail, args};
@@ -311,66 +312,13 @@ pub fn path_info(path: &Path) -> Map<String, Value> {
 /// The hash algorithms Ansible's `checksum` arguments accept.
 pub const HASH_ALGORITHMS: &[&str] = &["md5", "sha1", "sha224", "sha256", "sha384", "sha512"];
 
-/// A running digest of one of `HASH_ALGORITHMS`.
-pub enum Hasher {
-    Md5(md5::Md5),
-    Sha1(sha1::Sha1),
-    Sha224(sha2::Sha224),
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    pub fn new(algo: &str) -> Option<Self> {
-        use sha2::Digest;
-        Some(match algo.to_ascii_lowercase().as_str() {
-            "md5" => Hasher::Md5(md5::Md5::new()),
-            "sha1" => Hasher::Sha1(sha1::Sha1::new()),
-            "sha224" => Hasher::Sha224(sha2::Sha224::new()),
-            "sha256" => Hasher::Sha256(sha2::Sha256::new()),
-            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
-            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
-            _ => return None,
-        })
-    }
-    pub fn update(&mut self, data: &[u8]) {
-        use sha2::Digest;
-        match self {
-            Hasher::Md5(h) => h.update(data),
-            Hasher::Sha1(h) => h.update(data),
-            Hasher::Sha224(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-    pub fn hex(self) -> String {
-        use sha2::Digest;
-        match self {
-            Hasher::Md5(h) => hex::encode(h.finalize()),
-            Hasher::Sha1(h) => hex::encode(h.finalize()),
-            Hasher::Sha224(h) => hex::encode(h.finalize()),
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha384(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        }
-    }
-}
+pub use airlock_base::digest::Hasher;
 
 /// The hex digest of a file with `algo` (one of `HASH_ALGORITHMS`).
 pub fn file_digest(path: &Path, algo: &str) -> io::Result<String> {
-    let mut h = Hasher::new(algo).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("unknown hash algorithm {algo}")))?;
-    let mut f = fs::File::open(path)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.hex())
+    let algo = Algorithm::from_name(algo).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("unknown hash algorithm {algo}")))?;
+    let (_, mut hex) = digest::hash_file(path, &[algo])?;
+    Ok(hex.remove(0))
 }
 
 /// The process umask, read without changing it.
