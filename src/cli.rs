@@ -284,7 +284,7 @@ fn playbook(a: PlaybookArgs) -> i32 {
 
 fn archive(cmd: ArchiveCommand) -> i32 {
     use airlock_content::archive::{self, human_size};
-    let fail = |e: archive::BundleError| {
+    let fail = |e: archive::ArchiveError| {
         eprintln!("ERROR! {e}");
         1
     };

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use airlock_content::archive::{self, Artifact, BundleError, ExtractOptions, Manifest, ProblemKind, WriteOptions};
+use airlock_content::archive::{self, ArchiveError, Artifact, ExtractOptions, Manifest, ProblemKind, WriteOptions};
 
 use crate::support::tree;
 
@@ -585,7 +585,7 @@ fn extract_refuses_symlinks_already_in_dest() {
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, dest.join("yum")).unwrap();
     let e = archive::extract_archive(&out, &dest, ExtractOptions::default()).unwrap_err();
-    assert!(matches!(e, BundleError::Destination { .. }), "{e}");
+    assert!(matches!(e, ArchiveError::Destination { .. }), "{e}");
     assert!(e.to_string().contains("is a symbolic link; refusing to write through it"), "{e}");
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
 }

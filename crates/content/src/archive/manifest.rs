@@ -21,7 +21,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BundleError, FORMAT_VERSION, KindTotal, MANIFEST_NAME, io_err};
+use super::{ArchiveError, FORMAT_VERSION, KindTotal, MANIFEST_NAME, io_err};
 
 /// Well-known artifact kinds; any other string is accepted too.
 pub mod kind {
@@ -55,7 +55,7 @@ pub struct Artifact {
 
 impl Artifact {
     /// Describes the cache file `cache_root/path`, hashing it.
-    pub fn from_file(cache_root: &Path, path: &str, kind: &str, source: &str) -> Result<Artifact, BundleError> {
+    pub fn from_file(cache_root: &Path, path: &str, kind: &str, source: &str) -> Result<Artifact, ArchiveError> {
         let full = cache_root.join(path);
         let (size, sha256) = hash_file(&full)?;
         Ok(Artifact { kind: kind.to_string(), path: path.to_string(), size, sha256, source: source.to_string(), name: None, version: None })
@@ -63,7 +63,7 @@ impl Artifact {
 }
 
 /// Size and lowercase hex sha256 of a file, read once through a bounded buffer.
-pub fn hash_file(path: &Path) -> Result<(u64, String), BundleError> {
+pub fn hash_file(path: &Path) -> Result<(u64, String), ArchiveError> {
     airlock_base::digest::sha256_file(path).map_err(io_err(path))
 }
 
@@ -87,9 +87,9 @@ impl fmt::Display for ValidationError {
     }
 }
 
-impl From<ValidationError> for BundleError {
+impl From<ValidationError> for ArchiveError {
     fn from(e: ValidationError) -> Self {
-        BundleError::Manifest(e.0)
+        ArchiveError::Manifest(e.0)
     }
 }
 
@@ -196,21 +196,21 @@ impl Manifest {
         s
     }
 
-    pub fn from_json(s: &[u8]) -> Result<Manifest, BundleError> {
-        serde_json::from_slice(s).map_err(|e| BundleError::Manifest(e.to_string()))
+    pub fn from_json(s: &[u8]) -> Result<Manifest, ArchiveError> {
+        serde_json::from_slice(s).map_err(|e| ArchiveError::Manifest(e.to_string()))
     }
 
-    pub fn load(path: &Path) -> Result<Manifest, BundleError> {
+    pub fn load(path: &Path) -> Result<Manifest, ArchiveError> {
         let data = std::fs::read(path).map_err(io_err(path))?;
         Manifest::from_json(&data).map_err(|e| match e {
-            BundleError::Manifest(m) => BundleError::Manifest(format!("{}: {m}", path.display())),
+            ArchiveError::Manifest(m) => ArchiveError::Manifest(format!("{}: {m}", path.display())),
             e => e,
         })
     }
 
     /// Describes every regular file under `cache_root` (symlinks are not followed), hashing
     /// each; `classify` gives a relative path's kind and source.
-    pub fn scan(cache_root: &Path, classify: &dyn Fn(&str) -> (String, String)) -> Result<Manifest, BundleError> {
+    pub fn scan(cache_root: &Path, classify: &dyn Fn(&str) -> (String, String)) -> Result<Manifest, ArchiveError> {
         let mut paths = Vec::new();
         walk(cache_root, "", &mut paths)?;
         let mut artifacts = Vec::with_capacity(paths.len());
@@ -222,14 +222,14 @@ impl Manifest {
     }
 }
 
-fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), BundleError> {
+fn walk(root: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), ArchiveError> {
     let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
     let rd = std::fs::read_dir(&dir).map_err(io_err(&dir))?;
     for e in rd {
         let e = e.map_err(io_err(&dir))?;
         let name = e.file_name();
         let Some(name) = name.to_str() else {
-            return Err(BundleError::Manifest(format!("{}: file name is not UTF-8", e.path().display())));
+            return Err(ArchiveError::Manifest(format!("{}: file name is not UTF-8", e.path().display())));
         };
         let p = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
         let ft = e.file_type().map_err(io_err(&e.path()))?;

@@ -51,7 +51,7 @@ pub enum Compression {
 
 impl Compression {
     /// `.tar` plain, `.tar.gz`/`.tgz` gzip, `.tar.zst`/`.tzst` zstd.
-    pub fn from_path(path: &Path) -> Result<Compression, BundleError> {
+    pub fn from_path(path: &Path) -> Result<Compression, ArchiveError> {
         let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
         if name.ends_with(".tar") {
             Ok(Compression::None)
@@ -60,7 +60,7 @@ impl Compression {
         } else if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
             Ok(Compression::Zstd)
         } else {
-            Err(BundleError::BadName(path.display().to_string()))
+            Err(ArchiveError::BadName(path.display().to_string()))
         }
     }
 
@@ -87,7 +87,7 @@ impl Compression {
 /// Why writing, reading or extracting an archive failed. Every variant names the file, entry
 /// or artifact concerned.
 #[derive(Debug, thiserror::Error)]
-pub enum BundleError {
+pub enum ArchiveError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("{0}: unsupported archive name (use .tar, .tar.gz/.tgz or .tar.zst/.tzst)")]
@@ -119,8 +119,8 @@ fn join_problems(p: &[Problem]) -> String {
     s
 }
 
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
-    move |source| BundleError::Io { path: path.display().to_string(), source }
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io { path: path.display().to_string(), source }
 }
 
 /// `1.5 GiB`, `12.0 MiB`, `512 B`: binary units, one decimal.

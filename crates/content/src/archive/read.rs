@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::manifest::{check_path, hash_file};
-use super::{BUF_SIZE, BundleError, Compression, MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, Progress, io_err};
+use super::{ArchiveError, BUF_SIZE, Compression, MANIFEST_NAME, MAX_MANIFEST_BYTES, Manifest, Progress, io_err};
 
 /// Count and total size of one kind of artifact.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -132,7 +132,7 @@ pub struct ExtractReport {
 type Stream = Box<dyn Read>;
 
 /// Opens an archive for streaming, decompressing as its first bytes say.
-fn open(path: &Path) -> Result<(Compression, u64, tar::Archive<Stream>), BundleError> {
+fn open(path: &Path) -> Result<(Compression, u64, tar::Archive<Stream>), ArchiveError> {
     let f = File::open(path).map_err(io_err(path))?;
     let size = f.metadata().map_err(io_err(path))?.len();
     let mut r = BufReader::with_capacity(BUF_SIZE, f);
@@ -146,8 +146,8 @@ fn open(path: &Path) -> Result<(Compression, u64, tar::Archive<Stream>), BundleE
 }
 
 /// Reads and validates the first entry, which must be `manifest.json`.
-fn read_manifest<R: Read>(entries: &mut tar::Entries<'_, R>, path: &Path) -> Result<Manifest, BundleError> {
-    let not = |why: String| BundleError::NotArchive { path: path.display().to_string(), why };
+fn read_manifest<R: Read>(entries: &mut tar::Entries<'_, R>, path: &Path) -> Result<Manifest, ArchiveError> {
+    let not = |why: String| ArchiveError::NotArchive { path: path.display().to_string(), why };
     let mut e = match entries.next() {
         None => return Err(not("the archive is empty".into())),
         Some(Err(e)) => return Err(not(format!("cannot read the first entry: {e}"))),
@@ -167,8 +167,8 @@ fn read_manifest<R: Read>(entries: &mut tar::Entries<'_, R>, path: &Path) -> Res
         return Err(not(format!("{MANIFEST_NAME} is cut short ({} of {size} bytes): truncated archive", data.len())));
     }
     let m = Manifest::from_json(&data)
-        .map_err(|e| BundleError::Manifest(format!("{MANIFEST_NAME} in {}: {}", path.display(), e.to_string().trim_start_matches("invalid manifest: "))))?;
-    m.validate().map_err(|e| BundleError::Manifest(format!("{MANIFEST_NAME} in {}: {e}", path.display())))?;
+        .map_err(|e| ArchiveError::Manifest(format!("{MANIFEST_NAME} in {}: {}", path.display(), e.to_string().trim_start_matches("invalid manifest: "))))?;
+    m.validate().map_err(|e| ArchiveError::Manifest(format!("{MANIFEST_NAME} in {}: {e}", path.display())))?;
     Ok(m)
 }
 
@@ -279,7 +279,7 @@ fn entry_error(at: String, e: io::Error) -> Problem {
 /// Streams the archive once and checks every entry against the manifest: each damaged,
 /// mis-sized, missing, unexpected, duplicated, unsafe or non-regular entry is reported by
 /// name. Errors only when the archive cannot be opened or has no valid manifest.
-pub fn verify_archive(path: &Path) -> Result<VerifyReport, BundleError> {
+pub fn verify_archive(path: &Path) -> Result<VerifyReport, ArchiveError> {
     let (compression, _, mut archive) = open(path)?;
     let mut problems = Vec::new();
     let mut files_ok = 0u64;
@@ -361,7 +361,7 @@ pub fn verify_archive(path: &Path) -> Result<VerifyReport, BundleError> {
 }
 
 /// The manifest and its totals by kind, reading only the first entry of the archive.
-pub fn inspect_archive(path: &Path) -> Result<InspectReport, BundleError> {
+pub fn inspect_archive(path: &Path) -> Result<InspectReport, ArchiveError> {
     let (compression, archive_bytes, mut archive) = open(path)?;
     let mut entries = archive.entries().map_err(io_err(path))?;
     let manifest = read_manifest(&mut entries, path)?;
@@ -396,8 +396,8 @@ fn sync_fs(dir: &Path) -> io::Result<()> {
 /// Where `rel` stands under `dest`: every existing parent must be a real directory (never a
 /// symbolic link, so nothing is written outside `dest`); returns the target's metadata when
 /// it exists as a regular file.
-fn dest_state(dest: &Path, rel: &str) -> Result<Option<std::fs::Metadata>, BundleError> {
-    let refuse = |p: &Path, why: &str| BundleError::Destination { dest: dest.display().to_string(), why: format!("{} {why}", p.display()) };
+fn dest_state(dest: &Path, rel: &str) -> Result<Option<std::fs::Metadata>, ArchiveError> {
+    let refuse = |p: &Path, why: &str| ArchiveError::Destination { dest: dest.display().to_string(), why: format!("{} {why}", p.display()) };
     let mut p = dest.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
     for (i, c) in parts.iter().enumerate() {
@@ -428,14 +428,14 @@ fn dest_state(dest: &Path, rel: &str) -> Result<Option<std::fs::Metadata>, Bundl
 }
 
 /// Creates the missing parents of `dest/rel` (mode 0755), refusing symbolic links.
-fn make_parents(dest: &Path, rel: &str) -> Result<(), BundleError> {
+fn make_parents(dest: &Path, rel: &str) -> Result<(), ArchiveError> {
     let mut p = dest.to_path_buf();
     let Some((dirs, _)) = rel.rsplit_once('/') else { return Ok(()) };
     for c in dirs.split('/') {
         p.push(c);
         match std::fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(BundleError::Destination { dest: dest.display().to_string(), why: format!("{} is not a directory", p.display()) }),
+            Ok(_) => return Err(ArchiveError::Destination { dest: dest.display().to_string(), why: format!("{} is not a directory", p.display()) }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::DirBuilder::new().mode(0o755).create(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) => {}
@@ -447,12 +447,12 @@ fn make_parents(dest: &Path, rel: &str) -> Result<(), BundleError> {
     Ok(())
 }
 
-fn unsafe_entry(p: Problem) -> BundleError {
+fn unsafe_entry(p: Problem) -> ArchiveError {
     match p.kind {
         ProblemKind::UnsafePath(_) | ProblemKind::BadType(_) | ProblemKind::Unexpected | ProblemKind::Duplicate => {
-            BundleError::Unsafe { entry: p.path.clone(), why: p.to_string().trim_start_matches(&format!("{}: ", p.path)).to_string() }
+            ArchiveError::Unsafe { entry: p.path.clone(), why: p.to_string().trim_start_matches(&format!("{}: ", p.path)).to_string() }
         }
-        _ => BundleError::Verify(vec![p]),
+        _ => ArchiveError::Verify(vec![p]),
     }
 }
 
@@ -470,10 +470,10 @@ const STAGING_PREFIX: &str = ".airlock-staging-";
 ///    directory is removed: nothing is put in place from a bad archive.
 /// 3. Once the whole archive has been read and every artifact found, the files are flushed
 ///    to disk and renamed into place; `manifest.json` is written last, at `dest`'s root.
-pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result<ExtractReport, BundleError> {
+pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result<ExtractReport, ArchiveError> {
     std::fs::create_dir_all(dest).map_err(io_err(dest))?;
     if !std::fs::metadata(dest).map_err(io_err(dest))?.is_dir() {
-        return Err(BundleError::Destination { dest: dest.display().to_string(), why: "not a directory".into() });
+        return Err(ArchiveError::Destination { dest: dest.display().to_string(), why: "not a directory".into() });
     }
     // One extraction at a time into dest; the staging directory of one that was killed goes
     // first (it may be as large as the archive, and the free space check needs that room).
@@ -501,7 +501,7 @@ pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result
     if !opts.skip_space_check {
         let available = free_space(dest).map_err(io_err(dest))?;
         if needed > available {
-            return Err(BundleError::NoSpace { dest: dest.display().to_string(), needed, available });
+            return Err(ArchiveError::NoSpace { dest: dest.display().to_string(), needed, available });
         }
     }
 
@@ -516,7 +516,7 @@ pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result
         let mut buf = vec![0u8; BUF_SIZE];
         let mut last = MANIFEST_NAME.to_string();
         for e in entries.by_ref() {
-            let mut e = e.map_err(|err| BundleError::Verify(vec![entry_error(format!("after {last}"), err)]))?;
+            let mut e = e.map_err(|err| ArchiveError::Verify(vec![entry_error(format!("after {last}"), err)]))?;
             let (name, class) = classify(&e, &index, &dirs).map_err(unsafe_entry)?;
             let i = match class {
                 Class::Dir => {
@@ -533,7 +533,7 @@ pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result
             }
             let a = &manifest.artifacts[i];
             if e.size() != a.size {
-                return Err(BundleError::Verify(vec![problem(name, ProblemKind::SizeMismatch { manifest: a.size, archive: e.size() })]));
+                return Err(ArchiveError::Verify(vec![problem(name, ProblemKind::SizeMismatch { manifest: a.size, archive: e.size() })]));
             }
             last.clone_from(&name);
             if !todo[i] {
@@ -552,18 +552,18 @@ pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result
                 }
             })
             .map_err(|err| match err {
-                Ok(read) => BundleError::Verify(vec![entry_error(name.clone(), read)]),
+                Ok(read) => ArchiveError::Verify(vec![entry_error(name.clone(), read)]),
                 Err(write) => io_err(&target)(write),
             })?;
             if got < a.size {
-                return Err(BundleError::Verify(vec![problem(name, ProblemKind::Truncated(format!("{got} of {} bytes", a.size)))]));
+                return Err(ArchiveError::Verify(vec![problem(name, ProblemKind::Truncated(format!("{got} of {} bytes", a.size)))]));
             }
             if sha != a.sha256 {
-                return Err(BundleError::Verify(vec![problem(name, ProblemKind::Damaged { expected: a.sha256.clone(), actual: sha })]));
+                return Err(ArchiveError::Verify(vec![problem(name, ProblemKind::Damaged { expected: a.sha256.clone(), actual: sha })]));
             }
             progress.files_done += 1;
         }
-        check_end(&mut archive.into_inner()).map_err(|kind| BundleError::Verify(vec![problem(WHOLE, kind)]))?;
+        check_end(&mut archive.into_inner()).map_err(|kind| ArchiveError::Verify(vec![problem(WHOLE, kind)]))?;
         let missing: Vec<Problem> = manifest
             .artifacts
             .iter()
@@ -573,7 +573,7 @@ pub fn extract_archive(path: &Path, dest: &Path, opts: ExtractOptions) -> Result
             .map(|((a, _), _)| problem(a.path.clone(), ProblemKind::Missing))
             .collect();
         if !missing.is_empty() {
-            return Err(BundleError::Verify(missing));
+            return Err(ArchiveError::Verify(missing));
         }
         sync_fs(stage).map_err(io_err(stage))?;
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{BUF_SIZE, BundleError, Compression, MANIFEST_NAME, Manifest, Progress, io_err};
+use super::{ArchiveError, BUF_SIZE, Compression, MANIFEST_NAME, Manifest, Progress, io_err};
 
 /// How [`write_archive`] compresses and reports.
 #[derive(Clone, Copy, Default)]
@@ -130,7 +130,7 @@ impl Drop for PartGuard {
 /// (`.tar`, `.tar.gz`/`.tgz`, `.tar.zst`/`.tzst`). The manifest is written sorted by path.
 /// A cache file that is missing, or whose size or sha256 differs from the manifest, is an
 /// error naming it, and no archive is left behind.
-pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: WriteOptions) -> Result<WriteReport, BundleError> {
+pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: WriteOptions) -> Result<WriteReport, ArchiveError> {
     let compression = Compression::from_path(out)?;
     let manifest: Cow<Manifest> = if manifest.is_sorted() {
         Cow::Borrowed(manifest)
@@ -155,7 +155,7 @@ pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: W
 
     let total = manifest.total_size();
     let mut dirs: HashSet<String> = HashSet::new();
-    std::thread::scope(|scope| -> Result<(), BundleError> {
+    std::thread::scope(|scope| -> Result<(), ArchiveError> {
         // Hashing runs beside reading and writing: full buffers go to the hasher thread and
         // come back empty (at most POOL of them); each file's sum is checked once it is ready,
         // and always before the archive is completed.
@@ -182,10 +182,10 @@ pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: W
             if sha == a.sha256 {
                 Ok(())
             } else {
-                Err(BundleError::CacheMismatch { path: a.path.clone(), what: format!("sha256 {sha} in the cache, {} in the manifest", a.sha256) })
+                Err(ArchiveError::CacheMismatch { path: a.path.clone(), what: format!("sha256 {sha} in the cache, {} in the manifest", a.sha256) })
             }
         };
-        let hasher_gone = || BundleError::Io { path: part.display().to_string(), source: io::Error::other("the hashing thread stopped") };
+        let hasher_gone = || ArchiveError::Io { path: part.display().to_string(), source: io::Error::other("the hashing thread stopped") };
         let mut made = 0;
         let mut sums = 0;
         let mut progress = Progress { bytes_done: 0, bytes_total: total, files_done: 0, files_total: manifest.artifacts.len() as u64 };
@@ -205,15 +205,18 @@ pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: W
             let src = cache_root.join(&a.path);
             let mut f = match File::open(&src) {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BundleError::CacheMissing { path: a.path.clone() }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ArchiveError::CacheMissing { path: a.path.clone() }),
                 Err(e) => return Err(io_err(&src)(e)),
             };
             let meta = f.metadata().map_err(io_err(&src))?;
             if !meta.is_file() {
-                return Err(BundleError::CacheMismatch { path: a.path.clone(), what: "not a regular file".into() });
+                return Err(ArchiveError::CacheMismatch { path: a.path.clone(), what: "not a regular file".into() });
             }
             if meta.len() != a.size {
-                return Err(BundleError::CacheMismatch { path: a.path.clone(), what: format!("size {} in the cache, {} in the manifest", meta.len(), a.size) });
+                return Err(ArchiveError::CacheMismatch {
+                    path: a.path.clone(),
+                    what: format!("size {} in the cache, {} in the manifest", meta.len(), a.size),
+                });
             }
             // The header (and a GNU long-name entry when needed) goes through the builder; the
             // data is streamed here, in large blocks, so that each file is read once.
@@ -233,7 +236,7 @@ pub fn write_archive(cache_root: &Path, manifest: &Manifest, out: &Path, opts: W
                 let want = left.min(buf.len() as u64) as usize;
                 let n = match f.read(&mut buf[..want]) {
                     Ok(0) => {
-                        return Err(BundleError::CacheMismatch {
+                        return Err(ArchiveError::CacheMismatch {
                             path: a.path.clone(),
                             what: format!("file shrank while being read ({} of {} bytes)", a.size - left, a.size),
                         });

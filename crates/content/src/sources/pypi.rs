@@ -254,6 +254,7 @@ pub struct PipNet {
 
 /// [`download`] with [`PipNet`] settings for how pip connects, and `mode` for how its result
 /// is read ([`Mode::Auto`] but in tests of the old-pip path).
+// pip download's own options, one argument each, as the module takes them.
 #[allow(clippy::too_many_arguments)]
 pub fn download_with(
     requirements: &[String],

@@ -81,6 +81,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 }
 
 /// Writes `data` to `dest` when it differs, then applies attributes. Shared with `template`.
+// The copy and template modules' own arguments, each passed through as Ansible names it.
 #[allow(clippy::too_many_arguments)]
 pub fn write_file(
     ctx: &ModuleContext,

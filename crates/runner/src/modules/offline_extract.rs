@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::{Args, ModuleContext, ModuleFail, ModuleOutcome, ModuleResult, args};
-use airlock_content::archive::{self, BundleError, ExtractOptions, ProblemKind, human_size};
+use airlock_content::archive::{self, ArchiveError, ExtractOptions, ProblemKind, human_size};
 
 const ALLOWED: &[&str] = &["src", "dest"];
 
@@ -49,7 +49,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
                 human_size(r.bytes_skipped)
             ))),
         // Extraction stops at the first bad entry; a full verification names every one.
-        Err(e @ (BundleError::Verify(_) | BundleError::Io { .. } | BundleError::Unsafe { .. })) => match archive::verify_archive(&src) {
+        Err(e @ (ArchiveError::Verify(_) | ArchiveError::Io { .. } | ArchiveError::Unsafe { .. })) => match archive::verify_archive(&src) {
             Ok(v) if !v.is_ok() => {
                 let names: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
                 // Entries that would land outside dest, or are links or devices, are never
@@ -80,7 +80,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
 
 /// The failure for an archive that was refused: the archive named (a run may unpack several,
 /// and errors such as "not enough free space" name only `dest`), and what was left alone.
-fn refused(src: &std::path::Path, dest: &std::path::Path, e: &BundleError) -> ModuleFail {
+fn refused(src: &std::path::Path, dest: &std::path::Path, e: &ArchiveError) -> ModuleFail {
     let msg = e.to_string();
     let shown = src.display().to_string();
     let prefix = if msg.contains(&shown) { String::new() } else { format!("{shown}: ") };
