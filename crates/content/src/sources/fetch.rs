@@ -29,9 +29,18 @@ pub struct Checksum {
     pub hex: String,
 }
 
+/// Why a checksum text does not parse; it names the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChecksumError {
+    #[error("unsupported checksum algorithm '{algo}' in '{spec}'")]
+    Algorithm { algo: String, spec: String },
+    #[error("checksum '{spec}' is not hexadecimal")]
+    NotHex { spec: String },
+}
+
 impl Checksum {
     /// Parses `algo:hex`; a bare 64-hex string is sha256.
-    pub fn parse(s: &str) -> Result<Checksum, String> {
+    pub fn parse(s: &str) -> Result<Checksum, ChecksumError> {
         let (algo, hex) = match s.split_once(':') {
             Some((a, h)) => (a.to_ascii_lowercase(), h.trim().to_ascii_lowercase()),
             None => ("sha256".to_string(), s.trim().to_ascii_lowercase()),
@@ -41,10 +50,10 @@ impl Checksum {
             "sha512" => Algo::Sha512,
             "sha1" | "sha" => Algo::Sha1,
             "md5" => Algo::Md5,
-            other => return Err(format!("unsupported checksum algorithm '{other}' in '{s}'")),
+            other => return Err(ChecksumError::Algorithm { algo: other.to_string(), spec: s.to_string() }),
         };
         if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("checksum '{s}' is not hexadecimal"));
+            return Err(ChecksumError::NotHex { spec: s.to_string() });
         }
         Ok(Checksum { algo, hex })
     }
@@ -507,8 +516,8 @@ mod tests {
     #[test]
     fn checksums_parse() {
         assert_eq!(Checksum::parse("SHA256:AB").unwrap(), Checksum { algo: Algo::Sha256, hex: "ab".into() });
-        assert!(Checksum::parse("crc32:00").is_err());
-        assert!(Checksum::parse("sha256:zz").is_err());
+        assert_eq!(Checksum::parse("crc32:00").unwrap_err().to_string(), "unsupported checksum algorithm 'crc32' in 'crc32:00'");
+        assert_eq!(Checksum::parse("sha256:zz").unwrap_err().to_string(), "checksum 'sha256:zz' is not hexadecimal");
     }
 
     #[test]

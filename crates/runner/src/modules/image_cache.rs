@@ -135,7 +135,7 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     pb.finish_and_clear();
     // Images no longer asked for leave the index (their blobs are not recorded for the archive).
     let keep: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
-    let dropped = oci::prune_index(&dest, &keep).map_err(ModuleFail::new)?;
+    let dropped = oci::prune_index(&dest, &keep).map_err(|e| ModuleFail::new(e.to_string()))?;
     changed |= !dropped.is_empty();
     // The layout's own files, as they are after every pull.
     for f in ["oci-layout", "index.json"] {

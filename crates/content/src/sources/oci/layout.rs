@@ -47,10 +47,29 @@ pub struct PulledImage {
     pub index_changed: bool,
 }
 
+/// What is wrong with an image layout on disk or an entry of its `index.json`; each names the
+/// file or annotation, and says how to fix it where it can.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    /// A file or directory of the layout cannot be read, written, created or locked.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    /// A file of the layout is not what an OCI layout holds there.
+    #[error("{} {problem}", path.display())]
+    Invalid { path: PathBuf, problem: &'static str },
+    /// An entry's `io.airlock.upstream.*` annotation is malformed.
+    #[error("annotation {annotation} {problem}")]
+    Annotation { annotation: &'static str, problem: &'static str },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LayoutError + 'a {
+    move |source| LayoutError::Io { action, path: path.to_path_buf(), source }
+}
+
 /// The descriptor of upstream's manifest or index for an `index.json` entry: from the
 /// entry's `io.airlock.upstream.*` annotations when airlock named the image's OCI-typed form
 /// there, else the entry's own digest, media type and size. Err says what is malformed.
-pub fn upstream_descriptor(entry: &Value) -> Result<UpstreamDescriptor, String> {
+pub fn upstream_descriptor(entry: &Value) -> Result<UpstreamDescriptor, LayoutError> {
     let annotation = |k: &str| entry.get("annotations").and_then(|a| a.get(k));
     let Some(digest) = annotation(ANNOTATION_UPSTREAM_DIGEST) else {
         return Ok(UpstreamDescriptor {
@@ -59,11 +78,11 @@ pub fn upstream_descriptor(entry: &Value) -> Result<UpstreamDescriptor, String> 
             size: entry.get("size").and_then(Value::as_u64),
         });
     };
-    let digest = digest.as_str().ok_or_else(|| format!("annotation {ANNOTATION_UPSTREAM_DIGEST} is not a string"))?;
+    let digest = digest.as_str().ok_or(LayoutError::Annotation { annotation: ANNOTATION_UPSTREAM_DIGEST, problem: "is not a string" })?;
     let size = annotation(ANNOTATION_UPSTREAM_SIZE)
         .and_then(Value::as_str)
         .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| format!("annotation {ANNOTATION_UPSTREAM_SIZE} is missing or not a decimal number"))?;
+        .ok_or(LayoutError::Annotation { annotation: ANNOTATION_UPSTREAM_SIZE, problem: "is missing or not a decimal number" })?;
     let media_type = annotation(ANNOTATION_UPSTREAM_MEDIA_TYPE).and_then(Value::as_str).unwrap_or("").to_string();
     Ok(UpstreamDescriptor { digest: digest.to_string(), media_type, size: Some(size) })
 }
@@ -156,22 +175,20 @@ pub(super) fn store_blob_bytes(path: &Path, hex: &str, bytes: &[u8]) -> std::io:
 
 /// Creates `oci-layout` and `blobs/sha256` when missing; refuses a directory whose
 /// `oci-layout` is not one.
-pub(super) fn init_layout(layout: &Path) -> Result<(), String> {
+pub(super) fn init_layout(layout: &Path) -> Result<(), LayoutError> {
     let blobs = layout.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs).map_err(|e| format!("cannot create {}: {e}", blobs.display()))?;
+    fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
     let marker = layout.join("oci-layout");
     match fs::read(&marker) {
         Ok(bytes) => {
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if v.get("imageLayoutVersion").and_then(Value::as_str).is_none() {
-                return Err(format!("{} is not an OCI layout marker: remove it or choose another directory", marker.display()));
+                return Err(LayoutError::Invalid { path: marker, problem: "is not an OCI layout marker: remove it or choose another directory" });
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(|e| format!("cannot write {}: {e}", marker.display()))
-        }
-        Err(e) => Err(format!("cannot read {}: {e}", marker.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_err("write", &marker)),
+        Err(e) => Err(io_err("read", &marker)(e)),
     }
 }
 
@@ -179,23 +196,23 @@ pub(super) fn init_layout(layout: &Path) -> Result<(), String> {
 /// on `oci-layout`, so concurrent pulls into one layout do not lose entries.
 /// Names `entry` in `index.json` under `ref_name`, replacing an entry of that name; false when
 /// the same entry was there already (nothing written).
-pub(super) fn update_index(layout: &Path, entry: Value, ref_name: &str) -> Result<bool, String> {
+pub(super) fn update_index(layout: &Path, entry: Value, ref_name: &str) -> Result<bool, LayoutError> {
     let marker = layout.join("oci-layout");
-    let _lock = airlock_base::staging::FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
+    let _lock = airlock_base::staging::FileLock::lock(&marker).map_err(io_err("lock", &marker))?;
     let path = layout.join("index.json");
     let mut index = match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
             .ok()
             .filter(Value::is_object)
-            .ok_or_else(|| format!("{} is not a valid image index: fix or remove it", path.display()))?,
+            .ok_or_else(|| LayoutError::Invalid { path: path.clone(), problem: "is not a valid image index: fix or remove it" })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": []}),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(io_err("read", &path)(e)),
     };
     let obj = index.as_object_mut().expect("checked above");
     obj.entry("schemaVersion").or_insert(json!(2));
     let manifests = obj.entry("manifests").or_insert_with(|| json!([]));
     if !manifests.is_array() {
-        return Err(format!("{}: manifests is not a list: fix or remove it", path.display()));
+        return Err(LayoutError::Invalid { path, problem: "holds manifests that are not a list: fix or remove it" });
     }
     let list = manifests.as_array_mut().expect("checked above");
     let named = |m: &Value| m.get("annotations").and_then(|a| a.get(ANNOTATION_REF_NAME)).and_then(Value::as_str) == Some(ref_name);
@@ -208,24 +225,25 @@ pub(super) fn update_index(layout: &Path, entry: Value, ref_name: &str) -> Resul
     Ok(true)
 }
 
-fn write_index(path: &Path, index: &Value) -> Result<(), String> {
+fn write_index(path: &Path, index: &Value) -> Result<(), LayoutError> {
     let mut text = serde_json::to_vec_pretty(index).expect("JSON serialises");
     text.push(b'\n');
-    write_atomic(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_atomic(path, &text).map_err(io_err("write", path))
 }
 
 /// Drops the `index.json` entries not named in `keep` (images no longer asked for), so the
 /// layout names only images whose blobs the cache records. Their blobs stay on disk. Returns
 /// the names dropped.
-pub fn prune_index(layout: &Path, keep: &[String]) -> Result<Vec<String>, String> {
+pub fn prune_index(layout: &Path, keep: &[String]) -> Result<Vec<String>, LayoutError> {
     let marker = layout.join("oci-layout");
     if !marker.is_file() {
         return Ok(Vec::new());
     }
-    let _lock = airlock_base::staging::FileLock::lock(&marker).map_err(|e| format!("cannot lock {}: {e}", marker.display()))?;
+    let _lock = airlock_base::staging::FileLock::lock(&marker).map_err(io_err("lock", &marker))?;
     let path = layout.join("index.json");
     let Ok(bytes) = fs::read(&path) else { return Ok(Vec::new()) };
-    let mut index: Value = serde_json::from_slice(&bytes).map_err(|_| format!("{} is not a valid image index: fix or remove it", path.display()))?;
+    let mut index: Value =
+        serde_json::from_slice(&bytes).map_err(|_| LayoutError::Invalid { path: path.clone(), problem: "is not a valid image index: fix or remove it" })?;
     let Some(list) = index.get_mut("manifests").and_then(Value::as_array_mut) else { return Ok(Vec::new()) };
     let mut dropped = Vec::new();
     list.retain(|m| {
@@ -271,6 +289,6 @@ mod tests {
             ANNOTATION_UPSTREAM_DIGEST: d, ANNOTATION_UPSTREAM_MEDIA_TYPE: MEDIA_DOCKER_LIST, ANNOTATION_UPSTREAM_SIZE: "345"}});
         assert_eq!(upstream_descriptor(&named).unwrap(), UpstreamDescriptor { digest: d.clone(), media_type: MEDIA_DOCKER_LIST.into(), size: Some(345) });
         let bad = json!({"digest": e, "annotations": {ANNOTATION_UPSTREAM_DIGEST: d, ANNOTATION_UPSTREAM_SIZE: "many"}});
-        assert!(upstream_descriptor(&bad).unwrap_err().contains(ANNOTATION_UPSTREAM_SIZE));
+        assert_eq!(upstream_descriptor(&bad).unwrap_err().to_string(), format!("annotation {ANNOTATION_UPSTREAM_SIZE} is missing or not a decimal number"));
     }
 }

@@ -201,7 +201,7 @@ pub fn pull_all(
     let (_lock, _) = airlock_base::staging::DirLock::acquire(&blobs_dir, TMP_PREFIX)
         .map_err(|e| first.err(OciErrorKind::Layout, format!("cannot clean up {}: {e}", blobs_dir.display())))?;
     remove_temporaries(layout).map_err(|e| first.err(OciErrorKind::Layout, format!("cannot clean up {}: {e}", layout.display())))?;
-    init_layout(layout).map_err(|m| first.err(OciErrorKind::Layout, m))?;
+    init_layout(layout).map_err(|e| first.err(OciErrorKind::Layout, e.to_string()))?;
     let concurrency = opts.concurrency.max(1);
     let resolved = parallel(sessions.iter().collect(), concurrency, |s| resolve(s, s.image, layout, opts, true)).into_iter().collect::<Result<Vec<_>, _>>()?;
 
@@ -278,7 +278,7 @@ pub fn pull_all(
         let index_changed = match update_index(layout, entry, &reference) {
             Ok(c) => c,
             Err(m) => {
-                first_error.get_or_insert(s.err(OciErrorKind::Layout, m));
+                first_error.get_or_insert(s.err(OciErrorKind::Layout, m.to_string()));
                 continue;
             }
         };

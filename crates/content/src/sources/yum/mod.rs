@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use crate::sources::fetch::{Checksum, FetchError};
 
 pub use modules::{ModuleVersion, parse_modules, read_modules};
-pub use repodata::{Compression, Package, RepoData, detect_compression, parse_primary, parse_repomd, read_primary, with_decompressed};
+pub use repodata::{Compression, Package, RepoData, RepodataError, detect_compression, parse_primary, parse_repomd, read_primary, with_decompressed};
 pub use selection::{Selection, newest, select};
 pub use sync::{plan, sync};
 pub use version::{Evr, rpmvercmp};

@@ -2,7 +2,7 @@
 
 use std::io::BufRead;
 
-use super::repodata::with_decompressed;
+use super::repodata::{RepodataError, with_decompressed};
 use super::version::Evr;
 
 /// One `modulemd` document of a repository's `modules` metadata: one version (and context)
@@ -32,7 +32,12 @@ impl ModuleVersion {
 /// 2), which are returned in order, and of `modulemd-defaults`, `modulemd-obsoletes` and
 /// `modulemd-translations` documents, which say nothing about what a stream holds and are
 /// skipped.
-pub fn parse_modules(text: &str) -> Result<Vec<ModuleVersion>, String> {
+pub fn parse_modules(text: &str) -> Result<Vec<ModuleVersion>, RepodataError> {
+    modulemd(text).map_err(RepodataError::Modules)
+}
+
+/// [`parse_modules`], its messages naming the document and its line.
+fn modulemd(text: &str) -> Result<Vec<ModuleVersion>, String> {
     use airlock_base::yaml::{Node, NodeKind};
     let docs = airlock_base::yaml::parse_documents(text).map_err(|e| format!("invalid modules.yaml: {e}"))?;
     // Scalars as text: YAML 1.1 reads a stream `550` as a number, the modulemd spec means a string.
@@ -88,10 +93,10 @@ pub fn parse_modules(text: &str) -> Result<Vec<ModuleVersion>, String> {
 }
 
 /// Reads a (compressed) `modules.yaml`.
-pub fn read_modules<R: BufRead + Send>(input: R) -> Result<Vec<ModuleVersion>, String> {
+pub fn read_modules<R: BufRead + Send>(input: R) -> Result<Vec<ModuleVersion>, RepodataError> {
     with_decompressed(input, |r| {
         let mut text = String::new();
-        r.read_to_string(&mut text).map_err(|e| format!("modules.yaml: {e}"))?;
+        r.read_to_string(&mut text).map_err(|e| RepodataError::Modules(format!("modules.yaml: {e}")))?;
         parse_modules(&text)
     })
 }
@@ -246,10 +251,10 @@ data:
             ("document: modulemd\ndata: [\n".into(), "invalid modules.yaml"),
         ];
         for (text, want) in cases {
-            let e = parse_modules(&text).unwrap_err();
+            let e = parse_modules(&text).unwrap_err().to_string();
             assert!(e.contains(want), "{e:?} lacks {want:?} for\n{text}");
         }
-        let e = parse_modules(&doc("  name: m\n")).unwrap_err();
+        let e = parse_modules(&doc("  name: m\n")).unwrap_err().to_string();
         assert!(e.starts_with("modules.yaml document 2 (line 7)"), "{e}");
         assert!(read_modules(&b"\xff\xfe not text"[..]).is_err());
     }

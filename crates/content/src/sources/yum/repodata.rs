@@ -7,7 +7,7 @@ use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 
 use super::version::Evr;
-use crate::sources::fetch::Checksum;
+use crate::sources::fetch::{Checksum, ChecksumError};
 
 /// One `<data>` entry of `repomd.xml`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,31 +42,63 @@ impl Package {
     }
 }
 
-fn attr(e: &BytesStart, name: &str) -> Result<Option<String>, String> {
+/// Why Yum metadata cannot be read; each message names the file, and the element where there
+/// is one.
+#[derive(Debug, thiserror::Error)]
+pub enum RepodataError {
+    /// Not well-formed XML.
+    #[error("invalid {file} at byte {at}: {source}")]
+    Xml { file: &'static str, at: u64, source: quick_xml::Error },
+    /// An attribute or an entity reference that does not parse.
+    #[error("{0}")]
+    Markup(String),
+    /// Well-formed, but not the document it should be: another root element, empty, cut short.
+    #[error("{0}")]
+    Document(String),
+    /// An element without something the format requires, or with a bad value.
+    #[error("{0}")]
+    Element(String),
+    /// The checksum of an element does not parse; `element` names it.
+    #[error("{element}: {source}")]
+    Checksum { element: String, source: ChecksumError },
+    /// Compressed in a way airlock does not read, or the decompressor failed.
+    #[error("{0}")]
+    Compression(String),
+    /// `modules.yaml` is not YAML or not the modulemd format; the message has the document
+    /// and its line.
+    #[error("{0}")]
+    Modules(String),
+    /// Reading the metadata failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+fn attr(e: &BytesStart, name: &str) -> Result<Option<String>, RepodataError> {
     for a in e.attributes() {
-        let a = a.map_err(|e| e.to_string())?;
+        let a = a.map_err(|e| RepodataError::Markup(e.to_string()))?;
         if a.key.0 == name {
-            return Ok(Some(a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| e.to_string())?.into_owned()));
+            return Ok(Some(a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| RepodataError::Markup(e.to_string()))?.into_owned()));
         }
     }
     Ok(None)
 }
 
-fn checksum_of(kind: Option<String>, hex: &str) -> Result<Checksum, String> {
-    let kind = kind.ok_or("a checksum without a type")?;
-    Checksum::parse(&format!("{kind}:{}", hex.trim()))
+/// The checksum of `element` (`<data type="primary">`, `package kernel`).
+fn checksum_of(kind: Option<String>, hex: &str, element: &str) -> Result<Checksum, RepodataError> {
+    let kind = kind.ok_or_else(|| RepodataError::Element(format!("{element}: a checksum without a type")))?;
+    Checksum::parse(&format!("{kind}:{}", hex.trim())).map_err(|source| RepodataError::Checksum { element: element.to_string(), source })
 }
 
 /// Appends the text of a text-like event to `text`.
-fn push_text(ev: &Event, text: &mut String) -> Result<(), String> {
+fn push_text(ev: &Event, text: &mut String) -> Result<(), RepodataError> {
     match ev {
         Event::Text(t) => text.push_str(&t.xml10_content()),
         Event::CData(t) => text.push_str(&t.xml10_content()),
-        Event::GeneralRef(r) => match r.resolve_char_ref().map_err(|e| e.to_string())? {
+        Event::GeneralRef(r) => match r.resolve_char_ref().map_err(|e| RepodataError::Markup(e.to_string()))? {
             Some(c) => text.push(c),
             None => match quick_xml::escape::resolve_predefined_entity(r) {
                 Some(s) => text.push_str(s),
-                None => return Err(format!("unknown entity &{};", &**r)),
+                None => return Err(RepodataError::Markup(format!("unknown entity &{};", &**r))),
             },
         },
         _ => {}
@@ -75,7 +107,7 @@ fn push_text(ev: &Event, text: &mut String) -> Result<(), String> {
 }
 
 /// Parses `repomd.xml`.
-pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepoData>, String> {
+pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepoData>, RepodataError> {
     #[derive(Default)]
     struct Cur {
         kind: String,
@@ -95,7 +127,7 @@ pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepoData>, String> {
     let mut text = String::new();
     let mut saw_root = false;
     loop {
-        let ev = reader.read_event_into(&mut buf).map_err(|e| format!("invalid repomd.xml at byte {}: {e}", reader.buffer_position()))?;
+        let ev = reader.read_event_into(&mut buf).map_err(|source| RepodataError::Xml { file: "repomd.xml", at: reader.buffer_position(), source })?;
         match &ev {
             Event::Start(e) | Event::Empty(e) => {
                 let empty = matches!(ev, Event::Empty(_));
@@ -103,13 +135,13 @@ pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepoData>, String> {
                 let name = name.as_ref();
                 if depth == 0 {
                     if name != "repomd" {
-                        return Err(format!("not a repomd.xml: the root element is <{name}>"));
+                        return Err(RepodataError::Document(format!("not a repomd.xml: the root element is <{name}>")));
                     }
                     saw_root = true;
                 }
                 match (&mut cur, name) {
                     (None, "data") if depth == 1 => {
-                        let kind = attr(e, "type")?.ok_or("a <data> without a type")?;
+                        let kind = attr(e, "type")?.ok_or_else(|| RepodataError::Element("a <data> without a type".into()))?;
                         cur = Some(Cur { kind, ..Default::default() });
                         data_depth = depth;
                     }
@@ -138,13 +170,17 @@ pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepoData>, String> {
                     if f == "checksum" {
                         c.sum = Some(text.trim().to_string());
                     } else {
-                        c.size = Some(text.trim().parse().map_err(|_| format!("<data type=\"{}\">: size '{}' is not a number", c.kind, text.trim()))?);
+                        c.size = Some(
+                            text.trim()
+                                .parse()
+                                .map_err(|_| RepodataError::Element(format!("<data type=\"{}\">: size '{}' is not a number", c.kind, text.trim())))?,
+                        );
                     }
                 } else if name.as_ref() == "data" && depth == data_depth && cur.is_some() {
                     let c = cur.take().unwrap();
-                    let href = c.href.ok_or_else(|| format!("<data type=\"{}\"> has no location", c.kind))?;
-                    let sum = c.sum.ok_or_else(|| format!("<data type=\"{}\"> has no checksum", c.kind))?;
-                    let checksum = checksum_of(c.sum_type, &sum).map_err(|e| format!("<data type=\"{}\">: {e}", c.kind))?;
+                    let href = c.href.ok_or_else(|| RepodataError::Element(format!("<data type=\"{}\"> has no location", c.kind)))?;
+                    let sum = c.sum.ok_or_else(|| RepodataError::Element(format!("<data type=\"{}\"> has no checksum", c.kind)))?;
+                    let checksum = checksum_of(c.sum_type, &sum, &format!("<data type=\"{}\">", c.kind))?;
                     out.push(RepoData { kind: c.kind, href, base: c.base, checksum, size: c.size });
                 }
             }
@@ -158,17 +194,17 @@ pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepoData>, String> {
         buf.clear();
     }
     if !saw_root {
-        return Err("not a repomd.xml: empty document".into());
+        return Err(RepodataError::Document("not a repomd.xml: empty document".into()));
     }
     if depth != 0 {
-        return Err("repomd.xml ends early: truncated?".into());
+        return Err(RepodataError::Document("repomd.xml ends early: truncated?".into()));
     }
     Ok(out)
 }
 
 /// Parses `primary.xml` (uncompressed) as it streams, calling `each` with every package.
 /// Only the current package is held in memory.
-pub fn parse_primary<R: BufRead>(input: R, mut each: impl FnMut(Package)) -> Result<usize, String> {
+pub fn parse_primary<R: BufRead>(input: R, mut each: impl FnMut(Package)) -> Result<usize, RepodataError> {
     #[derive(Default)]
     struct Cur {
         name: Option<String>,
@@ -190,7 +226,7 @@ pub fn parse_primary<R: BufRead>(input: R, mut each: impl FnMut(Package)) -> Res
     let mut count = 0usize;
     let mut saw_root = false;
     loop {
-        let ev = reader.read_event_into(&mut buf).map_err(|e| format!("invalid primary.xml at byte {}: {e}", reader.buffer_position()))?;
+        let ev = reader.read_event_into(&mut buf).map_err(|source| RepodataError::Xml { file: "primary.xml", at: reader.buffer_position(), source })?;
         match &ev {
             Event::Start(e) | Event::Empty(e) => {
                 let empty = matches!(ev, Event::Empty(_));
@@ -198,7 +234,7 @@ pub fn parse_primary<R: BufRead>(input: R, mut each: impl FnMut(Package)) -> Res
                 let name = name.as_ref();
                 if depth == 0 {
                     if name != "metadata" {
-                        return Err(format!("not a primary.xml: the root element is <{name}>"));
+                        return Err(RepodataError::Document(format!("not a primary.xml: the root element is <{name}>")));
                     }
                     saw_root = true;
                 }
@@ -231,7 +267,7 @@ pub fn parse_primary<R: BufRead>(input: R, mut each: impl FnMut(Package)) -> Res
                         }
                         "size" => {
                             if let Some(s) = attr(e, "package")? {
-                                c.size = Some(s.trim().parse().map_err(|_| format!("package size '{s}' is not a number"))?);
+                                c.size = Some(s.trim().parse().map_err(|_| RepodataError::Element(format!("package size '{s}' is not a number")))?);
                             }
                         }
                         _ => {}
@@ -254,13 +290,13 @@ pub fn parse_primary<R: BufRead>(input: R, mut each: impl FnMut(Package)) -> Res
                     }
                 } else if name.as_ref() == "package" && depth == pkg_depth && cur.is_some() {
                     let c = cur.take().unwrap();
-                    let name = c.name.ok_or("a <package> without a name")?;
-                    let what = |m: &str| format!("package {name}: {m}");
+                    let name = c.name.ok_or_else(|| RepodataError::Element("a <package> without a name".into()))?;
+                    let what = |m: &str| RepodataError::Element(format!("package {name}: {m}"));
                     let arch = c.arch.ok_or_else(|| what("no arch"))?;
                     let evr = c.evr.ok_or_else(|| what("no version"))?;
                     let href = c.href.ok_or_else(|| what("no location"))?;
                     let sum = c.sum.ok_or_else(|| what("no checksum"))?;
-                    let checksum = checksum_of(c.sum_type, &sum).map_err(|e| what(&e))?;
+                    let checksum = checksum_of(c.sum_type, &sum, &format!("package {name}"))?;
                     each(Package { name, arch, evr, href, base: c.base, checksum, size: c.size });
                     count += 1;
                 }
@@ -275,10 +311,10 @@ pub fn parse_primary<R: BufRead>(input: R, mut each: impl FnMut(Package)) -> Res
         buf.clear();
     }
     if !saw_root {
-        return Err("not a primary.xml: empty document".into());
+        return Err(RepodataError::Document("not a primary.xml: empty document".into()));
     }
     if depth != 0 {
-        return Err(format!("primary.xml ends early (after {count} packages): truncated?"));
+        return Err(RepodataError::Document(format!("primary.xml ends early (after {count} packages): truncated?")));
     }
     Ok(count)
 }
@@ -315,18 +351,18 @@ pub fn detect_compression(head: &[u8]) -> Compression {
 }
 
 /// Runs `f` on the decompressed content of `input` (gzip, zstd, xz or none), streaming.
-pub fn with_decompressed<R: BufRead + Send, T>(mut input: R, f: impl FnOnce(&mut dyn BufRead) -> Result<T, String>) -> Result<T, String> {
-    let head = input.fill_buf().map_err(|e| e.to_string())?.to_vec();
+pub fn with_decompressed<R: BufRead + Send, T>(mut input: R, f: impl FnOnce(&mut dyn BufRead) -> Result<T, RepodataError>) -> Result<T, RepodataError> {
+    let head = input.fill_buf().map_err(RepodataError::Io)?.to_vec();
     match detect_compression(&head) {
         Compression::None => f(&mut input),
         Compression::Gzip => f(&mut BufReader::with_capacity(1 << 16, flate2::bufread::MultiGzDecoder::new(input))),
         Compression::Zstd => {
-            let d = zstd::stream::read::Decoder::with_buffer(input).map_err(|e| format!("zstd: {e}"))?;
+            let d = zstd::stream::read::Decoder::with_buffer(input).map_err(|e| RepodataError::Compression(format!("zstd: {e}")))?;
             f(&mut BufReader::with_capacity(1 << 16, d))
         }
         Compression::Xz => {
             // lzma-rs decodes xz into a writer: run it on a thread feeding a pipe.
-            let (rd, mut wr) = std::io::pipe().map_err(|e| e.to_string())?;
+            let (rd, mut wr) = std::io::pipe().map_err(RepodataError::Io)?;
             std::thread::scope(|s| {
                 let decoder = s.spawn(move || {
                     let r = lzma_rs::xz_decompress(&mut input, &mut wr);
@@ -337,26 +373,27 @@ pub fn with_decompressed<R: BufRead + Send, T>(mut input: R, f: impl FnOnce(&mut
                 let parsed = f(&mut reader);
                 // Closing the pipe stops the decoder if the parser gave up early.
                 drop(reader);
-                let decoded = decoder.join().map_err(|_| "the xz decoder panicked".to_string())?;
+                let decoded = decoder.join().map_err(|_| RepodataError::Compression("the xz decoder panicked".into()))?;
                 match (parsed, decoded) {
                     (Ok(v), Ok(())) => Ok(v),
-                    (Ok(_), Err(e)) => Err(format!("xz: {e}")),
+                    (Ok(_), Err(e)) => Err(RepodataError::Compression(format!("xz: {e}"))),
                     // A decoding error explains a parsing one better than the reverse.
-                    (Err(p), Err(e)) if !matches!(e, lzma_rs::error::Error::IoError(_)) => Err(format!("xz: {e} ({p})")),
+                    (Err(p), Err(e)) if !matches!(e, lzma_rs::error::Error::IoError(_)) => Err(RepodataError::Compression(format!("xz: {e} ({p})"))),
                     (Err(p), _) => Err(p),
                 }
             })
         }
-        Compression::Bzip2 => Err("bzip2-compressed metadata is not supported (only gzip, zstd, xz or none)".into()),
-        Compression::Zchunk => Err("zchunk-compressed metadata is not supported (only gzip, zstd, xz or none)".into()),
-        Compression::Unknown => {
-            Err(format!("unknown compression (first bytes {}); only gzip, zstd, xz or none are supported", hex::encode(&head[..head.len().min(6)])))
-        }
+        Compression::Bzip2 => Err(RepodataError::Compression("bzip2-compressed metadata is not supported (only gzip, zstd, xz or none)".into())),
+        Compression::Zchunk => Err(RepodataError::Compression("zchunk-compressed metadata is not supported (only gzip, zstd, xz or none)".into())),
+        Compression::Unknown => Err(RepodataError::Compression(format!(
+            "unknown compression (first bytes {}); only gzip, zstd, xz or none are supported",
+            hex::encode(&head[..head.len().min(6)])
+        ))),
     }
 }
 
 /// Reads a (compressed) `primary.xml` into its packages.
-pub fn read_primary<R: BufRead + Send>(input: R) -> Result<Vec<Package>, String> {
+pub fn read_primary<R: BufRead + Send>(input: R) -> Result<Vec<Package>, RepodataError> {
     with_decompressed(input, |r| {
         let mut out = Vec::new();
         parse_primary(r, |p| out.push(p))?;
@@ -417,12 +454,13 @@ mod tests {
 
     #[test]
     fn repomd_errors() {
-        assert!(parse_repomd(b"").unwrap_err().contains("empty"));
-        assert!(parse_repomd(b"<metadata/>").unwrap_err().contains("<metadata>"));
-        assert!(parse_repomd(b"<repomd><data type=\"x\"><location href=\"a\"/></data></repomd>").unwrap_err().contains("no checksum"));
+        assert!(parse_repomd(b"").unwrap_err().to_string().contains("empty"));
+        assert!(parse_repomd(b"<metadata/>").unwrap_err().to_string().contains("<metadata>"));
+        assert!(parse_repomd(b"<repomd><data type=\"x\"><location href=\"a\"/></data></repomd>").unwrap_err().to_string().contains("no checksum"));
         assert!(
             parse_repomd(b"<repomd><data type=\"x\"><checksum type=\"crc32\">00</checksum><location href=\"a\"/></data></repomd>")
                 .unwrap_err()
+                .to_string()
                 .contains("crc32")
         );
         assert!(parse_repomd(b"<repomd><data type=\"x\"><checksum type=\"sha256\">00</checksum></data>").is_err());
@@ -485,16 +523,16 @@ mod tests {
     #[test]
     fn primary_errors() {
         let bad = primary_xml(1).replace("<checksum type=\"sha256\"", "<checksum type=\"crc\"");
-        assert!(read_primary(bad.as_bytes()).unwrap_err().contains("package pkg0"));
+        assert!(read_primary(bad.as_bytes()).unwrap_err().to_string().contains("package pkg0"));
         let bad = primary_xml(1).replace("<location href=\"Packages/p/pkg0-1.0-1.el9.x86_64.rpm\"/>", "");
-        assert!(read_primary(bad.as_bytes()).unwrap_err().contains("no location"));
-        assert!(read_primary(&b"<repomd/>"[..]).unwrap_err().contains("not a primary.xml"));
+        assert!(read_primary(bad.as_bytes()).unwrap_err().to_string().contains("no location"));
+        assert!(read_primary(&b"<repomd/>"[..]).unwrap_err().to_string().contains("not a primary.xml"));
         let truncated = &primary_xml(2)[..900];
-        let e = read_primary(truncated.as_bytes()).unwrap_err();
+        let e = read_primary(truncated.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("ends early") || e.contains("invalid primary.xml"), "{e}");
         let truncated = &primary_xml(2)[..primary_xml(2).rfind("</package>").unwrap()];
-        assert!(read_primary(truncated.as_bytes()).unwrap_err().contains("ends early (after 1 packages)"));
-        assert!(parse_repomd(&REPOMD.as_bytes()[..600]).unwrap_err().contains("ends early"));
+        assert!(read_primary(truncated.as_bytes()).unwrap_err().to_string().contains("ends early (after 1 packages)"));
+        assert!(parse_repomd(&REPOMD.as_bytes()[..600]).unwrap_err().to_string().contains("ends early"));
     }
 
     #[test]
@@ -521,7 +559,7 @@ mod tests {
         assert!(read_primary(&bad[..]).is_err());
         let mut bz = b"BZh91AY&SY".to_vec();
         bz.extend([0u8; 20]);
-        assert!(read_primary(&bz[..]).unwrap_err().contains("bzip2"));
-        assert!(read_primary(&b"\x00\x01\x02garbage"[..]).unwrap_err().contains("unknown compression"));
+        assert!(read_primary(&bz[..]).unwrap_err().to_string().contains("bzip2"));
+        assert!(read_primary(&b"\x00\x01\x02garbage"[..]).unwrap_err().to_string().contains("unknown compression"));
     }
 }

@@ -80,8 +80,8 @@ impl<'a> Ctx<'a> {
         YumError::Io { repo: self.repo(), path: path.display().to_string(), msg: e.to_string() }
     }
 
-    fn meta_err(&self, url: &str, msg: impl Into<String>) -> YumError {
-        YumError::Metadata { repo: self.repo(), url: url.to_string(), msg: msg.into() }
+    fn meta_err(&self, url: &str, msg: impl std::fmt::Display) -> YumError {
+        YumError::Metadata { repo: self.repo(), url: url.to_string(), msg: msg.to_string() }
     }
 
     fn repomd_url(&self) -> String {
