@@ -44,9 +44,32 @@ static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(r"(?i)^{label}(?:\.{label})*$")).expect("regex")
 });
 
+/// Why a host address or range does not parse, in Ansible's words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("Not a valid network hostname: {0}")]
+    NotAHostname(String),
+    #[error("Detected range in host but was asked to ignore ranges")]
+    RangeNotAllowed,
+    /// The range of this host pattern is malformed.
+    #[error("Invalid host range in '{0}'")]
+    InvalidRange(String),
+    #[error("host range must be begin:end or begin:end:step")]
+    RangeForm,
+    #[error("host range must specify end value")]
+    RangeNoEnd,
+    #[error("host range must specify equal-length begin and end formats")]
+    RangeWidths,
+    #[error("host range must have begin <= end")]
+    RangeOrder,
+    /// More than a million hosts.
+    #[error("host range in '{0}' is too large")]
+    RangeTooLarge(String),
+}
+
 /// Ansible's `parse_address`: a host (name, IPv4 or IPv6 address, with `[x:y]` ranges when
 /// `allow_ranges`) and an optional `:port` (`[addr]:port` for IPv6).
-pub(super) fn parse_address(address: &str, allow_ranges: bool) -> Result<(String, Option<i64>), String> {
+pub(super) fn parse_address(address: &str, allow_ranges: bool) -> Result<(String, Option<i64>), AddressError> {
     let mut address = address.to_string();
     let mut port = None;
     for re in [&*BRACKETED_HOSTPORT, &*HOSTPORT] {
@@ -56,42 +79,42 @@ pub(super) fn parse_address(address: &str, allow_ranges: bool) -> Result<(String
         }
     }
     if !(IPV4.is_match(&address) || IPV6.is_match(&address) || HOSTNAME.is_match(&address)) {
-        return Err(format!("Not a valid network hostname: {address}"));
+        return Err(AddressError::NotAHostname(address));
     }
     if !allow_ranges && address.contains('[') {
-        return Err("Detected range in host but was asked to ignore ranges".into());
+        return Err(AddressError::RangeNotAllowed);
     }
     Ok((address, port))
 }
 
 /// The hosts a host pattern of an INI or YAML inventory stands for, and its port.
-pub(super) fn expand_hostpattern(hostpattern: &str) -> Result<(Vec<String>, Option<i64>), String> {
+pub(super) fn expand_hostpattern(hostpattern: &str) -> Result<(Vec<String>, Option<i64>), AddressError> {
     let (pattern, port) = parse_address(hostpattern, true).unwrap_or_else(|_| (hostpattern.to_string(), None));
     let hosts = if pattern.contains('[') { expand_hostname_range(&pattern)? } else { vec![pattern] };
     Ok((hosts, port))
 }
 
 /// Ansible's `expand_hostname_range`: `db[01:10:2]-x`, `node[a:c]`, several ranges per name.
-pub(super) fn expand_hostname_range(line: &str) -> Result<Vec<String>, String> {
+pub(super) fn expand_hostname_range(line: &str) -> Result<Vec<String>, AddressError> {
     const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let replaced = line.replacen('[', "|", 1).replacen(']', "|", 1);
     let parts: Vec<&str> = replaced.split('|').collect();
     let [head, nrange, tail] = parts[..] else {
-        return Err(format!("Invalid host range in '{line}'"));
+        return Err(AddressError::InvalidRange(line.to_string()));
     };
     let bounds: Vec<&str> = nrange.split(':').collect();
     if bounds.len() != 2 && bounds.len() != 3 {
-        return Err("host range must be begin:end or begin:end:step".into());
+        return Err(AddressError::RangeForm);
     }
     let beg = if bounds[0].is_empty() { "0" } else { bounds[0] };
     let end = bounds[1];
     let step = bounds.get(2).copied().unwrap_or("1");
     if end.is_empty() {
-        return Err("host range must specify end value".into());
+        return Err(AddressError::RangeNoEnd);
     }
     let width = if beg.starts_with('0') && beg.len() > 1 {
         if beg.len() != end.len() {
-            return Err("host range must specify equal-length begin and end formats".into());
+            return Err(AddressError::RangeWidths);
         }
         Some(beg.len())
     } else {
@@ -101,11 +124,11 @@ pub(super) fn expand_hostname_range(line: &str) -> Result<Vec<String>, String> {
         Some(w) => zfill(&s, w),
         None => s,
     };
-    let bad = || format!("Invalid host range in '{line}'");
+    let bad = || AddressError::InvalidRange(line.to_string());
     let seq: Vec<String> = match (LETTERS.find(beg), LETTERS.find(end), step.trim().parse::<i64>()) {
         (Some(ib), Some(ie), Ok(st)) => {
             if ib > ie {
-                return Err("host range must have begin <= end".into());
+                return Err(AddressError::RangeOrder);
             }
             if st <= 0 {
                 return Err(bad());
@@ -121,7 +144,7 @@ pub(super) fn expand_hostname_range(line: &str) -> Result<Vec<String>, String> {
             }
             let count = if st > 0 { (e + 1 - b).max(0) / st } else { (b - e - 1).max(0) / -st };
             if count > 1_000_000 {
-                return Err(format!("host range in '{line}' is too large"));
+                return Err(AddressError::RangeTooLarge(line.to_string()));
             }
             let mut v = Vec::new();
             let mut x = b;

@@ -146,7 +146,7 @@ fn parse_ini_host_definition(line: &str) -> Result<HostLine, String> {
     let Some(first) = tokens.first() else {
         return Err(format!("Expected a host definition, got: {line}"));
     };
-    let (hosts, port) = expand_hostpattern(first)?;
+    let (hosts, port) = expand_hostpattern(first).map_err(|e| e.to_string())?;
     if first.trim().ends_with(':') && port.is_none() {
         return Err(format!("Invalid host pattern '{first}' supplied, ending in ':' is not allowed, this character is reserved to provide a port."));
     }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::addresses::{expand_hostname_range, parse_address};
+use super::addresses::{AddressError, expand_hostname_range, parse_address};
 use super::*;
 
 fn ini(text: &str) -> Inventory {
@@ -179,14 +179,14 @@ fn addresses() {
     assert_eq!(parse_address("[::1]:22", false).unwrap(), ("::1".to_string(), Some(22)));
     assert_eq!(parse_address("fe80::1", false).unwrap(), ("fe80::1".to_string(), None));
     assert_eq!(parse_address("10.0.0.1:80", false).unwrap(), ("10.0.0.1".to_string(), Some(80)));
-    assert!(parse_address("web*", true).is_err());
+    assert_eq!(parse_address("web*", true).unwrap_err().to_string(), "Not a valid network hostname: web*");
     assert!(parse_address("bad_", true).is_err());
-    assert!(parse_address("node[1:3]", false).is_err());
+    assert_eq!(parse_address("node[1:3]", false).unwrap_err(), AddressError::RangeNotAllowed);
     assert!(parse_address("node[1:3].x", true).is_ok());
     assert_eq!(expand_hostname_range("db[01:10:3]n[a:b]").unwrap(), names(&["db01na", "db01nb", "db04na", "db04nb", "db07na", "db07nb", "db10na", "db10nb"]));
     assert_eq!(expand_hostname_range("x[:2]").unwrap(), names(&["x0", "x1", "x2"]));
-    assert!(expand_hostname_range("x[01:100]").is_err());
-    assert!(expand_hostname_range("x[c:a]").is_err());
+    assert_eq!(expand_hostname_range("x[01:100]").unwrap_err().to_string(), "host range must specify equal-length begin and end formats");
+    assert_eq!(expand_hostname_range("x[c:a]").unwrap_err(), AddressError::RangeOrder);
 }
 
 fn yaml_inventory() -> Inventory {

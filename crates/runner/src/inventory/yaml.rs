@@ -79,7 +79,7 @@ impl Inventory {
                 }
                 "hosts" => {
                     for (pattern, host_data) in m {
-                        let (hosts, port) = expand_hostpattern(pattern)?;
+                        let (hosts, port) = expand_hostpattern(pattern).map_err(|e| e.to_string())?;
                         let vars = match host_data {
                             Value::Object(v) => v.clone(),
                             v if !is_truthy(v) => Map::new(),
