@@ -954,8 +954,17 @@ fn load_role_entry(ctx: &mut Ctx, file: &Arc<PathBuf>, node: &Node) -> Result<(O
     Ok((Some(task), loaded.role))
 }
 
+/// A role that is on no folder of the search path.
+#[derive(Debug, thiserror::Error)]
+#[error("the role '{name}' was not found in {}", searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"))]
+pub struct RoleNotFound {
+    pub name: String,
+    /// The folders looked in, in order.
+    pub searched: Vec<PathBuf>,
+}
+
 /// Finds a role's directory on the search path.
-pub fn find_role(name: &str, playbook_dir: &Path, roles_path: &[PathBuf]) -> Result<PathBuf, String> {
+pub fn find_role(name: &str, playbook_dir: &Path, roles_path: &[PathBuf]) -> Result<PathBuf, RoleNotFound> {
     let p = Path::new(name);
     if p.is_absolute() || name.contains('/') {
         let cand = resolve_rel(playbook_dir, name);
@@ -976,7 +985,7 @@ pub fn find_role(name: &str, playbook_dir: &Path, roles_path: &[PathBuf]) -> Res
             return Ok(cand);
         }
     }
-    Err(format!("the role '{name}' was not found in {}", search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")))
+    Err(RoleNotFound { name: name.to_string(), searched: search })
 }
 
 /// `main.yml`, `main.yaml`, `main.json` or `main` (or another base name) in a role folder.
@@ -991,7 +1000,7 @@ fn role_file(dir: &Path, base: &str) -> Option<PathBuf> {
 
 fn load_role_inner(ctx: &mut Ctx, req: &RoleRequest, at: Option<(&Arc<PathBuf>, &Node)>) -> Result<LoadedRole, LoadError> {
     let at_pos = at.map(|(f, n)| pos(f, n.mark));
-    let path = find_role(&req.name, &ctx.playbook_dir, &ctx.opts.roles_path).map_err(|e| LoadError::new(e, at_pos.clone()))?;
+    let path = find_role(&req.name, &ctx.playbook_dir, &ctx.opts.roles_path).map_err(|e| LoadError::new(e.to_string(), at_pos.clone()))?;
     ctx.depth += 1;
     if ctx.depth > 30 {
         return Err(LoadError::new(format!("role dependencies nest too deeply at role '{}' (a dependency loop?)", req.name), at_pos));

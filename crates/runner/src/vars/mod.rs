@@ -118,28 +118,70 @@ impl Layers {
     }
 }
 
+/// Why a `-e` value cannot be used; each names the file or the text given.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtraVarsError {
+    #[error("could not read extra vars file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("extra vars file {path} must hold a mapping")]
+    FileNotMapping { path: String },
+    #[error("could not parse extra vars file {path}: {source}")]
+    FileSyntax { path: String, source: airlock_base::yaml::YamlError },
+    #[error("extra vars must be a mapping: {arg}")]
+    NotMapping { arg: String },
+    #[error("could not parse extra vars '{arg}': {source}")]
+    Syntax { arg: String, source: airlock_base::yaml::YamlError },
+    #[error("could not parse extra vars '{arg}': expected k=v pairs, a JSON/YAML mapping or @file")]
+    NotKeyValue { arg: String },
+}
+
 /// Parses one `-e` value: `@file` (YAML or JSON), inline JSON/YAML mapping, or `k=v` pairs.
-pub fn parse_extra_vars(arg: &str) -> Result<Map<String, Json>, String> {
+pub fn parse_extra_vars(arg: &str) -> Result<Map<String, Json>, ExtraVarsError> {
     let arg = arg.trim();
     if let Some(path) = arg.strip_prefix('@') {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("could not read extra vars file {path}: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ExtraVarsError::Read { path: path.to_string(), source })?;
         return match airlock_base::yaml::parse_json(&text) {
             Ok(Json::Object(m)) => Ok(m),
             Ok(Json::Null) => Ok(Map::new()),
-            Ok(_) => Err(format!("extra vars file {path} must hold a mapping")),
-            Err(e) => Err(format!("could not parse extra vars file {path}: {e}")),
+            Ok(_) => Err(ExtraVarsError::FileNotMapping { path: path.to_string() }),
+            Err(source) => Err(ExtraVarsError::FileSyntax { path: path.to_string(), source }),
         };
     }
     if arg.starts_with('{') || arg.starts_with('[') {
         return match airlock_base::yaml::parse_json(arg) {
             Ok(Json::Object(m)) => Ok(m),
-            Ok(_) => Err(format!("extra vars must be a mapping: {arg}")),
-            Err(e) => Err(format!("could not parse extra vars '{arg}': {e}")),
+            Ok(_) => Err(ExtraVarsError::NotMapping { arg: arg.to_string() }),
+            Err(source) => Err(ExtraVarsError::Syntax { arg: arg.to_string(), source }),
         };
     }
     let args = crate::playbook::parse_kv(arg);
     if args.contains_key("_raw_params") {
-        return Err(format!("could not parse extra vars '{arg}': expected k=v pairs, a JSON/YAML mapping or @file"));
+        return Err(ExtraVarsError::NotKeyValue { arg: arg.to_string() });
     }
     Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_vars_forms_and_their_errors() {
+        assert_eq!(parse_extra_vars("a=1 b=two").unwrap()["b"], "two");
+        assert_eq!(parse_extra_vars("{\"a\": [1]}").unwrap()["a"], serde_json::json!([1]));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.yml");
+        std::fs::write(&f, "- a\n").unwrap();
+        let at = format!("@{}", f.display());
+        assert_eq!(parse_extra_vars(&at).unwrap_err().to_string(), format!("extra vars file {} must hold a mapping", f.display()));
+        std::fs::write(&f, "k: v\n").unwrap();
+        assert_eq!(parse_extra_vars(&at).unwrap()["k"], "v");
+        assert!(matches!(parse_extra_vars("@/nonexistent/x.yml").unwrap_err(), ExtraVarsError::Read { .. }));
+        assert_eq!(parse_extra_vars("[1]").unwrap_err().to_string(), "extra vars must be a mapping: [1]");
+        assert!(parse_extra_vars("{a: [").unwrap_err().to_string().starts_with("could not parse extra vars '{a: [': "));
+        assert_eq!(
+            parse_extra_vars("just words").unwrap_err().to_string(),
+            "could not parse extra vars 'just words': expected k=v pairs, a JSON/YAML mapping or @file"
+        );
+    }
 }
