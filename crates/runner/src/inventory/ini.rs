@@ -16,7 +16,7 @@ static INI_GROUPNAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([^:\]\s]
 
 impl Inventory {
     pub(super) fn parse_ini(&mut self, path: &str, text: &str) -> Result<(), InventoryError> {
-        let err = |line: usize, msg: String| InventoryError(format!("{path}:{line}: {msg}"));
+        let err = |line: usize, problem: String| InventoryError::Line { path: path.to_string(), line, problem };
         #[derive(Clone, Copy, PartialEq)]
         enum State {
             Hosts,

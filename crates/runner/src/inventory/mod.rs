@@ -104,10 +104,33 @@ pub struct Inventory {
     pub vars_cache: VarsCache,
 }
 
-/// An inventory error naming the file and line where one is known.
+/// Why an inventory cannot be loaded or a host pattern cannot be used, naming the file and the
+/// line where one is known.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InventoryError(pub String);
+pub enum InventoryError {
+    /// A line of an INI inventory.
+    #[error("{path}:{line}: {problem}")]
+    Line { path: String, line: usize, problem: String },
+    /// YAML that does not parse.
+    #[error("{path}:{line}:{col}: {message}")]
+    Syntax { path: String, line: usize, col: usize, message: String },
+    /// A source as a whole: unreadable, not UTF-8, a format airlock does not read, or a YAML
+    /// inventory whose structure is wrong.
+    #[error("{source_name}: {problem}")]
+    Source { source_name: String, problem: String },
+    /// A `host1,host2` list given as the inventory.
+    #[error("Invalid data from string, could not parse: {0}")]
+    HostList(String),
+    /// A `group_vars/` or `host_vars/` file (the message names it).
+    #[error("{0}")]
+    VarsFile(String),
+    /// A host pattern of a play or `--limit` with a subscript no host matches.
+    #[error("No hosts matched the subscripted pattern '{0}'")]
+    NoSubscriptMatch(String),
+    /// A host pattern that is not a valid regular expression or glob.
+    #[error("Invalid host list pattern: {0}")]
+    Pattern(String),
+}
 
 /// A cache of parsed `group_vars/<name>` and `host_vars/<name>` files, keyed by directory and
 /// name. Ansible caches these for the whole run too.

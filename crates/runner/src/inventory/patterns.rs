@@ -47,7 +47,7 @@ impl Inventory {
         let pattern = pattern.strip_prefix(['&', '!']).unwrap_or(pattern);
         let (expr, subscript) = split_subscript(pattern);
         let hosts = self.enumerate_matches(expr)?;
-        apply_subscript(hosts, subscript).ok_or_else(|| InventoryError(format!("No hosts matched the subscripted pattern '{pattern}'")))
+        apply_subscript(hosts, subscript).ok_or_else(|| InventoryError::NoSubscriptMatch(pattern.to_string()))
     }
 
     fn enumerate_matches(&self, pattern: &str) -> Result<Vec<String>, InventoryError> {
@@ -161,7 +161,7 @@ fn pattern_regex(pattern: &str) -> Result<Regex, InventoryError> {
         Some(re) => format!("^(?:{re})"),
         None => format!("^(?s:{})$", fnmatch_translate(pattern)),
     };
-    Regex::new(&src).map_err(|_| InventoryError(format!("Invalid host list pattern: {pattern}")))
+    Regex::new(&src).map_err(|_| InventoryError::Pattern(pattern.to_string()))
 }
 
 /// Python's `fnmatch.translate` to Rust regex syntax (without anchors).

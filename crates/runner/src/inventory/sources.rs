@@ -21,8 +21,7 @@ impl Inventory {
                 Err(_) => (h.to_string(), None),
             };
             if !self.hosts.contains_key(&host) {
-                self.add_host(&host, Some("ungrouped"), port, Some(list))
-                    .map_err(|e| InventoryError(format!("Invalid data from string, could not parse: {e}")))?;
+                self.add_host(&host, Some("ungrouped"), port, Some(list)).map_err(InventoryError::HostList)?;
             }
         }
         Ok(())
@@ -31,7 +30,7 @@ impl Inventory {
     pub(super) fn parse_source(&mut self, path: &Path) -> Result<(), InventoryError> {
         if path.is_dir() {
             let mut names: Vec<String> = fs::read_dir(path)
-                .map_err(|e| InventoryError(format!("{}: {e}", path.display())))?
+                .map_err(|e| InventoryError::Source { source_name: path.display().to_string(), problem: e.to_string() })?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();
@@ -50,12 +49,16 @@ impl Inventory {
         let src = path.to_string_lossy().into_owned();
         let ext = split_ext(&src);
         if ext == ".toml" {
-            return Err(InventoryError(format!("{src}: TOML inventories are not supported")));
+            return Err(InventoryError::Source { source_name: src, problem: "TOML inventories are not supported".into() });
         }
-        let bytes = fs::read(path).map_err(|e| InventoryError(format!("{src}: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|_| InventoryError(format!("{src}: inventory file is not valid UTF-8")))?;
+        let bytes = fs::read(path).map_err(|e| InventoryError::Source { source_name: src.clone(), problem: e.to_string() })?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| InventoryError::Source { source_name: src.clone(), problem: "inventory file is not valid UTF-8".into() })?;
         if text.starts_with("#!") && is_executable(path) {
-            return Err(InventoryError(format!("{src}: dynamic inventory scripts are not supported (the file is executable and starts with #!)")));
+            return Err(InventoryError::Source {
+                source_name: src,
+                problem: "dynamic inventory scripts are not supported (the file is executable and starts with #!)".into(),
+            });
         }
         if YAML_EXTENSIONS.contains(&ext.as_str()) {
             let data = if ext == ".json" {
@@ -82,7 +85,7 @@ impl Inventory {
 }
 
 pub(super) fn parse_yaml_text(path: &str, text: &str) -> Result<Value, InventoryError> {
-    airlock_base::yaml::parse_json(text).map_err(|e| InventoryError(format!("{path}:{}:{}: {}", e.mark.line, e.mark.col, e.message)))
+    airlock_base::yaml::parse_json(text).map_err(|e| InventoryError::Syntax { path: path.to_string(), line: e.mark.line, col: e.mark.col, message: e.message })
 }
 
 /// Whether a file without extension might be a YAML mapping, so worth trying as YAML before INI

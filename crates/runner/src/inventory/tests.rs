@@ -108,21 +108,21 @@ fn ini_section_names_pending_and_errors() {
 
     let mut inv = Inventory::new();
     let e = inv.parse_ini("/x/h", "[a:children]\nmissing\n").unwrap_err();
-    assert_eq!(e.0, "/x/h:2: Section [a:children] includes undefined group 'missing'.");
+    assert_eq!(e.to_string(), "/x/h:2: Section [a:children] includes undefined group 'missing'.");
     let e = Inventory::new().parse_ini("/x/h", "\n[g:vars]\nk=v\n").unwrap_err();
-    assert_eq!(e.0, "/x/h:2: Section [g:vars] not valid for undefined group 'g'.");
+    assert_eq!(e.to_string(), "/x/h:2: Section [g:vars] not valid for undefined group 'g'.");
     let e = Inventory::new().parse_ini("/x/h", "[g]\nh1 novalue\n").unwrap_err();
-    assert!(e.0.starts_with("/x/h:2: Expected key=value host variable assignment"), "{}", e.0);
+    assert!(e.to_string().starts_with("/x/h:2: Expected key=value host variable assignment"), "{}", e.to_string());
     let e = Inventory::new().parse_ini("/x/h", "[g:vars]\n[g]\n[g:vars]\njunk\n").unwrap_err();
-    assert_eq!(e.0, "/x/h:4: Expected key=value, got: junk");
+    assert_eq!(e.to_string(), "/x/h:4: Expected key=value, got: junk");
     let e = Inventory::new().parse_ini("/x/h", "[g:bogus]\n").unwrap_err();
-    assert!(e.0.contains("has unknown type: bogus"), "{}", e.0);
+    assert!(e.to_string().contains("has unknown type: bogus"), "{}", e.to_string());
     let e = Inventory::new().parse_ini("/x/h", "[bad group]\n").unwrap_err();
-    assert!(e.0.starts_with("/x/h:1: Invalid section entry"), "{}", e.0);
+    assert!(e.to_string().starts_with("/x/h:1: Invalid section entry"), "{}", e.to_string());
     let e = Inventory::new().parse_ini("/x/h", "[a:children]\nb\n[b:children]\na\n[b]\n").unwrap_err();
-    assert!(e.0.contains("recursive dependency loop"), "{}", e.0);
+    assert!(e.to_string().contains("recursive dependency loop"), "{}", e.to_string());
     let e = Inventory::new().parse_ini("/x/h", "h1 x=\"open\n").unwrap_err();
-    assert!(e.0.contains("No closing quotation"), "{}", e.0);
+    assert!(e.to_string().contains("No closing quotation"), "{}", e.to_string());
 }
 
 #[test]
@@ -234,15 +234,15 @@ fn yaml_inventory_from_json_values() {
 
     let mut bad = Inventory::new();
     let e = bad.parse_yaml_data("/i.yml", &json!({"all": {"hosts": ["a"]}})).unwrap_err();
-    assert!(e.0.contains("Invalid \"hosts\" entry for \"all\" group"), "{}", e.0);
+    assert!(e.to_string().contains("Invalid \"hosts\" entry for \"all\" group"), "{}", e.to_string());
     let e = Inventory::new().parse_yaml_data("/i.yml", &json!(["x"])).unwrap_err();
-    assert!(e.0.contains("should be a dictionary"), "{}", e.0);
+    assert!(e.to_string().contains("should be a dictionary"), "{}", e.to_string());
     let e = Inventory::new().parse_yaml_data("/i.yml", &json!({"all": {"children": {"odd": [1]}}})).unwrap_err();
-    assert_eq!(e.0, "/i.yml: odd is not a known host nor group");
+    assert_eq!(e.to_string(), "/i.yml: odd is not a known host nor group");
     let e = Inventory::new().parse_yaml_data("/i.yml", &json!({"plugin": "aws_ec2"})).unwrap_err();
-    assert!(e.0.contains("plugin"), "{}", e.0);
+    assert!(e.to_string().contains("plugin"), "{}", e.to_string());
     let e = Inventory::new().parse_yaml_data("/i.yml", &json!({"all": {"hosts": {"h": "str"}}})).unwrap_err();
-    assert!(e.0.contains("expected dictionary"), "{}", e.0);
+    assert!(e.to_string().contains("expected dictionary"), "{}", e.to_string());
 }
 
 #[test]
@@ -381,7 +381,7 @@ fn var_precedence_with_files() {
     // broken files are errors naming the file
     write(&inv_dir.join("group_vars/web/c.json"), "[1, 2]");
     let e = Inventory::load(&[inv_dir.to_string_lossy().into_owned()]).unwrap_err();
-    assert!(e.0.contains("c.json") && e.0.contains("must contain a dictionary"), "{}", e.0);
+    assert!(e.to_string().contains("c.json") && e.to_string().contains("must contain a dictionary"), "{}", e.to_string());
 }
 
 #[test]
@@ -418,5 +418,5 @@ fn directory_sources_and_files() {
     assert_eq!(ph(&inv, "localhost"), names(&["localhost"]));
     write(&root.join("bad.ini"), "ok\n[g:nope]\n");
     let e = Inventory::load(&[root.join("bad.ini").to_string_lossy().into_owned()]).unwrap_err();
-    assert!(e.0.ends_with("bad.ini:2: Section [g:nope] has unknown type: nope"), "{}", e.0);
+    assert!(e.to_string().ends_with("bad.ini:2: Section [g:nope] has unknown type: nope"), "{}", e.to_string());
 }

@@ -111,16 +111,16 @@ impl Inventory {
         let gdir = dir.join("group_vars");
         if gdir.is_dir() {
             for g in self.groups.keys() {
-                self.vars_cache.entity(dir, "group_vars", g).map_err(InventoryError)?;
+                self.vars_cache.entity(dir, "group_vars", g).map_err(InventoryError::VarsFile)?;
             }
         }
         let hdir = dir.join("host_vars");
         if hdir.is_dir() {
             for h in self.hosts.keys().map(String::as_str) {
-                self.vars_cache.entity(dir, "host_vars", h).map_err(InventoryError)?;
+                self.vars_cache.entity(dir, "host_vars", h).map_err(InventoryError::VarsFile)?;
             }
             for h in extra_hosts {
-                self.vars_cache.entity(dir, "host_vars", h).map_err(InventoryError)?;
+                self.vars_cache.entity(dir, "host_vars", h).map_err(InventoryError::VarsFile)?;
             }
         }
         Ok(())
@@ -207,7 +207,7 @@ pub fn load_vars_file(path: &Path) -> Result<Option<Map<String, Value>>, String>
     let json_first = split_ext(&path.to_string_lossy()) == ".json" || text.trim_start().starts_with('{');
     let value = match json_first.then(|| serde_json::from_str::<Value>(&text)) {
         Some(Ok(v)) => v,
-        _ => parse_yaml_text(&shown, &text).map_err(|e| e.0)?,
+        _ => parse_yaml_text(&shown, &text).map_err(|e| e.to_string())?,
     };
     match value {
         Value::Null => Ok(None),

@@ -10,7 +10,7 @@ impl Inventory {
     /// Reads a YAML inventory (`all: {hosts: ..., vars: ..., children: ...}`) already parsed to
     /// JSON data. `path` names the source in errors and in `inventory_file`.
     pub(super) fn parse_yaml_data(&mut self, path: &str, data: &Value) -> Result<(), InventoryError> {
-        let err = |msg: String| InventoryError(format!("{path}: {msg}"));
+        let err = |problem: String| InventoryError::Source { source_name: path.to_string(), problem };
         let map = match data {
             Value::Null => return Err(err("Parsed empty YAML file".into())),
             Value::Object(m) if m.is_empty() => return Err(err("Parsed empty YAML file".into())),
