@@ -166,7 +166,7 @@ impl Runner {
             }
             let ssh = match self.ssh_params(pc, target).and_then(|p| self.connections.ssh(&p)) {
                 Ok(c) => c,
-                Err(msg) => return json!({"changed": false, "failed": true, "msg": msg}),
+                Err(e) => return json!({"changed": false, "failed": true, "msg": e.to_string()}),
             };
             return ssh.run_module(&mut req, become_user.as_deref(), &uploads);
         }
@@ -202,7 +202,11 @@ impl Runner {
     }
 
     /// How to reach `host` over SSH, from its variables (templated in its own context).
-    pub(super) fn ssh_params(&mut self, pc: &PlayCtx, host: &str) -> Result<connection::SshParams, String> {
+    pub(super) fn ssh_params(&mut self, pc: &PlayCtx, host: &str) -> Result<connection::SshParams, connection::ConnectionSetupError> {
+        self.ssh_params_inner(pc, host).map_err(connection::ConnectionSetupError::Variable)
+    }
+
+    fn ssh_params_inner(&mut self, pc: &PlayCtx, host: &str) -> Result<connection::SshParams, String> {
         let hv = self.hostvars(pc);
         let hvars = hv.get_item(&minijinja::Value::from(host)).ok().filter(|v| !v.is_undefined());
         let get = |names: &[&str]| -> Option<Json> {

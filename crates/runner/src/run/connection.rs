@@ -64,9 +64,24 @@ struct Inner {
     binary_ids: Mutex<HashMap<PathBuf, String>>,
 }
 
+/// Why a connection to a host cannot be set up, before any command runs on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionSetupError {
+    /// A connection variable of the host (`ansible_port`, `ansible_ssh_common_args`,
+    /// `ansible_password`...) that airlock cannot use; the message names it and the host.
+    #[error("{0}")]
+    Variable(String),
+    #[error("could not create a directory for SSH control sockets under /tmp: {0}")]
+    ControlDir(std::io::Error),
+    #[error("cannot find the airlock binary to copy to {host}: {source}")]
+    LocalBinary { host: String, source: std::io::Error },
+    #[error("cannot read the airlock binary {}: {source}", path.display())]
+    ReadBinary { path: PathBuf, source: std::io::Error },
+}
+
 impl Connections {
     /// The connection for these parameters, opened on first use.
-    pub fn ssh(&self, params: &SshParams) -> Result<Arc<Ssh>, String> {
+    pub fn ssh(&self, params: &SshParams) -> Result<Arc<Ssh>, ConnectionSetupError> {
         let mut open = self.0.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = open.get(params) {
             return Ok(c.clone());
@@ -74,18 +89,13 @@ impl Connections {
         let dir = {
             let mut d = self.0.control_dir.lock().unwrap_or_else(|e| e.into_inner());
             if d.is_none() {
-                *d = Some(
-                    tempfile::Builder::new()
-                        .prefix("airlock-ssh-")
-                        .tempdir_in("/tmp")
-                        .map_err(|e| format!("could not create a directory for SSH control sockets under /tmp: {e}"))?,
-                );
+                *d = Some(tempfile::Builder::new().prefix("airlock-ssh-").tempdir_in("/tmp").map_err(ConnectionSetupError::ControlDir)?);
             }
             d.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default()
         };
         let local = match &params.binary {
             Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| format!("cannot find the airlock binary to copy to {}: {e}", params.host))?,
+            None => std::env::current_exe().map_err(|source| ConnectionSetupError::LocalBinary { host: params.host.clone(), source })?,
         };
         let id = self.binary_id(&local)?;
         let c = Arc::new(Ssh { params: params.clone(), control_dir: dir, local_binary: local, binary_id: id, remote: Mutex::new(None) });
@@ -93,13 +103,13 @@ impl Connections {
         Ok(c)
     }
 
-    fn binary_id(&self, path: &Path) -> Result<String, String> {
+    fn binary_id(&self, path: &Path) -> Result<String, ConnectionSetupError> {
         let mut ids = self.0.binary_ids.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(id) = ids.get(path) {
             return Ok(id.clone());
         }
         let (sha, _) = airlock_content::sources::fetch::hash_file(path, airlock_content::sources::fetch::Algo::Sha256)
-            .map_err(|e| format!("cannot read the airlock binary {}: {e}", path.display()))?;
+            .map_err(|source| ConnectionSetupError::ReadBinary { path: path.to_path_buf(), source })?;
         let id = format!("airlock-{}-{}", env!("CARGO_PKG_VERSION"), &sha[..16]);
         ids.insert(path.to_path_buf(), id.clone());
         Ok(id)

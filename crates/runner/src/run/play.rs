@@ -183,7 +183,7 @@ impl Runner {
             "ssh" => {
                 let ssh = match self.ssh_params(pc, host).and_then(|p| self.connections.ssh(&p)) {
                     Ok(c) => c,
-                    Err(msg) => return json!({"changed": false, "failed": true, "msg": msg}),
+                    Err(e) => return json!({"changed": false, "failed": true, "msg": e.to_string()}),
                 };
                 let mut req = escalate::ModuleRequest { module: "setup".into(), ..Default::default() };
                 let r = ssh.run_module(&mut req, None, &[]);
