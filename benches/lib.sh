@@ -33,3 +33,9 @@ for _ in range(max(runs, 2)):
 print(ts[0], min(ts[1:]))
 PY
 }
+
+# A TCP port of 127.0.0.1 free now (for a server a benchmark starts).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits up to 10 s for URL to answer over HTTP; stops the script when it does not.
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return; sleep 0.1; done; echo "$1 does not answer" >&2; exit 1; }

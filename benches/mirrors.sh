@@ -16,6 +16,7 @@
 # its own and a small one; random bytes, gzipped, so incompressible).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 RUNS=${RUNS:-3}
 IMAGES=${IMAGES:-8}
 LAYER_MB=${LAYER_MB:-16}
@@ -40,7 +41,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # --- The connected side, untimed: an upstream registry with the images, the archive ---------
 layout=$base/layout-$IMAGES-$LAYER_MB

@@ -36,7 +36,6 @@ mkdir -p /run/sshd
 ssh-keygen -q -t ed25519 -N "" -f "$work/id_ed25519"
 cp "$work/id_ed25519.pub" "$work/authorized_keys"
 chmod 644 "$work/authorized_keys"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 inv_airlock=$work/inventory-airlock.ini
 inv_ansible=$work/inventory-ansible.ini

@@ -90,42 +90,28 @@ fn crate_paths(text: &str) -> BTreeSet<String> {
     out
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn the_runner_folders_use_only_those_below_them() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/runner/src");
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md")).unwrap();
     let stated = RUNNER_ORDER.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>();
     assert!(stated.iter().all(|m| doc.contains(m.as_str())), "docs/architecture.md must name the runner's folders {stated:?}");
-    let mut top: Vec<String> =
-        std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned()).filter(|n| n != "lib").collect();
-    top.sort();
-    let mut want: Vec<String> = RUNNER_ORDER.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(top, want, "a new folder in crates/runner/src needs its place in RUNNER_ORDER and docs/architecture.md");
-    for (rank, name) in RUNNER_ORDER.iter().enumerate() {
-        let mut files = Vec::new();
-        let dir = src.join(name);
-        if dir.is_dir() {
-            rust_files(&dir, &mut files);
-        } else {
-            files.push(src.join(format!("{name}.rs")));
+    let mut seen = BTreeSet::new();
+    for (rel, bytes) in crate::support::tree(&src) {
+        let Some(file) = rel.strip_suffix(".rs") else { continue };
+        let top = file.split('/').next().unwrap();
+        if top == "lib" {
+            continue;
         }
-        for f in files {
-            for used in crate_paths(&std::fs::read_to_string(&f).unwrap()) {
-                let Some(r) = RUNNER_ORDER.iter().position(|m| *m == used) else { continue };
-                assert!(r <= rank, "{} uses crate::{used}, which sits above {name} in the runner's order", f.display());
-            }
+        let rank = RUNNER_ORDER
+            .iter()
+            .position(|m| *m == top)
+            .unwrap_or_else(|| panic!("crates/runner/src/{rel}: a new folder in crates/runner/src needs its place in RUNNER_ORDER and docs/architecture.md"));
+        seen.insert(top.to_string());
+        for used in crate_paths(&String::from_utf8_lossy(&bytes)) {
+            let Some(r) = RUNNER_ORDER.iter().position(|m| *m == used) else { continue };
+            assert!(r <= rank, "crates/runner/src/{rel} uses crate::{used}, which sits above {top} in the runner's order");
         }
     }
+    assert_eq!(seen, RUNNER_ORDER.iter().map(|s| s.to_string()).collect(), "RUNNER_ORDER names a folder crates/runner/src does not have");
 }

@@ -10,7 +10,7 @@ use airlock_content::sources::pypi::{self, Mode, PipError, PipTarget};
 use crate::support::pypiserver::{Server, fixture};
 
 fn sha256(path: &Path) -> String {
-    airlock_content::sources::fetch::hash_file(path, airlock_content::sources::fetch::Algo::Sha256).unwrap().0
+    airlock_base::digest::sha256_file(path).unwrap().1
 }
 
 fn target(py: &str, platforms: &[&str]) -> PipTarget {

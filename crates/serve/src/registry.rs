@@ -588,7 +588,7 @@ async fn finish_upload(store: &Store, name: &str, id: &str, digest: &str) -> Res
     let (root, dest, link, digest_owned, hex_owned) =
         (store.root.clone(), store.data_path(hex), store.layer_link(name, hex), digest.to_string(), hex.to_string());
     let done = blocking(move || {
-        let actual = airlock_content::sources::fetch::hash_file(&data, airlock_content::sources::fetch::Algo::Sha256)?.0;
+        let actual = airlock_base::digest::sha256_file(&data)?.1;
         if actual != hex_owned {
             fs::remove_dir_all(&dir)?;
             return Ok(false);

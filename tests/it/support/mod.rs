@@ -87,10 +87,8 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// does not hold a temporary directory's random name.
 pub fn redacted(dir: &Path, name: &str, f: impl FnOnce()) {
     let dir = dir.display().to_string();
-    let literal: String =
-        dir.trim_end_matches('/').chars().map(|c| if c.is_ascii_alphanumeric() || "/_-".contains(c) { c.to_string() } else { format!("\\{c}") }).collect();
     let mut settings = insta::Settings::clone_current();
-    settings.add_filter(&literal, name);
+    settings.add_filter(&regex::escape(dir.trim_end_matches('/')), name);
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(f);
 }

@@ -9,18 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use airlock_base::digest::{self, Algorithm, Hasher};
+use airlock_base::digest::{self, Hasher};
 use reqwest::blocking::Client;
 use reqwest::header::HeaderMap;
 
-/// A digest algorithm of a checksum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Algo {
-    Sha256,
-    Sha512,
-    Sha1,
-    Md5,
-}
+/// A digest algorithm of a checksum (a checksum text names sha256, sha512, sha1 or md5).
+pub use airlock_base::digest::Algorithm as Algo;
 
 /// An expected digest, as `sha256:<hex>` (also sha512, sha1, md5).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,24 +59,7 @@ impl Checksum {
 
 impl std::fmt::Display for Checksum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let a = match self.algo {
-            Algo::Sha256 => "sha256",
-            Algo::Sha512 => "sha512",
-            Algo::Sha1 => "sha1",
-            Algo::Md5 => "md5",
-        };
-        write!(f, "{a}:{}", self.hex)
-    }
-}
-
-impl From<Algo> for Algorithm {
-    fn from(a: Algo) -> Algorithm {
-        match a {
-            Algo::Sha256 => Algorithm::Sha256,
-            Algo::Sha512 => Algorithm::Sha512,
-            Algo::Sha1 => Algorithm::Sha1,
-            Algo::Md5 => Algorithm::Md5,
-        }
+        write!(f, "{}:{}", self.algo.name(), self.hex)
     }
 }
 
@@ -92,7 +69,7 @@ pub fn hash_file(path: &Path, algo: Algo) -> std::io::Result<(String, String)> {
         let (_, s) = digest::sha256_file(path)?;
         return Ok((s.clone(), s));
     }
-    let (_, mut hexes) = digest::hash_file(path, &[Algorithm::Sha256, algo.into()])?;
+    let (_, mut hexes) = digest::hash_file(path, &[Algo::Sha256, algo])?;
     let other = hexes.pop().expect("two digests");
     Ok((hexes.pop().expect("two digests"), other))
 }
@@ -400,8 +377,8 @@ impl Fetcher {
             // Read before the body: reqwest derives it from the body's remaining size.
             let content_length = resp.content_length();
             let mut file = fs::File::create(&part).map_err(|e| io(e, &part))?;
-            let mut s256 = Hasher::new(Algorithm::Sha256);
-            let mut other = expected.map(|c| c.algo).filter(|a| *a != Algo::Sha256).map(|a| Hasher::new(a.into()));
+            let mut s256 = Hasher::new(Algo::Sha256);
+            let mut other = expected.map(|c| c.algo).filter(|a| *a != Algo::Sha256).map(Hasher::new);
             let mut buf = vec![0u8; 1 << 16];
             let mut size = 0u64;
             loop {

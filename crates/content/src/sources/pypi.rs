@@ -48,7 +48,8 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use super::fetch::{Algo, hash_file, parallel};
+use super::fetch::parallel;
+use airlock_base::digest::sha256_file;
 
 /// The name of the state file in `dest`.
 pub const STATE_FILE: &str = ".airlock-pip.json";
@@ -314,7 +315,7 @@ fn verified(path: &Path, size: u64, sha256: &str) -> bool {
         Ok(m) if m.is_file() && (size == 0 || m.len() == size) => {}
         _ => return false,
     }
-    hash_file(path, Algo::Sha256).map(|(s, _)| s.eq_ignore_ascii_case(sha256)).unwrap_or(false)
+    sha256_file(path).map(|(_, s)| s.eq_ignore_ascii_case(sha256)).unwrap_or(false)
 }
 
 fn write_state(path: &Path, state: &State) -> Result<(), PipError> {
@@ -611,9 +612,8 @@ impl<'a> Pip<'a> {
         let mut files = Vec::new();
         for (r, had) in resolved.iter().zip(&have) {
             let target = dest.join(&r.filename);
-            let (sha256, size) = if *had {
-                let (s, _) = hash_file(&target, Algo::Sha256).map_err(io_err(&target))?;
-                (s, fs::metadata(&target).map_err(io_err(&target))?.len())
+            let (size, sha256) = if *had {
+                sha256_file(&target).map_err(io_err(&target))?
             } else {
                 let got = dl.join(&r.filename);
                 if !got.is_file() {
@@ -626,13 +626,13 @@ impl<'a> Pip<'a> {
                         if there.is_empty() { "nothing".to_string() } else { there.join(", ") }
                     )));
                 }
-                let (s, _) = hash_file(&got, Algo::Sha256).map_err(io_err(&got))?;
+                let (size, s) = sha256_file(&got).map_err(io_err(&got))?;
                 if let Some(exp) = &r.sha256
                     && !exp.eq_ignore_ascii_case(&s)
                 {
                     return Err(PipError::Checksum { filename: r.filename.clone(), url: r.url.clone(), expected: exp.clone(), actual: s });
                 }
-                (s, fs::metadata(&got).map_err(io_err(&got))?.len())
+                (size, s)
             };
             files.push(PipFile {
                 filename: r.filename.clone(),
@@ -675,8 +675,7 @@ impl<'a> Pip<'a> {
         let mut files = Vec::new();
         for f in &names {
             let path = dl.join(f);
-            let (sha256, _) = hash_file(&path, Algo::Sha256).map_err(io_err(&path))?;
-            let size = fs::metadata(&path).map_err(io_err(&path))?.len();
+            let (size, sha256) = sha256_file(&path).map_err(io_err(&path))?;
             let (name, version) = parse_filename(f).ok_or_else(|| PipError::Unexpected(format!("cannot tell the project and version of {f}")))?;
             files.push(PipFile { filename: f.clone(), name, version, sha256, size, url: urls.get(f).cloned() });
         }

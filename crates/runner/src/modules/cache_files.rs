@@ -91,8 +91,8 @@ pub fn run(a: &Args, ctx: &ModuleContext) -> ModuleOutcome {
     let results = parallel(jobs, offline_cache::concurrency(a)?, |j: Job| {
         // Without a checksum a file already present is kept, as get_url does without force.
         if j.checksum.is_none() && j.dest.is_file() {
-            return airlock_content::sources::fetch::hash_file(&j.dest, airlock_content::sources::fetch::Algo::Sha256)
-                .map(|(s, _)| (j.url.clone(), j.dest.clone(), std::fs::metadata(&j.dest).map(|m| m.len()).unwrap_or(0), s, false))
+            return airlock_base::digest::sha256_file(&j.dest)
+                .map(|(size, s)| (j.url.clone(), j.dest.clone(), size, s, false))
                 .map_err(|e| format!("{}: {e}", j.dest.display()));
         }
         fetcher

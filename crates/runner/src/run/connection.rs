@@ -108,8 +108,7 @@ impl Connections {
         if let Some(id) = ids.get(path) {
             return Ok(id.clone());
         }
-        let (sha, _) = airlock_content::sources::fetch::hash_file(path, airlock_content::sources::fetch::Algo::Sha256)
-            .map_err(|source| ConnectionSetupError::ReadBinary { path: path.to_path_buf(), source })?;
+        let (_, sha) = airlock_base::digest::sha256_file(path).map_err(|source| ConnectionSetupError::ReadBinary { path: path.to_path_buf(), source })?;
         let id = format!("airlock-{}-{}", env!("CARGO_PKG_VERSION"), &sha[..16]);
         ids.insert(path.to_path_buf(), id.clone());
         Ok(id)

@@ -497,7 +497,7 @@ fn sha256_of(bytes: &[u8]) -> Checksum {
 /// The sha256 of `bytes` and their digest in `sum`'s algorithm.
 fn hash_bytes(bytes: &[u8], sum: &Checksum) -> (String, String) {
     let s = airlock_base::digest::sha256_hex(bytes);
-    let o = if sum.algo == Algo::Sha256 { s.clone() } else { airlock_base::digest::hex_digest(sum.algo.into(), bytes) };
+    let o = if sum.algo == Algo::Sha256 { s.clone() } else { airlock_base::digest::hex_digest(sum.algo, bytes) };
     (s, o)
 }
 
